@@ -1,0 +1,42 @@
+# Twinsite: `make run` to start everything with a demo twin, `make test` to run the suite.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+MANAGE := $(PY) manage.py
+
+.PHONY: run test setup services python migrate models lint bench worker-check clean
+
+run: setup ## install what is missing, seed the demo twin, start web + workers + beat
+	@$(MANAGE) seed_demo
+	@echo "  Twinsite is starting at http://127.0.0.1:8000  (Ctrl-C stops web, workers and beat)"
+	@echo
+	@$(VENV)/bin/honcho start -f Procfile
+
+test: setup ## the whole suite: lint, migrations check, pytest (unit, worker, browser)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(MANAGE) makemigrations --check --dry-run
+	$(VENV)/bin/pytest
+
+setup: services python migrate models ## idempotent: a second run takes a few seconds
+
+services:
+	@bash scripts/setup-services.sh
+
+python:
+	@bash scripts/setup-python.sh
+
+migrate: python services
+	@$(MANAGE) migrate --noinput -v 0
+
+models: python
+	@$(MANAGE) prepare_models
+
+lint:
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+bench: setup ## benchmarks against same-run baselines; results in bench/results/
+	$(PY) -m bench.run_all
+
+clean: ## remove generated data (keeps the venv and the model cache)
+	rm -rf var/uploads var/datasets var/adapters var/runs staticfiles

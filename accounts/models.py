@@ -1,0 +1,86 @@
+"""Users, their twin profile and their API tokens.
+
+Everything a user owns elsewhere (sources, chunks, adapters, conversations) points
+at the user with an `owner` foreign key; this app is upstream of all of them.
+"""
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils import timezone
+
+from twinsite.ownership import OwnedQuerySet
+
+
+class User(AbstractUser):
+    """Django's user, ours from day one so fields can be added without a data migration."""
+
+
+class Twin(models.Model):
+    """The twin profile: one per user, the persona the model speaks as."""
+
+    owner = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="twin")
+    name = models.CharField(max_length=100, help_text="The name your twin speaks as.")
+    auto_train = models.BooleanField(
+        default=False,
+        help_text="Train automatically when a new dataset version adds enough samples.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"{self.name} (twin of {self.owner})"
+
+    @classmethod
+    def for_user(cls, user) -> "Twin":
+        twin, _ = cls.objects.get_or_create(owner=user, defaults={"name": user.get_full_name() or user.username})
+        return twin
+
+
+class ApiTokenQuerySet(OwnedQuerySet):
+    def active(self):
+        return self.filter(revoked_at__isnull=True)
+
+
+def hash_token(raw: str) -> str:
+    # Tokens carry 256 bits of randomness, so a plain SHA-256 is enough (no slow KDF needed).
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class ApiToken(models.Model):
+    """A revocable API token. Only its hash is stored; the raw value is shown once."""
+
+    PREFIX = "tw_"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    key_prefix = models.CharField(max_length=12, help_text="First characters, to tell tokens apart.")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.name} ({self.key_prefix}…)"
+
+    @classmethod
+    def issue(cls, owner, name: str) -> tuple["ApiToken", str]:
+        raw = cls.PREFIX + secrets.token_urlsafe(32)
+        token = cls.objects.create(owner=owner, name=name, key_prefix=raw[:10], key_hash=hash_token(raw))
+        return token, raw
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    def revoke(self):
+        if self.revoked_at is None:
+            self.revoked_at = timezone.now()
+            self.save(update_fields=["revoked_at"])

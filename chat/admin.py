@@ -1,0 +1,27 @@
+from django.contrib import admin
+
+from .models import Conversation, Message, PromptTrace
+
+
+class MessageInline(admin.TabularInline):
+    model = Message
+    extra = 0
+    fields = ("role", "content", "status", "model_version", "created_at")
+    readonly_fields = fields
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin):
+    list_display = ("title", "owner", "created_at", "updated_at")
+    search_fields = ("title", "owner__username")
+    inlines = [MessageInline]
+
+
+@admin.register(PromptTrace)
+class PromptTraceAdmin(admin.ModelAdmin):
+    list_display = ("question", "owner", "model_version", "retrieval_ms", "first_token_ms", "latency_ms", "created_at")
+    search_fields = ("question", "owner__username")
+    readonly_fields = [f.name for f in PromptTrace._meta.fields]
+
+    def has_add_permission(self, request):
+        return False

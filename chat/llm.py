@@ -1,0 +1,158 @@
+"""Generation with a shared base model and each twin's own LoRA adapter.
+
+One base model stays in memory per process; adapters are loaded onto it by name
+(peft multi-adapter) and kept in a small LRU, so switching twins costs a
+`set_adapter` (tens of ms) instead of a model load. A twin without a production
+adapter is answered by the base model alone (adapters disabled).
+
+Generation holds a lock: one answer at a time per process, which is what two CPU
+cores can do anyway; run more web or worker processes to serve more at once.
+"""
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from training import base_models
+from training.prompts import render_prompt
+
+MAX_RESIDENT_ADAPTERS = 8
+
+
+@dataclass
+class Generation:
+    prompt: str
+    prompt_tokens: int = 0
+    text: str = ""
+    tokens: int = 0
+    first_token_ms: int = 0
+
+
+class TwinModels:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.base_identifier = None
+        self.model = None  # a PeftModel once the first adapter is loaded, else the base model
+        self.tokenizer = None
+        self.adapters: OrderedDict[str, str] = OrderedDict()  # adapter name -> sha256
+
+    def _load_base(self, identifier: str):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if settings.TWIN_TORCH_THREADS:
+            torch.set_num_threads(settings.TWIN_TORCH_THREADS)
+        path = base_models.resolve(identifier)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device).eval()
+        self.base_identifier = identifier
+        self.adapters.clear()
+
+    def _use_adapter(self, model_version) -> bool:
+        """Make the version's adapter active; False means "base model alone"."""
+        if model_version is None:
+            return False
+        from peft import PeftModel
+
+        name = f"mv{model_version.pk}"
+        if self.adapters.get(name) != model_version.sha256:
+            if name in self.adapters:
+                self.model.delete_adapter(name)
+                del self.adapters[name]
+            if isinstance(self.model, PeftModel):
+                self.model.load_adapter(str(model_version.adapter_dir), adapter_name=name)
+            else:
+                self.model = PeftModel.from_pretrained(self.model, str(model_version.adapter_dir), adapter_name=name)
+            self.adapters[name] = model_version.sha256
+        self.adapters.move_to_end(name)
+        while len(self.adapters) > MAX_RESIDENT_ADAPTERS:
+            evicted, _ = self.adapters.popitem(last=False)
+            self.model.delete_adapter(evicted)
+        self.model.set_adapter(name)
+        return True
+
+    def prepare(self, model_version=None):
+        """Load what answering for this model version needs (also a warm-up)."""
+        identifier = model_version.base_model.identifier if model_version else settings.TWIN_BASE_MODEL
+        if self.model is None or identifier != self.base_identifier:
+            self._load_base(identifier)
+        return self._use_adapter(model_version)
+
+    def stream(self, messages: list[dict], model_version=None, max_new_tokens: int | None = None) -> Iterator[str]:
+        """Yield the answer's text piece by piece; the Generation is the return value."""
+        import contextlib
+
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        max_new_tokens = max_new_tokens or settings.TWIN_MAX_NEW_TOKENS
+        with self.lock:
+            use_adapter = self.prepare(model_version)
+            prompt = render_prompt(self.tokenizer, messages)
+            inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.model.device)
+            streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300)
+            stop = threading.Event()
+
+            class StopWhenAsked(StoppingCriteria):
+                def __call__(self, input_ids, scores, **kwargs):
+                    return stop.is_set()
+
+            failure = []
+
+            def generate():
+                adapter_off = contextlib.nullcontext() if use_adapter else _adapters_disabled(self.model)
+                try:
+                    with adapter_off, torch.inference_mode():
+                        self.model.generate(
+                            **inputs,
+                            streamer=streamer,
+                            max_new_tokens=max_new_tokens,
+                            do_sample=False,
+                            repetition_penalty=1.1,
+                            no_repeat_ngram_size=4,
+                            pad_token_id=self.tokenizer.pad_token_id,
+                            stopping_criteria=StoppingCriteriaList([StopWhenAsked()]),
+                        )
+                except Exception as exc:  # surfaced to the caller below
+                    failure.append(exc)
+                    streamer.end()
+
+            result = Generation(prompt=prompt, prompt_tokens=inputs["input_ids"].shape[1])
+            started = time.perf_counter()
+            worker = threading.Thread(target=generate, daemon=True)
+            worker.start()
+            try:
+                for piece in streamer:
+                    if not piece:
+                        continue
+                    if not result.text:
+                        result.first_token_ms = int((time.perf_counter() - started) * 1000)
+                    result.text += piece
+                    yield piece
+            finally:
+                stop.set()  # the client went away, or we are done: free the lock promptly
+                worker.join()
+            if failure:
+                raise failure[0]
+            result.tokens = len(self.tokenizer(result.text, add_special_tokens=False)["input_ids"])
+            return result
+
+
+def _adapters_disabled(model):
+    import contextlib
+
+    from peft import PeftModel
+
+    return model.disable_adapter() if isinstance(model, PeftModel) else contextlib.nullcontext()
+
+
+_models = TwinModels()
+
+
+def get_models() -> TwinModels:
+    return _models

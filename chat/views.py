@@ -1,0 +1,97 @@
+from django.contrib.auth.decorators import login_required
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.utils.html import escape
+from django.views.decorators.http import require_POST
+
+from .actions import ChatRefused, check_can_chat, do_ask, serving_description, stream_answer
+from .models import Conversation, Message
+
+
+def _get_conversation_for_user(request, conversation_id) -> Conversation:
+    return get_object_or_404(Conversation.objects.for_user(request.user), pk=conversation_id)
+
+
+def _get_answer_for_user(request, message_id) -> Message:
+    return get_object_or_404(
+        Message.objects.select_related("conversation__owner").filter(
+            conversation__in=Conversation.objects.for_user(request.user), role=Message.Role.ASSISTANT
+        ),
+        pk=message_id,
+    )
+
+
+def _chat_page(request, conversation=None, error="", status=200):
+    try:
+        check_can_chat(request.user)
+        blocked = ""
+    except ChatRefused as exc:
+        blocked = str(exc)
+    context = {
+        "conversation": conversation,
+        "chat_messages": conversation.messages.all() if conversation else [],
+        "conversations": Conversation.objects.for_user(request.user)[:30],
+        "serving": serving_description(request.user),
+        "blocked": blocked,
+        "error": error,
+    }
+    return render(request, "chat/chat.html", context, status=status)
+
+
+@login_required
+def chat_home(request):
+    return _chat_page(request)
+
+
+@login_required
+def conversation(request, conversation_id):
+    return _chat_page(request, _get_conversation_for_user(request, conversation_id))
+
+
+@login_required
+@require_POST
+def send(request):
+    conversation = None
+    if request.POST.get("conversation"):
+        conversation = _get_conversation_for_user(request, request.POST["conversation"])
+    try:
+        answer = do_ask(request.user, request.POST.get("message", ""), conversation)
+    except ChatRefused as exc:
+        if request.htmx:
+            return render(request, "chat/_error.html", {"error": str(exc)}, status=400)
+        return _chat_page(request, conversation, error=str(exc), status=400)
+    if not request.htmx:
+        return redirect("conversation", conversation_id=answer.conversation_id)
+    question = answer.conversation.messages.filter(role=Message.Role.USER).last()
+    response = render(request, "chat/_exchange.html", {"question": question, "answer": answer})
+    response["HX-Push-Url"] = f"/chat/{answer.conversation_id}/"
+    return response
+
+
+def _sse(event: str, html: str) -> str:
+    data = "\n".join(f"data: {line}" for line in html.split("\n"))
+    return f"event: {event}\n{data}\n\n"
+
+
+@login_required
+def stream(request, message_id):
+    """Server-sent events for one answer: sources, tokens, then done (or error)."""
+    answer = _get_answer_for_user(request, message_id)
+
+    def events():
+        for event in stream_answer(answer):
+            if event.kind == "sources":
+                yield _sse("sources", render_to_string("chat/_sources.html", {"sources": event.data}))
+            elif event.kind == "token":
+                yield _sse("token", escape(event.data))
+            elif event.kind == "error":
+                yield _sse("error", render_to_string("chat/_error.html", {"error": event.data}))
+                yield _sse("done", "")
+            else:
+                yield _sse("done", "")
+
+    response = StreamingHttpResponse(events(), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # let nginx pass tokens through as they come
+    return response

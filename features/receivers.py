@@ -1,0 +1,12 @@
+"""Features listen to ingestion: changed documents queue a feature run."""
+
+from django.dispatch import receiver
+
+from ingestion.signals import documents_changed
+
+from .actions import do_queue_feature_run
+
+
+@receiver(documents_changed)
+def queue_feature_run(sender, owner_id, document_ids, **kwargs):
+    do_queue_feature_run(owner_id, document_ids)

@@ -1,0 +1,31 @@
+import logging
+
+from celery import shared_task
+
+from ingestion.models import Document
+
+from .actions import do_build_dataset_version, do_build_features
+from .models import FeatureRun
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(acks_late=True)
+def run_features(run_id: int):
+    run = FeatureRun.objects.select_related("owner").filter(pk=run_id).first()
+    if run is None or not run.claim():
+        return
+    try:
+        documents = list(Document.objects.filter(owner_id=run.owner_id, pk__in=run.document_ids))
+        written = 0
+        for i, document in enumerate(documents):
+            run.report(90 * i / max(1, len(documents)), f"Embedding “{document.title}” ({i + 1}/{len(documents)})")
+            written += do_build_features(document)
+        run.report(92, "Building the instruct dataset", chunks_written=written)
+        dataset, created = do_build_dataset_version(run.owner)
+    except Exception:
+        logger.exception("feature run %s failed", run_id)
+        run.fail("An unexpected error stopped the feature pipeline. It has been logged; sync the source to retry.")
+        raise
+    outcome = f"dataset v{dataset.version} {'built' if created else 'unchanged'}" if dataset else "no dataset yet"
+    run.succeed(f"{len(documents)} documents, {written} chunks; {outcome}", dataset_version=dataset)

@@ -1,0 +1,55 @@
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse
+from django.shortcuts import get_object_or_404, render
+
+from ingestion.models import Document
+
+from .datasets import read_records
+from .embeddings import embed_query
+from .models import Chunk, CleanDocument, DatasetVersion
+
+PREVIEW_SAMPLES = 20
+
+
+def _get_dataset_for_user(request, dataset_id) -> DatasetVersion:
+    return get_object_or_404(DatasetVersion.objects.for_user(request.user), pk=dataset_id)
+
+
+@login_required
+def document_chunks(request, document_id):
+    document = get_object_or_404(Document.objects.for_user(request.user), pk=document_id)
+    clean = CleanDocument.objects.filter(document=document).first()
+    chunks = clean.chunks.all() if clean else []
+    return render(request, "features/document_chunks.html", {"document": document, "clean": clean, "chunks": chunks})
+
+
+@login_required
+def datasets(request):
+    return render(request, "features/datasets.html", {"datasets": DatasetVersion.objects.for_user(request.user)})
+
+
+@login_required
+def dataset_detail(request, dataset_id):
+    dataset = _get_dataset_for_user(request, dataset_id)
+    try:
+        samples = read_records(dataset.file_path)[:PREVIEW_SAMPLES]
+    except FileNotFoundError:
+        samples = None
+    return render(request, "features/dataset_detail.html", {"dataset": dataset, "samples": samples})
+
+
+@login_required
+def dataset_download(request, dataset_id):
+    dataset = _get_dataset_for_user(request, dataset_id)
+    return FileResponse(
+        open(dataset.file_path, "rb"), as_attachment=True, filename=f"twinsite-{dataset.kind}-v{dataset.version}.jsonl"
+    )
+
+
+@login_required
+def search(request):
+    query = request.GET.get("q", "").strip()[:500]
+    results = []
+    if query:
+        results = Chunk.objects.search(request.user, embed_query(query), k=10)
+    return render(request, "features/search.html", {"query": query, "results": results})

@@ -1,0 +1,68 @@
+"""The feature pipeline end to end (eager): document -> clean -> chunks in pgvector -> dataset."""
+
+import pytest
+from django.conf import settings
+
+from features import embeddings
+from features.actions import do_build_dataset_version, do_build_features
+from features.datasets import read_records
+from features.models import Chunk, CleanDocument, DatasetVersion, FeatureRun
+from ingestion.models import Document
+from tests.conftest import add_markdown_source
+
+pytestmark = pytest.mark.django_db
+
+
+def test_an_upload_becomes_embedded_chunks_and_a_dataset(owner_source, owner):
+    document = Document.objects.get(source=owner_source)
+    clean = CleanDocument.objects.get(document=document)
+    chunks = list(Chunk.objects.filter(clean_document=clean))
+
+    assert "Keeping bees on a city roof" in clean.text
+    assert "\n\n" in clean.text  # paragraphs survive cleaning
+    assert chunks and all(len(chunk.embedding) == settings.TWIN_EMBEDDING_DIM for chunk in chunks)
+    assert all(chunk.owner_id == owner.pk and chunk.token_count <= 256 for chunk in chunks)
+    run = FeatureRun.objects.get(owner=owner)
+    assert run.status == "succeeded" and run.progress == 100 and run.chunks_written == len(chunks)
+
+    dataset = DatasetVersion.objects.get(owner=owner)
+    assert run.dataset_version == dataset
+    records = read_records(dataset.file_path)
+    assert len(records) == dataset.train_count + dataset.test_count > 0
+    assert all(record["answer"] in clean.text for record in records)  # answers are the author's own words
+
+
+def test_rebuilding_unchanged_features_writes_nothing(owner_source):
+    document = Document.objects.get(source=owner_source)
+    chunk_ids = set(Chunk.objects.values_list("pk", flat=True))
+
+    assert do_build_features(document) == 0
+    assert set(Chunk.objects.values_list("pk", flat=True)) == chunk_ids
+
+
+def test_changed_text_replaces_the_chunks(owner_source):
+    document = Document.objects.get(source=owner_source)
+    document.raw_text = "# Bees\n\nEntirely new text about swarming in May and catching the swarm in a box."
+    document.content_hash = "changed"
+    document.save()
+
+    written = do_build_features(document)
+
+    texts = list(Chunk.objects.filter(clean_document__document=document).values_list("text", flat=True))
+    assert written == len(texts) == 1 and "swarming in May" in texts[0]
+
+
+def test_a_dataset_version_is_only_added_when_content_changes(owner_source, owner):
+    first, created = do_build_dataset_version(owner)
+    assert not created and first.version == 1  # the pipeline already built v1 from the same documents
+
+    add_markdown_source(owner, "more.md", "# More bees\n\n" + "Varroa mites need counting every month. " * 20)
+    latest = DatasetVersion.objects.filter(owner=owner).first()
+    assert latest.version == 2 and latest.sha256 != first.sha256
+    assert latest.lineage["documents"] and latest.document_count == 2
+
+
+def test_embeddings_are_unit_length():
+    vector = embeddings.embed_query("bees on a roof")
+    assert vector.shape == (settings.TWIN_EMBEDDING_DIM,)
+    assert abs(float((vector**2).sum()) - 1.0) < 1e-4

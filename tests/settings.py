@@ -1,0 +1,43 @@
+"""Test settings: the real PostgreSQL + pgvector and Redis, a private data directory,
+Celery eager (a dedicated test starts a real worker), and the tiny model of the
+same architecture as the packaged SmolLM2 so training and generation stay fast.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("TWIN_BASE_MODEL", "tiny")
+
+from twinsite.settings import *  # noqa: E402, F403
+from twinsite.settings import DATABASES  # noqa: E402
+
+# A subprocess (the real worker) inherits the parent's directory through the environment.
+TWIN_DATA_DIR = Path(os.environ.get("TWIN_TEST_DATA_DIR") or tempfile.mkdtemp(prefix="twinsite-test-"))
+os.environ["TWIN_TEST_DATA_DIR"] = str(TWIN_DATA_DIR)
+MEDIA_ROOT = TWIN_DATA_DIR / "uploads"
+
+DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TWIN_TEST_DB", "test_twinsite")}
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+REDIS_URL = os.environ.get("TWIN_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": f"twinsite-test-{os.getpid()}",
+    }
+}
+CELERY_BROKER_URL = REDIS_URL
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; production uses PBKDF2
+TWIN_TRAIN_MAX_STEPS = 4
+TWIN_TRAIN_BATCH_SIZE = 2
+TWIN_TRAIN_MAX_SEQ_LEN = 192
+TWIN_MAX_NEW_TOKENS = 12
+TWIN_AUTO_TRAIN_SETTLE_SECONDS = 0
+REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {  # noqa: F405
+    "anon": "1000/min", "user": "1000/min", "chat": "1000/min", "token": "1000/min",
+}}
+WHITENOISE_AUTOREFRESH = True

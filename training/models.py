@@ -1,0 +1,115 @@
+"""Base models, training runs and the model registry (adapters awaiting approval)."""
+
+from django.conf import settings
+from django.db import models
+
+from features.models import DatasetVersion
+from twinsite.jobs import Job
+from twinsite.ownership import OwnedQuerySet
+
+from .base_models import display_name
+
+
+class BaseModel(models.Model):
+    """A base LLM adapters are trained on; `identifier` is what TWIN_BASE_MODEL names."""
+
+    identifier = models.CharField(max_length=500, unique=True)
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return self.name
+
+    @classmethod
+    def default(cls) -> "BaseModel":
+        identifier = settings.TWIN_BASE_MODEL
+        base, _ = cls.objects.get_or_create(identifier=identifier, defaults={"name": display_name(identifier)})
+        return base
+
+
+class TrainingRun(Job):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="training_runs")
+    dataset_version = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT, related_name="training_runs")
+    base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="training_runs")
+    hyperparameters = models.JSONField(default=dict)
+    device = models.CharField(max_length=32, blank=True)
+    current_step = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField(default=0)
+    loss_history = models.JSONField(default=list, help_text="[[step, training loss], ...]")
+    metrics = models.JSONField(default=dict, help_text="Throughput and timings.")
+
+    class Meta(Job.Meta):
+        pass
+
+    def __str__(self):
+        return f"Training run {self.pk} ({self.status})"
+
+    @property
+    def run_dir(self):
+        return settings.TWIN_DATA_DIR / "runs" / str(self.owner_id) / str(self.pk)
+
+    @property
+    def last_loss(self) -> float | None:
+        return self.loss_history[-1][1] if self.loss_history else None
+
+
+class ModelVersionQuerySet(OwnedQuerySet):
+    def production_for(self, owner):
+        if owner is None or not getattr(owner, "pk", None):
+            return None
+        return self.filter(owner=owner, status=ModelVersion.Status.PRODUCTION).select_related("base_model").first()
+
+    def awaiting_review(self):
+        return self.filter(status=ModelVersion.Status.CANDIDATE)
+
+
+class ModelVersion(models.Model):
+    """A trained adapter. It serves only after a staff member approves it."""
+
+    class Status(models.TextChoices):
+        CANDIDATE = "candidate", "Candidate (awaiting review)"
+        PRODUCTION = "production", "Production"
+        APPROVED = "approved", "Approved (kept for rollback)"
+        REJECTED = "rejected", "Rejected"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="model_versions")
+    training_run = models.OneToOneField(TrainingRun, on_delete=models.PROTECT, related_name="model_version")
+    base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="model_versions")
+    dataset_version = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT, related_name="model_versions")
+    version = models.PositiveIntegerField()
+    adapter_path = models.CharField(max_length=500, help_text="Adapter directory under TWIN_DATA_DIR.")
+    sha256 = models.CharField(max_length=64)
+    hyperparameters = models.JSONField(default=dict)
+    eval_report = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CANDIDATE, db_index=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ModelVersionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "version"], name="unique_model_version"),
+            models.UniqueConstraint(
+                fields=["owner"], condition=models.Q(status="production"), name="one_production_model_per_owner"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.owner} model v{self.version} ({self.get_status_display()})"
+
+    @property
+    def adapter_dir(self):
+        return settings.TWIN_DATA_DIR / self.adapter_path
+
+    @property
+    def base_loss(self):
+        return self.eval_report.get("base_loss")
+
+    @property
+    def adapter_loss(self):
+        return self.eval_report.get("adapter_loss")

@@ -1,0 +1,74 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from features.models import DatasetVersion
+
+from .actions import TrainingRefused, do_cancel_training_run, do_retry_training_run, do_start_training_run
+from .models import ModelVersion, TrainingRun
+
+
+def _get_run_for_user(request, run_id) -> TrainingRun:
+    return get_object_or_404(TrainingRun.objects.for_user(request.user).select_related("dataset_version"), pk=run_id)
+
+
+def _get_model_version_for_user(request, model_id) -> ModelVersion:
+    return get_object_or_404(ModelVersion.objects.for_user(request.user), pk=model_id)
+
+
+@login_required
+def training_home(request):
+    context = {
+        "runs": TrainingRun.objects.for_user(request.user).select_related("dataset_version", "base_model")[:20],
+        "model_versions": ModelVersion.objects.for_user(request.user),
+        "latest_dataset": DatasetVersion.objects.for_user(request.user).first(),
+    }
+    return render(request, "training/training.html", context)
+
+
+@login_required
+@require_POST
+def start_run(request):
+    try:
+        run = do_start_training_run(request.user)
+    except TrainingRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("training")
+    messages.success(request, "Training run queued.")
+    return redirect("training-run", run_id=run.pk)
+
+
+@login_required
+def run_detail(request, run_id):
+    run = _get_run_for_user(request, run_id)
+    template = "training/_run_status.html" if request.htmx else "training/run_detail.html"
+    model_version = ModelVersion.objects.filter(training_run=run).first()
+    return render(request, template, {"run": run, "model_version": model_version})
+
+
+@login_required
+@require_POST
+def cancel_run(request, run_id):
+    run = _get_run_for_user(request, run_id)
+    if do_cancel_training_run(run):
+        messages.info(request, "Run cancelled.")
+    return redirect("training-run", run_id=run.pk)
+
+
+@login_required
+@require_POST
+def retry_run(request, run_id):
+    run = _get_run_for_user(request, run_id)
+    try:
+        do_retry_training_run(run)
+        messages.info(request, "Run queued again; it resumes from its last checkpoint.")
+    except TrainingRefused as exc:
+        messages.error(request, str(exc))
+    return redirect("training-run", run_id=run.pk)
+
+
+@login_required
+def model_detail(request, model_id):
+    model_version = _get_model_version_for_user(request, model_id)
+    return render(request, "training/model_detail.html", {"model_version": model_version})

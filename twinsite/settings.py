@@ -1,0 +1,263 @@
+"""Twinsite settings, all from environment variables with safe development defaults.
+
+Production sets DEBUG=0, SECRET_KEY, ALLOWED_HOSTS and DATABASE_URL; everything else
+has a default that works on a developer machine with the services from `make setup`.
+"""
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def envbool(name: str, default: str) -> bool:
+    return os.environ.get(name, default).strip().lower() in ("1", "true", "yes", "on")
+
+
+def envint(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def envlist(name: str, default: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+DEBUG = envbool("DEBUG", "1")
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise RuntimeError("SECRET_KEY must be set when DEBUG is off")
+    SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"  # noqa: S105 (DEBUG only)
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_htmx",
+    "accounts",
+    "ingestion",
+    "features",
+    "training",
+    "chat",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "twinsite.urls"
+WSGI_APPLICATION = "twinsite.wsgi.application"
+ASGI_APPLICATION = "twinsite.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/twinsite"),
+        conn_max_age=envint("DB_CONN_MAX_AGE", 60),
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "accounts.User"
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "twinsite"),
+    }
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "twinsite" / "static"]
+WHITENOISE_USE_FINDERS = DEBUG
+
+# Everything the pipelines write (uploads, datasets, adapters, model cache) lives here.
+TWIN_DATA_DIR = Path(os.environ.get("TWIN_DATA_DIR", BASE_DIR / "var")).resolve()
+MEDIA_ROOT = TWIN_DATA_DIR / "uploads"  # never served: uploads are private
+MEDIA_URL = "/private-media-not-served/"
+TWIN_MODEL_CACHE = Path(os.environ.get("TWIN_MODEL_CACHE", TWIN_DATA_DIR / "models")).resolve()
+
+# Models. "smollm2" is the packaged SmolLM2-135M-Instruct; "tiny" is a random model
+# of the same architecture with the real tokenizer (tests); anything else is a local
+# directory or a hub id (for machines that can reach a hub).
+TWIN_BASE_MODEL = os.environ.get("TWIN_BASE_MODEL", "smollm2")
+TWIN_EMBEDDING_MODEL = os.environ.get("TWIN_EMBEDDING_MODEL", "packaged")
+TWIN_EMBEDDING_DIM = 384  # fixed by the Chunk.embedding column; a new model needs a migration
+# Packaged models never need the hub: stay offline so nothing waits on an unreachable host.
+_all_local = TWIN_BASE_MODEL in ("smollm2", "tiny") and TWIN_EMBEDDING_MODEL == "packaged"
+os.environ.setdefault("HF_HUB_OFFLINE", "1" if _all_local else "0")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # tokenizers must not fork-deadlock in Celery
+
+# Limits on user input (bytes, seconds, counts).
+TWIN_MAX_UPLOAD_BYTES = envint("TWIN_MAX_UPLOAD_BYTES", 2 * 1024 * 1024)
+TWIN_MAX_DOWNLOAD_BYTES = envint("TWIN_MAX_DOWNLOAD_BYTES", 5 * 1024 * 1024)
+TWIN_FETCH_TIMEOUT = envint("TWIN_FETCH_TIMEOUT", 15)
+TWIN_FETCH_MAX_REDIRECTS = envint("TWIN_FETCH_MAX_REDIRECTS", 5)
+TWIN_MAX_DOCUMENT_CHARS = envint("TWIN_MAX_DOCUMENT_CHARS", 500_000)
+TWIN_MAX_SOURCES_PER_USER = envint("TWIN_MAX_SOURCES_PER_USER", 200)
+TWIN_MAX_QUESTION_CHARS = envint("TWIN_MAX_QUESTION_CHARS", 2000)
+# Hosts that the crawler may fetch even though they resolve to private addresses
+# (tests serve pages on loopback; an intranet blog could be added here).
+TWIN_CRAWL_ALLOWED_HOSTS = envlist("TWIN_CRAWL_ALLOWED_HOSTS", "")
+
+# Retrieval and generation.
+TWIN_RETRIEVAL_TOP_K = envint("TWIN_RETRIEVAL_TOP_K", 3)
+TWIN_MAX_NEW_TOKENS = envint("TWIN_MAX_NEW_TOKENS", 120)
+TWIN_TORCH_THREADS = envint("TWIN_TORCH_THREADS", 0)  # 0: torch's default
+
+# Training defaults: short, so a CPU run of the demo twin takes minutes.
+TWIN_TRAIN_MAX_STEPS = envint("TWIN_TRAIN_MAX_STEPS", 40)
+TWIN_TRAIN_BATCH_SIZE = envint("TWIN_TRAIN_BATCH_SIZE", 4)
+TWIN_TRAIN_MAX_SEQ_LEN = envint("TWIN_TRAIN_MAX_SEQ_LEN", 384)
+TWIN_AUTO_TRAIN_MIN_SAMPLES = envint("TWIN_AUTO_TRAIN_MIN_SAMPLES", 8)  # new samples since the last run
+TWIN_AUTO_TRAIN_SETTLE_SECONDS = envint("TWIN_AUTO_TRAIN_SETTLE_SECONDS", 60)
+
+# Celery: tasks take ids and are idempotent, so late acks make a killed worker safe.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {"training.tasks.*": {"queue": "gpu"}}
+# Redis redelivers an unacked task after this; it must outlast the longest training run.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 6 * 3600)}
+CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", "0")
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_BEAT_SCHEDULE_FILENAME = str(TWIN_DATA_DIR / "celerybeat-schedule")
+TWIN_RECRAWL_HOURS = envint("TWIN_RECRAWL_HOURS", 24)
+CELERY_BEAT_SCHEDULE = {
+    "recrawl-article-sources": {
+        "task": "ingestion.tasks.recrawl_stale_sources",
+        "schedule": timedelta(hours=1),
+    },
+    "train-when-due": {
+        "task": "training.tasks.train_when_due",
+        "schedule": timedelta(seconds=30),
+    },
+    "mark-stalled-jobs-failed": {
+        "task": "twinsite.fail_stalled_jobs",
+        "schedule": timedelta(minutes=10),
+    },
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.ScopedRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": os.environ.get("API_THROTTLE_ANON", "30/min"),
+        "user": os.environ.get("API_THROTTLE_USER", "600/min"),
+        "chat": os.environ.get("API_THROTTLE_CHAT", "30/min"),
+        "token": os.environ.get("API_THROTTLE_TOKEN", "10/min"),
+    },
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Twinsite API",
+    "DESCRIPTION": "Your private LLM twin: sources, documents, search, datasets, training, models and chat.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI assets from the sidecar package: the docs page works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {
+        name: {"level": "WARNING"}
+        for name in ("httpx", "urllib3", "sentence_transformers", "transformers", "trafilatura")
+    },
+}
+
+# Production hardening: on whenever DEBUG is off (`manage.py check --deploy` is clean).
+if not DEBUG:
+    SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", "1")
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
+
+SENTRY_DSN = os.environ.get("SENTRY_DSN", "")
+if SENTRY_DSN:
+    import sentry_sdk
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        environment=os.environ.get("SENTRY_ENVIRONMENT", "development" if DEBUG else "production"),
+        traces_sample_rate=float(os.environ.get("SENTRY_TRACES_SAMPLE_RATE", "0")),
+        send_default_pii=False,
+    )

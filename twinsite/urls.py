@@ -1,0 +1,45 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from accounts.api import obtain_token
+from chat.api import ConversationViewSet, chat, openai_chat_completions
+from features.api import DatasetVersionViewSet, search
+from ingestion.api import DocumentViewSet, SourceViewSet
+from training.api import ModelVersionViewSet, TrainingRunViewSet
+
+from . import dashboard
+
+router = DefaultRouter()
+router.register("sources", SourceViewSet, basename="source")
+router.register("documents", DocumentViewSet, basename="document")
+router.register("datasets", DatasetVersionViewSet, basename="dataset")
+router.register("training-runs", TrainingRunViewSet, basename="training-run")
+router.register("models", ModelVersionViewSet, basename="model-version")
+router.register("conversations", ConversationViewSet, basename="conversation")
+
+api_v1 = [
+    path("auth/token/", obtain_token, name="api-token"),
+    path("search/", search, name="api-search"),
+    path("chat/", chat, name="api-chat"),
+    *router.urls,
+]
+
+admin.site.site_header = "Twinsite administration"
+admin.site.site_title = "Twinsite admin"
+
+urlpatterns = [
+    path("", dashboard.home, name="home"),
+    path("dashboard/", dashboard.dashboard, name="dashboard"),
+    path("", include("accounts.urls")),
+    path("", include("ingestion.urls")),
+    path("", include("features.urls")),
+    path("", include("training.urls")),
+    path("", include("chat.urls")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("v1/chat/completions", openai_chat_completions, name="openai-chat-completions"),
+]
