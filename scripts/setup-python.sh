@@ -16,7 +16,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   log "creating the virtualenv in $VENV"
   "$PYTHON" -m venv "$VENV"
 fi
-pip() { "$VENV/bin/pip" --disable-pip-version-check -q "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
+pip() { "$VENV/bin/pip" --disable-pip-version-check -q "$@" 2> >(grep -v -e "is ignored: it is neither" -e "does not provide the extra 'html_clean'" >&2); }
 
 log "installing Python packages (a few minutes the first time)"
 # torch first and pinned: a bare `torch` would pull a multi-GB CUDA build on machines

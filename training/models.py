@@ -29,7 +29,7 @@ class BaseModel(models.Model):
 
 class TrainingRun(Job):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="training_runs")
-    dataset_version = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT, related_name="training_runs")
+    dataset_version = models.ForeignKey(DatasetVersion, on_delete=models.RESTRICT, related_name="training_runs")
     base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="training_runs")
     hyperparameters = models.JSONField(default=dict)
     device = models.CharField(max_length=32, blank=True)
@@ -73,9 +73,9 @@ class ModelVersion(models.Model):
         REJECTED = "rejected", "Rejected"
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="model_versions")
-    training_run = models.OneToOneField(TrainingRun, on_delete=models.PROTECT, related_name="model_version")
+    training_run = models.OneToOneField(TrainingRun, on_delete=models.RESTRICT, related_name="model_version")
     base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="model_versions")
-    dataset_version = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT, related_name="model_versions")
+    dataset_version = models.ForeignKey(DatasetVersion, on_delete=models.RESTRICT, related_name="model_versions")
     version = models.PositiveIntegerField()
     adapter_path = models.CharField(max_length=500, help_text="Adapter directory under TWIN_DATA_DIR.")
     sha256 = models.CharField(max_length=64)

@@ -171,7 +171,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"training.tasks.*": {"queue": "gpu"}}
+CELERY_TASK_ROUTES = {"training.tasks.train_model": {"queue": "gpu"}}
 # Redis redelivers an unacked task after this; it must outlast the longest training run.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 6 * 3600)}
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", "0")
@@ -219,6 +219,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Your private LLM twin: sources, documents, search, datasets, training, models and chat.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "twinsite.jobs.JobStatus",
+        "ModelVersionStatusEnum": "training.models.ModelVersion.Status",
+        "MessageStatusEnum": "chat.models.Message.Status",
+    },
     # Swagger UI assets from the sidecar package: the docs page works offline.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -20,9 +20,9 @@ router.register("models", ModelVersionViewSet, basename="model-version")
 router.register("conversations", ConversationViewSet, basename="conversation")
 
 api_v1 = [
-    path("auth/token/", obtain_token, name="api-token"),
-    path("search/", search, name="api-search"),
-    path("chat/", chat, name="api-chat"),
+    path("auth/token/", obtain_token, name="token"),
+    path("search/", search, name="search"),
+    path("chat/", chat, name="chat"),
     *router.urls,
 ]
 
@@ -38,7 +38,7 @@ urlpatterns = [
     path("", include("training.urls")),
     path("", include("chat.urls")),
     path("admin/", admin.site.urls),
-    path("api/v1/", include(api_v1)),
+    path("api/v1/", include((api_v1, "api"))),  # namespaced: router names must not shadow page names
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("v1/chat/completions", openai_chat_completions, name="openai-chat-completions"),

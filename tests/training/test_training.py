@@ -3,7 +3,7 @@
 import pytest
 from django.conf import settings
 
-from features.models import DatasetVersion
+from features.models import Chunk, DatasetVersion
 from training import lora
 from training.actions import (
     TrainingRefused,
@@ -136,3 +136,10 @@ def test_beat_trains_when_a_settled_dataset_has_enough_new_samples(owner_source,
 
     train_when_due()  # that dataset already has a run
     assert TrainingRun.objects.count() == 1
+
+
+def test_deleting_a_user_removes_their_runs_models_and_datasets(trained, owner, other_source, other):
+    owner.delete()  # RESTRICT between runs, models and datasets must not block the cascade
+    assert not TrainingRun.objects.exists() and not ModelVersion.objects.exists()
+    assert not DatasetVersion.objects.exists()
+    assert Chunk.objects.filter(owner=other).exists()  # the other user's data stays

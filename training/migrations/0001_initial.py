@@ -66,7 +66,7 @@ class Migration(migrations.Migration):
                 (
                     "dataset_version",
                     models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
+                        on_delete=django.db.models.deletion.RESTRICT,
                         related_name="training_runs",
                         to="features.datasetversion",
                     ),
@@ -121,7 +121,7 @@ class Migration(migrations.Migration):
                 (
                     "dataset_version",
                     models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
+                        on_delete=django.db.models.deletion.RESTRICT,
                         related_name="model_versions",
                         to="features.datasetversion",
                     ),
@@ -147,7 +147,7 @@ class Migration(migrations.Migration):
                 (
                     "training_run",
                     models.OneToOneField(
-                        on_delete=django.db.models.deletion.PROTECT,
+                        on_delete=django.db.models.deletion.RESTRICT,
                         related_name="model_version",
                         to="training.trainingrun",
                     ),
