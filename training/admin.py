@@ -1,5 +1,9 @@
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
+from django.urls import path
+from django.views.decorators.http import require_POST
 
 from .actions import TrainingRefused, do_approve_model_version, do_reject_model_version
 from .models import BaseModel, ModelVersion, TrainingRun
@@ -45,6 +49,21 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # versions come from training runs only
+
+    def get_urls(self):
+        review = self.admin_site.admin_view(require_POST(self.review_view))
+        return [path("<int:object_id>/review/", review, name="training_modelversion_review"), *super().get_urls()]
+
+    def review_view(self, request, object_id):
+        """The Approve / Reject buttons under the evaluation report."""
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        queryset = ModelVersion.objects.filter(pk=get_object_or_404(ModelVersion, pk=object_id).pk)
+        if request.POST.get("_review") == "reject":
+            self.reject(request, queryset)
+        else:
+            self.approve(request, queryset)
+        return redirect("admin:training_modelversion_change", object_id)
 
     @admin.display(description="Evaluation report")
     def evaluation(self, obj):
