@@ -98,6 +98,8 @@ def openai_chat_completions(request):
     The last user message is the question; retrieval supplies the context. Earlier
     turns are not used yet. `stream: true` answers with server-sent chunks.
     """
+    if not isinstance(request.data, dict):
+        return _openai_error("The request body must be a JSON object.")
     question = _last_user_text(request.data.get("messages"))
     if not question.strip():
         return _openai_error("`messages` must contain a user message with text.")
@@ -118,7 +120,7 @@ def openai_chat_completions(request):
         }
         return f"data: {json.dumps(payload)}\n\n"
 
-    if request.data.get("stream"):
+    if request.data.get("stream") is True:  # JSON true only: the string "false" must not stream
 
         def events():
             yield chunk({"role": "assistant"})

@@ -1,5 +1,5 @@
 from django.contrib.auth.decorators import login_required
-from django.http import StreamingHttpResponse
+from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils.html import escape
@@ -10,6 +10,8 @@ from .models import Conversation, Message
 
 
 def _get_conversation_for_user(request, conversation_id) -> Conversation:
+    if not str(conversation_id).isdigit():  # the form field is free text; a malformed id is a 404, not a 500
+        raise Http404("No such conversation.")
     return get_object_or_404(Conversation.objects.for_user(request.user), pk=conversation_id)
 
 

@@ -3,7 +3,8 @@
 Chunks pack whole sentences (a heading stays with the paragraph under it) up to a
 target size, with one sentence of overlap, and never exceed the window: the book's
 reference code cut 2,000-character chunks that MiniLM silently truncated at 256
-tokens. Sentences longer than the window are split by words.
+tokens. Sentences longer than the window are split by words, and words longer than it
+(a long URL, text without spaces) by characters.
 """
 
 import re
@@ -26,12 +27,28 @@ def split_sentences(text: str) -> list[str]:
     return pieces
 
 
+def _split_word(word: str, count: Callable[[str], int], limit: int) -> list[str]:
+    """A "word" past the window (a long URL, text without spaces such as Chinese): cut by characters."""
+    parts = []
+    while word:
+        fits, too_long = 1, len(word) + 1  # the longest prefix that fits, by bisection
+        while too_long - fits > 1:
+            middle = (fits + too_long) // 2
+            fits, too_long = (middle, too_long) if count(word[:middle]) <= limit else (fits, middle)
+        parts.append(word[:fits])
+        word = word[fits:]
+    return parts
+
+
 def _split_long(sentence: str, count: Callable[[str], int], limit: int) -> list[str]:
     parts, current = [], []
     for word in sentence.split():
         if current and count(" ".join([*current, word])) > limit:
             parts.append(" ".join(current))
             current = []
+        if not current and count(word) > limit:
+            *whole, word = _split_word(word, count, limit)
+            parts.extend(whole)
         current.append(word)
     if current:
         parts.append(" ".join(current))

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 MIN_EXTRACT_CHARS = 200
 MAX_EXTRACT_CHARS = 900
 TEST_FRACTION = 0.1
+MAX_TITLE_CHARS = 80  # in instructions
 STOPWORDS = frozenset(
     """a about above after again all also am an and any are as at be because been before being below between
     both but by can could did do does doing down during each few for from further had has have having he her here
@@ -81,14 +82,23 @@ def key_word(text: str, exclude: str) -> str:
     return common[0][0] if common and common[0][1] >= 2 else ""
 
 
+def short_title(title: str) -> str:
+    """The title cut at a word boundary: a text file without a heading takes its whole first
+    paragraph as title, and the instruction must not hand the model its answer."""
+    if len(title) <= MAX_TITLE_CHARS:
+        return title
+    return title[:MAX_TITLE_CHARS].rsplit(" ", 1)[0].rstrip(",;:") + "…"
+
+
 def instruction_for(extract: Extract, rng: random.Random) -> str:
+    title = short_title(extract.title)
     if extract.heading and extract.heading.lower() != extract.title.lower():
         heading = extract.heading
         if not heading[:2].isupper():  # keep acronyms ("API design") as written
             heading = heading[0].lower() + heading[1:]
-        topic = f"{heading} in “{extract.title}”"
+        topic = f"{heading} in “{title}”"
     else:
-        topic = f"“{extract.title}”"
+        topic = f"“{title}”"
     instruction = rng.choice(TEMPLATES).format(topic=topic)
     word = key_word(extract.text, f"{extract.heading} {extract.title}")
     return f"{instruction[:-1]}, especially {word}{instruction[-1]}" if word else instruction

@@ -1,5 +1,5 @@
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, render
 
 from ingestion.models import Document
@@ -41,9 +41,11 @@ def dataset_detail(request, dataset_id):
 @login_required
 def dataset_download(request, dataset_id):
     dataset = _get_dataset_for_user(request, dataset_id)
-    return FileResponse(
-        open(dataset.file_path, "rb"), as_attachment=True, filename=f"twinsite-{dataset.kind}-v{dataset.version}.jsonl"
-    )
+    try:
+        handle = open(dataset.file_path, "rb")  # FileResponse closes it
+    except FileNotFoundError:
+        raise Http404("The dataset file is missing from storage.") from None
+    return FileResponse(handle, as_attachment=True, filename=f"twinsite-{dataset.kind}-v{dataset.version}.jsonl")
 
 
 @login_required

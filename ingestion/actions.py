@@ -1,6 +1,7 @@
 """Multi-step writes on sources and documents, shared by views, the API and tasks."""
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
@@ -14,6 +15,8 @@ class SourceRefused(Exception):
 
 
 def _check_source_limit(owner):
+    """Call inside the transaction that adds the source: the owner's row lock serialises adds."""
+    get_user_model().objects.select_for_update().get(pk=owner.pk)
     limit = settings.TWIN_MAX_SOURCES_PER_USER
     if Source.objects.filter(owner=owner).count() >= limit:
         raise SourceRefused(f"You have reached the limit of {limit} sources; delete one to add another.")
@@ -21,8 +24,8 @@ def _check_source_limit(owner):
 
 def do_add_upload_source(owner, upload, *, category: str, name: str = "") -> Source:
     """Store an already validated upload privately and queue its ingestion."""
-    _check_source_limit(owner)
     with transaction.atomic():
+        _check_source_limit(owner)
         name = name or getattr(upload, "extracted_title", "") or upload.name
         source = Source(owner=owner, kind=Source.Kind.UPLOAD, category=category, name=name[:300])
         source.upload.save(upload.name, upload, save=False)
@@ -36,10 +39,10 @@ def do_add_upload_source(owner, upload, *, category: str, name: str = "") -> Sou
 
 
 def do_add_article_source(owner, url: str, *, category: str) -> Source:
-    _check_source_limit(owner)
-    if Source.objects.filter(owner=owner, url=url).exists():
-        raise SourceRefused("You have already added that address.")
     with transaction.atomic():
+        _check_source_limit(owner)
+        if Source.objects.filter(owner=owner, url=url).exists():
+            raise SourceRefused("You have already added that address.")
         source = Source.objects.create(owner=owner, kind=Source.Kind.ARTICLE, url=url, name=url, category=category)
         do_sync_source(source)
     return source
@@ -59,11 +62,11 @@ def do_sync_source(source: Source) -> CrawlRun:
 
 def do_delete_source(source: Source):
     """Delete the source with its documents (features cascade from them) and its file."""
-    upload = source.upload.name
+    upload, storage = source.upload.name, source.upload.storage
     with transaction.atomic():
         source.delete()
-    if upload:
-        source.upload.storage.delete(upload)
+        if upload:  # only once the rows are gone for good
+            transaction.on_commit(lambda: storage.delete(upload))
 
 
 def do_store_documents(run: CrawlRun, fetched: list[FetchedDocument]) -> list[int]:

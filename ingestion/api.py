@@ -1,7 +1,7 @@
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.generics import get_object_or_404  # a malformed id is a 404, not a 500
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
@@ -71,6 +71,11 @@ class SourceViewSet(
 
     @extend_schema(request=SourceCreateSerializer, responses={201: SourceSerializer})
     def create(self, request):
+        if not isinstance(request.data, dict):
+            return Response(
+                {"detail": "Send a JSON object with `url`, or a multipart form with `file`."},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
         category = request.data.get("category", "article")
         if "file" in request.FILES:
             form = UploadSourceForm({"category": category}, {"file": request.FILES["file"]})

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 from django.conf import settings
+from django.template.defaultfilters import filesizeformat
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -123,15 +125,29 @@ def _session() -> requests.Session:
     return session
 
 
-def _describe(exc: requests.RequestException, url: str) -> str:
+def _describe(exc: requests.RequestException | urllib3.exceptions.HTTPError, url: str) -> str:
     host = urlsplit(url).hostname
-    if isinstance(exc, requests.Timeout):
+    if isinstance(exc, requests.Timeout | urllib3.exceptions.TimeoutError):
         return f"{host} did not answer within {settings.TWIN_FETCH_TIMEOUT} seconds."
     if isinstance(exc, requests.exceptions.SSLError):
         return f"{host} has an invalid TLS certificate."
     if isinstance(exc, requests.ConnectionError):
         return f"Could not connect to {host}: the host is unreachable or refused the connection."
     return f"Fetching {url} failed: {exc.__class__.__name__}."
+
+
+def _decode(body: bytes, response: requests.Response) -> str:
+    """The declared charset; without one, UTF-8 when the bytes are UTF-8 (requests would
+    assume Latin-1 for any text/* type, and nginx serves static pages without a charset)."""
+    if "charset=" in response.headers.get("Content-Type", "").lower():
+        try:
+            return body.decode(response.encoding, "replace")
+        except LookupError:
+            pass  # an unknown charset name: guess as if none was given
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return body.decode("cp1252", "replace")
 
 
 def fetch(url: str) -> FetchedPage:
@@ -156,17 +172,18 @@ def fetch(url: str) -> FetchedPage:
                     raise FetchError(f"That address is not an HTML page (it is {content_type or 'of unknown type'}).")
                 declared = int(response.headers.get("Content-Length") or 0)
                 if declared > max_bytes:
-                    raise FetchError(f"The page is larger than the {max_bytes // 1024 // 1024} MB limit.")
+                    raise FetchError(f"The page is larger than the {filesizeformat(max_bytes)} limit.")
                 body = bytearray()
                 try:
-                    for block in response.iter_content(64 * 1024):
+                    # read1 returns what one read brought: a body trickling in byte by byte
+                    # cannot hold a 64 KB read (and the deadline check) open for hours.
+                    while block := response.raw.read1(64 * 1024, decode_content=True):
                         body.extend(block)
                         if len(body) > max_bytes:
-                            raise FetchError(f"The page is larger than the {max_bytes // 1024 // 1024} MB limit.")
+                            raise FetchError(f"The page is larger than the {filesizeformat(max_bytes)} limit.")
                         if time.monotonic() > deadline:
                             raise FetchError("The page took too long to download.")
-                except requests.RequestException as exc:
+                except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
                     raise FetchError(_describe(exc, url)) from None
-                encoding = response.encoding or response.apparent_encoding or "utf-8"
-                return FetchedPage(url=url, content_type=content_type, text=bytes(body).decode(encoding, "replace"))
+                return FetchedPage(url=url, content_type=content_type, text=_decode(bytes(body), response))
         raise FetchError(f"Too many redirects (more than {settings.TWIN_FETCH_MAX_REDIRECTS}).")

@@ -29,7 +29,8 @@ TIMEOUT = 180
 @pytest.fixture
 def worker(tmp_path):
     """A worker consuming both queues, on the test database, in its own process."""
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()  # no stale messages from aborted runs
+    # No stale messages from an aborted run (kombu keeps each queue in a Redis list of its name).
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete("default", "gpu", "unacked", "unacked_index")
     log = tmp_path / "worker.log"
     env = {
         **os.environ,
@@ -38,8 +39,22 @@ def worker(tmp_path):
         "TWIN_TEST_EAGER": "0",
         "TWIN_TEST_DATA_DIR": str(settings.TWIN_DATA_DIR),
     }
-    command = [sys.executable, "-m", "celery", "-A", "twinsite", "worker", "--queues", "default,gpu",
-               "--concurrency", "1", "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "twinsite",
+        "worker",
+        "--queues",
+        "default,gpu",
+        "--concurrency",
+        "1",
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+    ]
     with open(log, "w") as output:
         process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
     celery_app.conf.task_always_eager = False

@@ -10,6 +10,7 @@ import hashlib
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +21,8 @@ from .prompts import build_messages, render_prompt
 
 logger = logging.getLogger(__name__)
 IGNORE_INDEX = -100
+# Raised by Trainer's own internals in transformers 5.24, not by anything we call.
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
 @dataclass

@@ -1,0 +1,114 @@
+"""POST /v1/chat/completions: the OpenAI-compatible endpoint, streaming and not."""
+
+import json
+
+import pytest
+
+from chat.models import Conversation
+
+pytestmark = pytest.mark.django_db
+
+URL = "/v1/chat/completions"
+
+
+def complete(client, messages, **extra):
+    return client.post(URL, {"model": "my-twin", "messages": messages, **extra}, format="json")
+
+
+def user(text):
+    return {"role": "user", "content": text}
+
+
+def events(response) -> list[str]:
+    body = b"".join(response.streaming_content).decode()
+    return [line.removeprefix("data: ") for line in body.split("\n\n") if line]
+
+
+def test_a_completion_has_the_openai_shape(owner_api, owner_source):
+    response = complete(owner_api, [{"role": "system", "content": "Be brief."}, user("Why tilt the hives?")])
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["object"] == "chat.completion" and body["id"].startswith("chatcmpl-")
+    assert body["model"] == "my-twin" and isinstance(body["created"], int)
+    choice = body["choices"][0]
+    assert choice["index"] == 0 and choice["finish_reason"] == "stop"
+    assert choice["message"]["role"] == "assistant" and choice["message"]["content"]
+    usage = body["usage"]
+    assert all(isinstance(usage[key], int) for key in ("prompt_tokens", "completion_tokens", "total_tokens"))
+    assert usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    assert {s["title"] for s in body["sources"]} == {"Keeping bees on a city roof"}
+
+
+def test_the_last_user_message_is_the_question(owner_api, owner_source):
+    complete(owner_api, [user("First question?"), {"role": "assistant", "content": "Hm."}, user("Where do bees fly?")])
+
+    assert Conversation.objects.get().messages.first().content == "Where do bees fly?"
+
+
+def test_content_parts_are_read_as_text(owner_api, owner_source):
+    parts = [{"type": "text", "text": "How heavy"}, {"type": "text", "text": "are the hives?"}]
+
+    response = complete(owner_api, [{"role": "user", "content": parts}])
+
+    assert response.status_code == 200
+    assert Conversation.objects.get().messages.first().content == "How heavy are the hives?"
+
+
+def test_streaming_sends_chunks_and_ends_with_done(owner_api, owner_source):
+    response = complete(owner_api, [user("Where do the bees fly?")], stream=True)
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/event-stream")
+    data = events(response)
+    assert data[-1] == "[DONE]"
+    chunks = [json.loads(item) for item in data[:-1]]
+    assert all(c["object"] == "chat.completion.chunk" and c["model"] == "my-twin" for c in chunks)
+    assert len({c["id"] for c in chunks}) == 1
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant"}
+    assert chunks[-1]["choices"][0] == {"index": 0, "delta": {}, "finish_reason": "stop"}
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+    assert text.strip() and text.strip() == Conversation.objects.get().messages.last().content
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [[], [{"role": "system", "content": "You are a twin."}], [user("   ")], "Hello?", [{"role": "user"}]],
+)
+def test_no_user_message_is_an_openai_style_400(owner_api, owner_source, messages):
+    response = complete(owner_api, messages)
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error" and "user message" in error["message"]
+    assert not Conversation.objects.exists()
+
+
+@pytest.mark.parametrize("body", [[], "Hello?", [{"role": "user", "content": "Hello?"}]])
+def test_a_body_that_is_not_a_json_object_is_an_openai_style_400(owner_api, owner_source, body):
+    response = owner_api.post(URL, body, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert not Conversation.objects.exists()
+
+
+def test_before_any_source_the_reason_is_an_openai_style_400(owner_api, owner):
+    response = complete(owner_api, [user("Hello?")])
+
+    assert response.status_code == 400
+    assert "add a source" in response.json()["error"]["message"]
+
+
+def test_an_api_token_is_required(anon_api, owner_source):
+    response = complete(anon_api, [user("Hello?")])
+
+    assert response.status_code == 401
+    assert not Conversation.objects.exists()
+
+
+def test_answers_use_only_the_callers_own_writing(other_api, owner_source, other_source):
+    body = complete(other_api, [user("How much honey does a hive give?")]).json()
+
+    assert body["sources"] and {s["title"] for s in body["sources"]} == {"Sailing notes"}

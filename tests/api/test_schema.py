@@ -1,0 +1,75 @@
+"""/api/schema/: the OpenAPI description of every public endpoint, and the docs page."""
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+ENDPOINTS = {
+    "/api/v1/auth/token/": {"post"},
+    "/api/v1/sources/": {"get", "post"},
+    "/api/v1/sources/{id}/": {"get", "delete"},
+    "/api/v1/sources/{id}/sync/": {"post"},
+    "/api/v1/documents/": {"get"},
+    "/api/v1/documents/{id}/": {"get"},
+    "/api/v1/search/": {"get"},
+    "/api/v1/datasets/": {"get"},
+    "/api/v1/datasets/{id}/": {"get"},
+    "/api/v1/training-runs/": {"get", "post"},
+    "/api/v1/training-runs/{id}/": {"get"},
+    "/api/v1/models/": {"get"},
+    "/api/v1/models/{id}/": {"get"},
+    "/api/v1/models/{id}/approve/": {"post"},
+    "/api/v1/models/{id}/reject/": {"post"},
+    "/api/v1/chat/": {"post"},
+    "/api/v1/conversations/": {"get"},
+    "/api/v1/conversations/{id}/": {"get"},
+    "/v1/chat/completions": {"post"},
+}
+
+
+@pytest.fixture
+def schema(anon_client):
+    response = anon_client.get("/api/schema/", {"format": "json"})
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_the_schema_is_openapi_3(schema):
+    assert schema["openapi"].startswith("3.")
+    assert schema["info"]["title"] == "Twinsite API"
+
+
+def test_the_schema_lists_every_endpoint_with_its_methods(schema):
+    documented = {path: set(operations) - {"parameters"} for path, operations in schema["paths"].items()}
+
+    assert documented == ENDPOINTS
+
+
+def test_the_schema_declares_bearer_token_auth(schema):
+    assert schema["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A Twinsite API token (tw_...).",
+    }
+
+
+def test_the_search_query_is_documented_as_required(schema):
+    parameters = {p["name"]: p for p in schema["paths"]["/api/v1/search/"]["get"]["parameters"]}
+
+    assert parameters["q"]["required"] is True and "k" in parameters
+
+
+def test_the_schema_is_served_as_yaml_by_default(anon_client):
+    response = anon_client.get("/api/schema/")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/vnd.oai.openapi")
+    assert b"/api/v1/sources/" in response.content
+
+
+def test_the_docs_page_renders_offline(anon_client):
+    response = anon_client.get("/api/docs/")
+
+    assert response.status_code == 200
+    assert b"swagger-ui" in response.content and b"/api/schema/" in response.content
+    assert b"cdn.jsdelivr" not in response.content

@@ -1,0 +1,39 @@
+"""Fixtures for feature-store tests: chunks with chosen vectors, written straight to the table."""
+
+import numpy as np
+import pytest
+from django.conf import settings
+
+from features.models import Chunk, CleanDocument
+from ingestion.models import Document, Source
+
+
+def unit_vectors(count: int, seed: int) -> np.ndarray:
+    vectors = np.random.default_rng(seed).standard_normal((count, settings.TWIN_EMBEDDING_DIM)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def store_chunks(owner, vectors: np.ndarray, name: str = "vectors") -> list[Chunk]:
+    """One document of len(vectors) chunks for owner, without running the embedding model."""
+    source = Source.objects.create(owner=owner, kind=Source.Kind.UPLOAD, name=name)
+    document = Document.objects.create(
+        owner=owner, source=source, title=name, url=f"upload://{name}", raw_text=name, content_hash=f"{owner.pk}-{name}"
+    )
+    clean = CleanDocument.objects.create(owner=owner, document=document, category="article", title=name, text=name)
+    return Chunk.objects.bulk_create(
+        Chunk(
+            owner=owner,
+            clean_document=clean,
+            index=i,
+            text=f"{owner.username} chunk {i}",
+            token_count=5,
+            embedding=vector,
+            embedding_model="test",
+        )
+        for i, vector in enumerate(vectors)
+    )
+
+
+@pytest.fixture
+def chunk_store(db):
+    return store_chunks

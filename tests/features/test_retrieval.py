@@ -1,0 +1,125 @@
+"""Chunk.objects.search: owner-scoped, best first, and as good as exact search at many tenants."""
+
+import numpy as np
+import pytest
+from django.contrib.auth.models import AnonymousUser
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from accounts.models import User
+from features.models import Chunk
+from tests.conftest import make_user
+from tests.features.conftest import store_chunks, unit_vectors
+
+pytestmark = pytest.mark.django_db
+
+
+def exact_top_k(chunks, vectors: np.ndarray, query: np.ndarray, k: int) -> list[int]:
+    order = np.argsort(-(vectors @ query), kind="stable")[:k]
+    return [chunks[i].pk for i in order]
+
+
+def test_search_returns_the_owners_chunks_best_first_with_scores(owner):
+    vectors = unit_vectors(20, seed=1)
+    chunks = store_chunks(owner, vectors)
+    query = vectors[7]
+
+    results = Chunk.objects.search(owner, query, k=5)
+
+    assert [c.pk for c in results] == exact_top_k(chunks, vectors, query, 5)
+    assert results[0].pk == chunks[7].pk and results[0].score == pytest.approx(1.0, abs=1e-5)
+    scores = [c.score for c in results]
+    assert scores == sorted(scores, reverse=True)
+    assert scores == pytest.approx([float(vectors[i] @ query) for i in np.argsort(-(vectors @ query))[:5]], abs=1e-5)
+
+
+def test_search_never_returns_another_owners_chunk_even_an_exact_match(owner, other):
+    mine = store_chunks(owner, unit_vectors(10, seed=2))
+    query = unit_vectors(1, seed=3)[0]
+    theirs = store_chunks(other, np.stack([query, query, query]))
+
+    results = Chunk.objects.search(owner, query, k=20)
+
+    assert {c.pk for c in results} == {c.pk for c in mine}
+    assert all(c.owner_id == owner.pk for c in results)
+    assert {c.pk for c in Chunk.objects.search(other, query, k=2)} < {c.pk for c in theirs}
+
+
+def test_search_for_an_owner_without_chunks_returns_nothing(owner, other):
+    store_chunks(other, unit_vectors(5, seed=4))
+
+    assert Chunk.objects.search(owner, unit_vectors(1, seed=5)[0], k=5) == []
+
+
+@pytest.mark.parametrize("nobody", [None, AnonymousUser(), User(username="unsaved")])
+def test_search_requires_an_owner(nobody, other):
+    store_chunks(other, unit_vectors(5, seed=6))
+
+    with pytest.raises(ValueError, match="retrieval needs an owner"):
+        Chunk.objects.search(nobody, unit_vectors(1, seed=7)[0], k=5)
+
+
+def test_search_results_carry_their_document_without_extra_queries(owner, django_assert_num_queries):
+    store_chunks(owner, unit_vectors(5, seed=8), name="hives.md")
+
+    results = Chunk.objects.search(owner, unit_vectors(1, seed=9)[0], k=3)
+
+    with django_assert_num_queries(0):
+        titles = {c.document.title for c in results}
+
+    assert titles == {"hives.md"}
+
+
+@pytest.fixture
+def many_tenants() -> list[tuple[User, list[Chunk], np.ndarray]]:
+    """30 owners with 40 random unit vectors each: 1,200 chunks in one HNSW index."""
+    tenants = []
+    for i in range(30):
+        owner, vectors = make_user(f"tenant{i:02d}"), unit_vectors(40, seed=100 + i)
+        tenants.append((owner, store_chunks(owner, vectors), vectors))
+    return tenants
+
+
+def test_search_matches_exact_top_k_at_many_tenants(many_tenants):
+    for owner, chunks, vectors in many_tenants[::3]:
+        for query in unit_vectors(5, seed=owner.pk):
+            expected = exact_top_k(chunks, vectors, query, 10)
+
+            assert [c.pk for c in Chunk.objects.search(owner, query, k=10)] == expected
+
+
+def search_plan(owner, query) -> str:
+    with CaptureQueriesContext(connection) as captured:
+        Chunk.objects.search(owner, query, k=10)
+    (select,) = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("SELECT")]
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN {select}")
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def test_search_through_the_hnsw_index_still_fills_k_with_the_owners_nearest(many_tenants):
+    """Big tenants make the planner walk the HNSW index and filter by owner; iterative scan
+    must keep going until k of this owner's chunks are found."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_sort = off")  # push the planner onto the index (test transaction only)
+    owner, chunks, vectors = many_tenants[4]
+    assert "chunk_embedding_hnsw" in search_plan(owner, vectors[0])
+
+    found = 0
+    queries = unit_vectors(10, seed=7)
+    for query in queries:
+        results = Chunk.objects.search(owner, query, k=10)
+        assert len(results) == 10 and all(c.owner_id == owner.pk for c in results)
+        found += len({c.pk for c in results} & set(exact_top_k(chunks, vectors, query, 10)))
+
+    assert found / (10 * len(queries)) >= 0.9
+
+
+def test_the_hnsw_cosine_index_exists_on_the_chunk_table():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'features_chunk'")
+        indexes = dict(cursor.fetchall())
+
+    assert "chunk_embedding_hnsw" in indexes
+    definition = indexes["chunk_embedding_hnsw"].lower()
+    assert "using hnsw" in definition and "vector_cosine_ops" in definition and "m='16'" in definition

@@ -1,0 +1,292 @@
+"""SSRF-safe fetching: what check_url refuses, and every limit fetch() applies."""
+
+import gzip
+import re
+import socket
+import time
+
+import pytest
+
+from ingestion.safe_http import FetchError, check_url, fetch
+from tests.ingestion.conftest import closed_port, never_answer, send_chunked, send_until_close, trickle
+
+TOO_LARGE = re.escape("The page is larger than the 64.0\xa0KB limit.")  # TWIN_MAX_DOWNLOAD_BYTES = 64 KiB
+PAGE = "<html><head><title>Hello</title></head><body><p>Hello from the test site.</p></body></html>"
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://127.0.0.1/", "loopback"),
+        ("http://127.8.9.10:8000/admin", "loopback"),
+        ("http://[::1]/", "loopback"),
+        ("http://localhost/", "loopback"),
+        ("http://10.0.0.1/", "private"),
+        ("http://172.16.5.4/", "private"),
+        ("http://192.168.1.1/router", "private"),
+        ("http://[fd00::1]/", "private"),
+        ("http://169.254.169.254/latest/meta-data/", "link-local"),
+        ("http://169.254.1.1/", "link-local"),
+        ("http://[fe80::1]/", "link-local"),
+        ("http://[::ffff:127.0.0.1]/", "loopback"),
+        ("http://[::ffff:169.254.169.254]/", "link-local"),
+        ("http://[::ffff:10.0.0.1]/", "private"),
+        ("http://0.0.0.0/", "Refused"),
+        ("http://224.0.0.1/", "Refused"),
+    ],
+)
+def test_check_url_refuses_internal_addresses(url, reason):
+    with pytest.raises(FetchError, match=reason):
+        check_url(url)
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.com/file.txt", "gopher://example.com:70/"])
+def test_check_url_refuses_schemes_other_than_http(url):
+    with pytest.raises(FetchError, match="Only http:// and https://"):
+        check_url(url)
+
+
+@pytest.mark.parametrize("url", ["http://user:secret@example.com/", "https://token@example.com/post"])
+def test_check_url_refuses_credentials_in_the_address(url):
+    with pytest.raises(FetchError, match="user name or password"):
+        check_url(url)
+
+
+def test_check_url_says_an_unknown_host_could_not_be_found():
+    with pytest.raises(FetchError, match=r"The host no-such-blog\.invalid could not be found"):
+        check_url("https://no-such-blog.invalid/post")
+
+
+def test_check_url_refuses_an_address_without_a_host():
+    with pytest.raises(FetchError, match="no host name"):
+        check_url("http:///just-a-path")
+
+
+def test_check_url_accepts_a_public_address():
+    assert check_url("  http://93.184.216.34/post?id=1  ") == "http://93.184.216.34/post?id=1"
+
+
+def test_check_url_refuses_a_public_name_that_resolves_to_an_internal_address(monkeypatch):
+    monkeypatch.setattr(
+        socket, "getaddrinfo", lambda *args, **kwargs: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.1.2.3", 80))]
+    )
+    with pytest.raises(FetchError, match=re.escape("blog.example.com resolves to a private network address")):
+        check_url("http://blog.example.com/")
+
+
+def test_loopback_is_refused_unless_the_host_is_explicitly_allowed(settings):
+    with pytest.raises(FetchError, match="loopback"):
+        check_url("http://127.0.0.1:8000/")
+    settings.TWIN_CRAWL_ALLOWED_HOSTS = ["127.0.0.1"]
+    assert check_url("http://127.0.0.1:8000/") == "http://127.0.0.1:8000/"
+
+
+def test_fetch_returns_the_page_from_an_allowed_host(local_site):
+    url = local_site.page("/post", PAGE)
+
+    page = fetch(url)
+
+    assert page.url == url and page.content_type == "text/html" and "Hello from the test site." in page.text
+
+
+def test_fetch_follows_a_redirect_within_the_allowed_host(local_site):
+    target = local_site.page("/new", PAGE)
+    start = local_site.page("/old", "", status=301, Location="/new")
+
+    assert fetch(start).url == target
+
+
+@pytest.mark.parametrize(
+    ("location", "reason"),
+    [
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 resolves to a link-local address"),
+        ("http://10.0.0.1/", "10.0.0.1 resolves to a private network address"),
+        ("http://localhost:1/", "localhost resolves to a loopback address"),
+        ("file:///etc/passwd", "Only http:// and https://"),
+    ],
+)
+def test_a_redirect_to_a_refused_address_is_refused_on_that_hop(local_site, location, reason):
+    url = local_site.page("/go", "", status=302, Location=location)
+
+    with pytest.raises(FetchError, match=reason):
+        fetch(url)
+
+
+def test_too_many_redirects_are_refused(local_site, settings):
+    settings.TWIN_FETCH_MAX_REDIRECTS = 3
+    for hop in range(4):
+        local_site.page(f"/hop{hop}", "", status=302, Location=f"/hop{hop + 1}")
+    local_site.page("/hop4", PAGE)
+
+    with pytest.raises(FetchError, match=r"Too many redirects \(more than 3\)"):
+        fetch(local_site.base + "/hop0")
+
+
+def test_redirects_up_to_the_limit_are_followed(local_site, settings):
+    settings.TWIN_FETCH_MAX_REDIRECTS = 3
+    for hop in range(3):
+        local_site.page(f"/hop{hop}", "", status=302, Location=f"/hop{hop + 1}")
+    local_site.page("/hop3", PAGE)
+
+    assert fetch(local_site.base + "/hop0").url.endswith("/hop3")
+
+
+def test_a_page_whose_content_length_is_over_the_limit_is_refused(local_site, settings):
+    settings.TWIN_MAX_DOWNLOAD_BYTES = 64 * 1024
+    url = local_site.page("/big", "<p>" + "x" * (65 * 1024) + "</p>")
+
+    with pytest.raises(FetchError, match=TOO_LARGE):
+        fetch(url)
+
+
+def test_a_chunked_page_over_the_limit_is_refused_while_reading(raw_server, settings):
+    settings.TWIN_MAX_DOWNLOAD_BYTES = 64 * 1024
+    server = raw_server(send_chunked(10 * 1024 * 1024))
+
+    with pytest.raises(FetchError, match=TOO_LARGE):
+        fetch(server.url)
+
+
+def test_a_page_without_content_length_over_the_limit_is_refused_while_reading(raw_server, settings):
+    settings.TWIN_MAX_DOWNLOAD_BYTES = 64 * 1024
+    server = raw_server(send_until_close(1024 * 1024))
+
+    with pytest.raises(FetchError, match=TOO_LARGE):
+        fetch(server.url)
+
+
+def test_a_chunked_page_under_the_limit_is_read_whole(raw_server, settings):
+    settings.TWIN_MAX_DOWNLOAD_BYTES = 64 * 1024
+    server = raw_server(send_chunked(32_000))
+
+    assert fetch(server.url).text.count("x") == 32_000
+
+
+@pytest.mark.parametrize("content_type", ["application/pdf", "image/png", "application/octet-stream"])
+def test_non_html_content_is_refused_with_its_type(local_site, content_type):
+    url = local_site.page("/file", "%PDF-1.4 not really", content_type=content_type)
+
+    with pytest.raises(FetchError, match=f"not an HTML page \\(it is {content_type}\\)"):
+        fetch(url)
+
+
+def test_a_page_without_a_content_type_is_refused(raw_server):
+    server = raw_server(lambda conn, stopped: conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"))
+
+    with pytest.raises(FetchError, match="of unknown type"):
+        fetch(server.url)
+
+
+@pytest.mark.parametrize(("status", "words"), [(404, "HTTP 404 Not Found"), (500, "HTTP 500 Internal Server Error")])
+def test_an_http_error_status_is_reported(local_site, status, words):
+    url = local_site.page("/broken", "oops", status=status)
+
+    with pytest.raises(FetchError, match=words):
+        fetch(url)
+
+
+def test_a_closed_port_says_it_could_not_connect(allow_loopback):
+    with pytest.raises(FetchError, match=re.escape("Could not connect to 127.0.0.1")):
+        fetch(f"http://127.0.0.1:{closed_port()}/")
+
+
+def test_a_server_that_never_answers_hits_the_timeout(raw_server, settings):
+    settings.TWIN_FETCH_TIMEOUT = 1
+    server = raw_server(never_answer)
+
+    started = time.monotonic()
+    with pytest.raises(FetchError, match="did not answer within 1 seconds"):
+        fetch(server.url)
+    assert time.monotonic() - started < 5
+
+
+def test_a_page_that_stalls_after_its_headers_hits_the_timeout(raw_server, settings):
+    settings.TWIN_FETCH_TIMEOUT = 1
+    server = raw_server(trickle(every_seconds=60))
+
+    with pytest.raises(FetchError, match="did not answer within 1 seconds"):
+        fetch(server.url)
+
+
+def test_a_page_trickling_in_byte_by_byte_is_cut_off_at_the_deadline(raw_server, settings):
+    settings.TWIN_FETCH_TIMEOUT = 1
+    server = raw_server(trickle(every_seconds=0.1))
+
+    started = time.monotonic()
+    with pytest.raises(FetchError, match="took too long"):
+        fetch(server.url)
+    assert time.monotonic() - started < 4  # 2 x the timeout, and some slack
+
+
+def test_dns_rebinding_to_loopback_is_refused_at_the_socket(local_site, monkeypatch):
+    """The name looks public when checked, then resolves to 127.0.0.1 when connecting."""
+    url = local_site.page("/secret", "internal only")
+    port = local_site.server.server_port
+    real_getaddrinfo = socket.getaddrinfo
+    answers = iter(["93.184.216.34"])
+
+    def rebinding_getaddrinfo(host, *args, **kwargs):
+        if host != "rebind.example.com":
+            return real_getaddrinfo(host, *args, **kwargs)
+        address = next(answers, "127.0.0.1")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding_getaddrinfo)
+
+    with pytest.raises(FetchError, match=re.escape("rebind.example.com resolves to a loopback address")):
+        fetch(url.replace("127.0.0.1", "rebind.example.com"))
+    assert next(answers, None) is None  # check_url did see the public answer, and passed it
+
+
+def test_the_socket_guard_refuses_even_when_check_url_is_bypassed(local_site, monkeypatch, settings):
+    from ingestion import safe_http
+
+    url = local_site.page("/secret", "internal only")
+    settings.TWIN_CRAWL_ALLOWED_HOSTS = []
+    monkeypatch.setattr(safe_http, "check_url", lambda url: url)
+
+    with pytest.raises(FetchError, match=re.escape("127.0.0.1 resolves to a loopback address")):
+        fetch(url)
+
+
+def test_proxy_variables_in_the_environment_are_ignored(local_site, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("NO_PROXY", "")
+    url = local_site.page("/post", PAGE)
+
+    assert "Hello from the test site." in fetch(url).text
+
+
+def test_a_utf8_page_without_a_declared_charset_keeps_its_accents(local_site):
+    url = local_site.page("/cafe", "<p>Un café crème à Zürich</p>", content_type="text/html")
+
+    assert "Un café crème à Zürich" in fetch(url).text
+
+
+def test_a_declared_charset_is_honoured(raw_server):
+    body = "<p>Un café crème</p>".encode("latin-1")
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=ISO-8859-1\r\nContent-Length: %d\r\n\r\n" % len(body)
+    server = raw_server(lambda conn, stopped: conn.sendall(head + body))
+
+    assert "Un café crème" in fetch(server.url).text
+
+
+def gzipped(html: bytes):
+    body = gzip.compress(html)
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
+
+    return lambda conn, stopped: conn.sendall(head % len(body) + body)
+
+
+def test_a_gzipped_page_is_decompressed(raw_server):
+    server = raw_server(gzipped(b"<p>Compressed but readable.</p>"))
+
+    assert fetch(server.url).text == "<p>Compressed but readable.</p>"
+
+
+def test_a_small_gzipped_page_that_inflates_past_the_limit_is_refused(raw_server, settings):
+    settings.TWIN_MAX_DOWNLOAD_BYTES = 64 * 1024
+    server = raw_server(gzipped(b"<p>" + b"a" * (10 * 1024 * 1024) + b"</p>"))  # about 10 KB on the wire
+
+    with pytest.raises(FetchError, match=TOO_LARGE):
+        fetch(server.url)
