@@ -16,7 +16,7 @@ test: setup ## the whole suite: lint, migrations check, pytest (unit, worker, br
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(MANAGE) makemigrations --check --dry-run
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest --create-db
 
 setup: services python migrate models ## idempotent: a second run takes a few seconds
 
