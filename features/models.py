@@ -30,21 +30,35 @@ class ChunkQuerySet(OwnedQuerySet):
     def search(self, owner, embedding, k: int = 5) -> list["Chunk"]:
         """The owner's k nearest chunks by cosine distance; the owner is required.
 
-        Small owners are answered exactly (the planner picks the owner index and a
-        sort); large ones use HNSW with iterative scan, so filtering by owner still
-        returns k rows (measured: recall 1.0, p95 1.4 ms at 100k chunks).
+        Two short queries: the nearest k on the chunk table alone (small owners: the
+        owner index and an exact sort; large ones: HNSW with iterative scan, so the
+        owner filter still leaves k rows), then those k rows with their documents.
+        One joined query would scan every tenant's documents before its LIMIT.
         """
         if owner is None or not getattr(owner, "pk", None):
             raise ValueError("retrieval needs an owner")
+        distance = CosineDistance("embedding", list(map(float, embedding)))
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-            rows = list(
+            nearest = dict(
                 self.filter(owner=owner)
-                .annotate(distance=CosineDistance("embedding", list(map(float, embedding))))
-                .select_related("clean_document__document")
-                .order_by("distance")[:k]
+                .annotate(distance=distance)
+                .order_by("distance")
+                .values_list("pk", "distance")[:k]
             )
+        rows = list(
+            self.model.objects.filter(pk__in=nearest)
+            .select_related("clean_document__document")
+            .defer(*WIDE_COLUMNS)
+            .order_by()
+        )
+        for row in rows:
+            row.distance = nearest[row.pk]
         return sorted(rows, key=lambda chunk: chunk.distance)  # relaxed order may swap neighbours
+
+
+# Never read by callers of search(): the vector and whole documents (up to 500k characters).
+WIDE_COLUMNS = ("embedding", "clean_document__text", "clean_document__document__raw_text")
 
 
 class Chunk(models.Model):
