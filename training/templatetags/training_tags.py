@@ -7,6 +7,15 @@ from django.utils.safestring import mark_safe
 register = template.Library()
 
 WIDTH, HEIGHT, PAD = 480, 160, 28
+SMOOTHING = 0.8  # exponential moving average: per-step loss on small batches is noisy
+
+
+def smoothed(values: list[float]) -> list[float]:
+    out, average = [], values[0]
+    for value in values:
+        average = SMOOTHING * average + (1 - SMOOTHING) * value
+        out.append(average)
+    return out
 
 
 @register.simple_tag
@@ -24,7 +33,8 @@ def loss_curve(history, total_steps=0):
         y = PAD / 2 + (HEIGHT - 1.5 * PAD) * (1 - (loss - low) / span)
         return f"{x:.1f},{y:.1f}"
 
-    points = " ".join(xy(s, v) for s, v in history)
+    points = " ".join(xy(s, v) for s, v in zip(steps, losses, strict=True))
+    trend = " ".join(xy(s, v) for s, v in zip(steps, smoothed(losses), strict=True))
     labels = format_html_join(
         "",
         '<text x="2" y="{}" class="axis">{}</text>',
@@ -33,13 +43,15 @@ def loss_curve(history, total_steps=0):
     return format_html(
         '<svg class="loss-curve" viewBox="0 0 {w} {h}" role="img" '
         'aria-label="Training loss from {hi} to {last}">'
-        '<polyline fill="none" stroke="currentColor" stroke-width="2" points="{points}"/>{labels}'
+        '<polyline fill="none" stroke="currentColor" stroke-opacity="0.3" stroke-width="1.5" points="{points}"/>'
+        '<polyline class="trend" fill="none" stroke="currentColor" stroke-width="2.5" points="{trend}"/>{labels}'
         '<text x="{w2}" y="{h2}" class="axis" text-anchor="middle">step (of {steps})</text></svg>',
         w=WIDTH,
         h=HEIGHT,
         hi=f"{losses[0]:.2f}",
         last=f"{losses[-1]:.2f}",
         points=points,
+        trend=trend,
         labels=labels,
         w2=WIDTH / 2,
         h2=HEIGHT - 4,
