@@ -64,7 +64,7 @@ def smollm2_dir() -> Path:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        logger.info("converting %s into %s (once per machine)", gguf.name, out)
+        logger.debug("converting %s into %s (once per machine)", gguf.name, out)
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
         config = loaded.config
