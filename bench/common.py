@@ -59,7 +59,7 @@ def setup_django():
     django.setup()
 
 
-def _admin_connection():
+def _connect(dbname: str, **options):
     import psycopg
     from django.conf import settings
 
@@ -69,9 +69,13 @@ def _admin_connection():
         port=db["PORT"] or None,
         user=db["USER"] or None,
         password=db["PASSWORD"] or None,
-        dbname="postgres",
-        autocommit=True,
+        dbname=dbname,
+        **options,
     )
+
+
+def _admin_connection():
+    return _connect("postgres", autocommit=True)
 
 
 def _scratch_name() -> str:
@@ -112,17 +116,9 @@ def scratch_database():
 
 def raw_connection():
     """A separate psycopg connection to the scratch database (for COPY), outside Django's."""
-    import psycopg
     from django.conf import settings
 
-    db = settings.DATABASES["default"]
-    return psycopg.connect(
-        host=db["HOST"] or None,
-        port=db["PORT"] or None,
-        user=db["USER"] or None,
-        password=db["PASSWORD"] or None,
-        dbname=db["NAME"],
-    )
+    return _connect(settings.DATABASES["default"]["NAME"])
 
 
 def make_owners(count: int, prefix: str = "bench"):
