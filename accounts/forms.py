@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib.auth.forms import UserCreationForm
 
-from .models import User
+from .models import Twin, User
 
 
 class SignupForm(UserCreationForm):
@@ -16,3 +16,9 @@ class SignupForm(UserCreationForm):
 
 class TokenForm(forms.Form):
     name = forms.CharField(max_length=100, initial="My token", help_text="A label, e.g. the app that uses it.")
+
+
+class TwinForm(forms.ModelForm):
+    class Meta:
+        model = Twin
+        fields = ("name", "auto_train")

@@ -5,8 +5,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from .actions import do_create_user, do_issue_api_token
-from .forms import SignupForm, TokenForm
-from .models import ApiToken
+from .forms import SignupForm, TokenForm, TwinForm
+from .models import ApiToken, Twin
 
 
 def signup(request):
@@ -49,3 +49,13 @@ def revoke_token(request, token_id):
     token.revoke()
     messages.info(request, f"Token “{token.name}” revoked.")
     return redirect("tokens")
+
+
+@login_required
+def twin_settings(request):
+    form = TwinForm(request.POST or None, instance=Twin.for_user(request.user))
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Twin settings saved.")
+        return redirect("dashboard")
+    return render(request, "accounts/twin_settings.html", {"form": form}, status=400 if form.errors else 200)

@@ -32,6 +32,10 @@ class ChatRefused(Exception):
     """The question cannot be answered now; the message says why."""
 
 
+class AnswerFailed(Exception):
+    """Generation broke on our side (logged); the question was fine."""
+
+
 @dataclass
 class Event:
     kind: str  # "sources", "token", "done", "error"
@@ -155,7 +159,7 @@ def do_answer(owner, question: str, conversation: Conversation | None = None) ->
     answer = do_ask(owner, question, conversation)
     for event in stream_answer(answer):
         if event.kind == "error":
-            raise ChatRefused(event.data)
+            raise AnswerFailed(event.data)
     answer.refresh_from_db()
     return answer
 

@@ -9,7 +9,7 @@ from rest_framework.decorators import api_view, throttle_classes
 from rest_framework.response import Response
 from rest_framework.throttling import UserRateThrottle
 
-from .actions import ChatRefused, do_answer, do_ask, stream_answer
+from .actions import AnswerFailed, ChatRefused, do_answer, do_ask, stream_answer
 from .models import Conversation, Message
 
 
@@ -62,6 +62,8 @@ def chat(request):
         answer = do_answer(request.user, body.validated_data["message"], conversation)
     except ChatRefused as exc:
         return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+    except AnswerFailed as exc:
+        return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
     return Response({"conversation": answer.conversation_id, "message": MessageSerializer(answer).data})
 
 

@@ -182,6 +182,7 @@ COLLECTION_ROUTES = [
     Route("dashboard", "get", "/dashboard/"),
     Route("tokens", "get", "/account/tokens/"),
     Route("tokens", "post", "/account/tokens/", {"name": "sneaky"}),
+    Route("twin-settings", "get", "/account/twin/"),
     Route("sources", "get", "/sources/"),
     Route("add-upload", "post", "/sources/upload/", {"category": "article"}),
     Route("add-article", "post", "/sources/article/", {"url": "https://example.com/", "category": "article"}),

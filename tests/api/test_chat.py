@@ -85,3 +85,16 @@ def test_chat_is_throttled(owner_api, owner_source, monkeypatch, throttle_cache)
 def test_anonymous_callers_are_refused(anon_api, owner_source):
     assert ask(anon_api, "Hello?").status_code == 401
     assert not Conversation.objects.exists()
+
+
+def test_a_generation_failure_is_a_503_and_the_answer_is_marked_failed(owner_api, owner_source, monkeypatch):
+    from chat.models import Message
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr("chat.llm.TwinModels.stream", broken)
+    response = owner_api.post("/api/v1/chat/", {"message": "How much honey?"}, format="json")
+
+    assert response.status_code == 503 and "could not answer" in response.json()["detail"]
+    assert Message.objects.get(role="assistant").status == "failed"
