@@ -5,7 +5,7 @@ from django.db import connection, models, transaction
 from pgvector.django import CosineDistance, HnswIndex, VectorField
 
 from ingestion.models import Category, Document
-from twinsite.jobs import Job
+from twinsite.jobs import Job, JobStatus
 from twinsite.ownership import OwnedQuerySet
 
 
@@ -146,3 +146,8 @@ class FeatureRun(Job):
 
     def __str__(self):
         return f"Feature run {self.pk} ({self.status})"
+
+    def later_run_queued(self) -> bool:
+        """Another run of this owner waits in the queue and will rebuild the dataset anyway."""
+        later = FeatureRun.objects.filter(owner_id=self.owner_id, status=JobStatus.QUEUED, pk__gt=self.pk)
+        return later.exists()

@@ -21,6 +21,10 @@ def run_features(run_id: int):
         for i, document in enumerate(documents):
             run.report(90 * i / max(1, len(documents)), f"Embedding “{document.title}” ({i + 1}/{len(documents)})")
             written += do_build_features(document)
+        summary = f"{len(documents)} documents, {written} chunks"
+        if run.later_run_queued():  # a burst of uploads gets one dataset version, built by the last run
+            run.succeed(f"{summary}; the dataset is built by a later run", chunks_written=written)
+            return
         run.report(92, "Building the instruct dataset", chunks_written=written)
         dataset, created = do_build_dataset_version(run.owner)
     except Exception:
@@ -28,4 +32,4 @@ def run_features(run_id: int):
         run.fail("An unexpected error stopped the feature pipeline. It has been logged; sync the source to retry.")
         raise
     outcome = f"dataset v{dataset.version} {'built' if created else 'unchanged'}" if dataset else "no dataset yet"
-    run.succeed(f"{len(documents)} documents, {written} chunks; {outcome}", dataset_version=dataset)
+    run.succeed(f"{summary}; {outcome}", dataset_version=dataset)

@@ -66,3 +66,23 @@ def test_embeddings_are_unit_length():
     vector = embeddings.embed_query("bees on a roof")
     assert vector.shape == (settings.TWIN_EMBEDDING_DIM,)
     assert abs(float((vector**2).sum()) - 1.0) < 1e-4
+
+
+def test_a_burst_of_uploads_builds_one_dataset_version(owner, monkeypatch):
+    from features.tasks import run_features
+
+    queued = []
+    monkeypatch.setattr("features.tasks.run_features.delay", queued.append)  # the worker is busy
+    add_markdown_source(owner, "one.md", "# One\n\n" + "Bees dance to tell the hive where flowers are. " * 10)
+    add_markdown_source(owner, "two.md", "# Two\n\n" + "Smoke calms the bees before the hive is opened. " * 10)
+    first, second = FeatureRun.objects.filter(owner=owner).order_by("pk")
+
+    run_features(queued[0])
+    first.refresh_from_db()
+    assert first.status == "succeeded" and "built by a later run" in first.message
+    assert not DatasetVersion.objects.filter(owner=owner).exists()
+
+    run_features(queued[1])
+    second.refresh_from_db()
+    assert DatasetVersion.objects.get(owner=owner) == second.dataset_version
+    assert second.dataset_version.document_count == 2

@@ -20,8 +20,6 @@ class UploadSourceForm(forms.Form):
             raise forms.ValidationError(
                 f"“{name}” is not a supported file type. Upload one of: {', '.join(ALLOWED_EXTENSIONS)}."
             )
-        if upload.size == 0:
-            raise forms.ValidationError("That file is empty.")
         limit = settings.TWIN_MAX_UPLOAD_BYTES
         if upload.size > limit:
             raise forms.ValidationError(
