@@ -154,14 +154,18 @@ def stream_answer(answer: Message) -> Iterator[Event]:
     yield Event("done", answer)
 
 
-def do_answer(owner, question: str, conversation: Conversation | None = None) -> Message:
-    """Ask and wait for the whole answer (the REST API's non-streaming path)."""
-    answer = do_ask(owner, question, conversation)
+def wait_for_answer(answer: Message) -> Message:
+    """Run a pending answer to its end (the non-streaming paths)."""
     for event in stream_answer(answer):
         if event.kind == "error":
             raise AnswerFailed(event.data)
     answer.refresh_from_db()
     return answer
+
+
+def do_answer(owner, question: str, conversation: Conversation | None = None) -> Message:
+    """Ask and wait for the whole answer (the REST API's non-streaming path)."""
+    return wait_for_answer(do_ask(owner, question, conversation))
 
 
 def serving_description(owner) -> str:

@@ -9,7 +9,7 @@ from rest_framework.decorators import api_view, throttle_classes
 from rest_framework.response import Response
 from rest_framework.throttling import UserRateThrottle
 
-from .actions import AnswerFailed, ChatRefused, do_answer, do_ask, stream_answer
+from .actions import AnswerFailed, ChatRefused, do_answer, do_ask, stream_answer, wait_for_answer
 from .models import Conversation, Message
 
 
@@ -136,10 +136,10 @@ def openai_chat_completions(request):
 
         return StreamingHttpResponse(events(), content_type="text/event-stream")
 
-    for event in stream_answer(answer):
-        if event.kind == "error":
-            return _openai_error(event.data, status.HTTP_503_SERVICE_UNAVAILABLE)
-    answer.refresh_from_db()
+    try:
+        answer = wait_for_answer(answer)
+    except AnswerFailed as exc:
+        return _openai_error(str(exc), status.HTTP_503_SERVICE_UNAVAILABLE)
     trace = getattr(answer, "trace", None)
     prompt_tokens = trace.prompt_tokens if trace else 0
     completion_tokens = trace.tokens_generated if trace else 0
