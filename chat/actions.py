@@ -1,8 +1,14 @@
 """Asking a twin: retrieval over the owner's chunks, the shared prompt template,
 generation with the owner's production adapter, and a prompt trace per answer.
 
-`stream_answer` yields events that the browser (SSE), the REST API and the
+`generate_answer_events` yields events that the browser (SSE), the REST API and the
 OpenAI-compatible endpoint all render in their own format.
+
+Grounding (the design is in the module docstrings it calls): the question's best
+sentences from the retrieved chunks go into a short prompt (features/evidence.py),
+decoding favours continuing them (chat/steering.py), and each answer sentence is
+then checked against the notes (chat/grounding.py). When no note is close enough
+to the question, the twin says it has no notes on that instead of inventing.
 """
 
 import logging
@@ -14,13 +20,15 @@ from django.conf import settings
 from django.db import transaction
 
 from accounts.models import Twin
-from features.embeddings import embed_query
+from features.embeddings import count_tokens, embed, embed_query
+from features.evidence import NoteSentences
 from features.models import Chunk
 from ingestion.models import Source
 from training.base_models import display_name
 from training.models import ModelVersion
 from training.prompts import build_messages
 
+from .grounding import check_grounding
 from .llm import get_models
 from .models import Conversation, Message, PromptTrace
 
@@ -38,7 +46,7 @@ class AnswerFailed(Exception):
 
 @dataclass
 class Event:
-    kind: str  # "sources", "token", "done", "error"
+    kind: str  # "sources", "token", "grounding", "done", "error"
     data: object
 
 
@@ -49,8 +57,12 @@ def check_can_chat(owner):
         raise ChatRefused("Your sources are still being processed (or had no text); try again in a minute.")
 
 
-def do_ask(owner, question: str, conversation: Conversation | None = None) -> Message:
-    """Store the question and a pending answer; generation happens in stream_answer."""
+def do_ask(owner, question: str, conversation: Conversation | None = None, history: list[dict] = ()) -> Message:
+    """Store the question and a pending answer; generation happens in generate_answer_events.
+
+    history: earlier turns brought by the caller (the OpenAI API is stateless), stored in
+    the new conversation before the question so the answer sees them as any chat would.
+    """
     question = (question or "").strip()
     if not question:
         raise ChatRefused("Type a question first.")
@@ -62,6 +74,9 @@ def do_ask(owner, question: str, conversation: Conversation | None = None) -> Me
     with transaction.atomic():
         if conversation is None:
             conversation = Conversation.objects.create(owner=owner, title=question[:80])
+        Message.objects.bulk_create(
+            Message(conversation=conversation, role=turn["role"], content=turn["content"]) for turn in history
+        )
         Message.objects.create(conversation=conversation, role=Message.Role.USER, content=question)
         answer = Message.objects.create(
             conversation=conversation, role=Message.Role.ASSISTANT, status=Message.Status.PENDING
@@ -70,8 +85,36 @@ def do_ask(owner, question: str, conversation: Conversation | None = None) -> Me
     return answer
 
 
-def _question_for(answer: Message) -> str:
-    return answer.conversation.messages.filter(role=Message.Role.USER, id__lt=answer.id).last().content
+def _turns_before(answer: Message) -> list[Message]:
+    """The conversation up to this answer: finished turns only (a failed answer is not history)."""
+    earlier = answer.conversation.messages.filter(id__lt=answer.id).order_by("id")
+    return [m for m in earlier if m.role == Message.Role.USER or (m.status == Message.Status.DONE and m.content)]
+
+
+def history_within_budget(turns: list[Message], count_tokens, budget: int) -> list[dict]:
+    """The most recent turns whose text fits the token budget, oldest first."""
+    kept, used = [], 0
+    for turn in reversed(turns):
+        used += count_tokens(turn.content) + 4  # the chat template's role markers
+        if used > budget:
+            break
+        kept.append({"role": turn.role, "content": turn.content})
+    return kept[::-1]
+
+
+def _retrieve(owner, question: str, history: list[dict]):
+    """The owner's best chunks for the question; a follow-up ("and how long does that take?")
+    is also tried with the previous question in front, and the better-scoring list wins."""
+    vector = embed_query(question)
+    chunks = Chunk.objects.search(owner, vector, k=settings.TWIN_RETRIEVAL_TOP_K)
+    previous = [turn["content"] for turn in history if turn["role"] == Message.Role.USER]
+    if previous:
+        joined = f"{previous[-1]} {question}"
+        joined_vector = embed_query(joined)
+        joined_chunks = Chunk.objects.search(owner, joined_vector, k=settings.TWIN_RETRIEVAL_TOP_K)
+        if joined_chunks and (not chunks or joined_chunks[0].score > chunks[0].score):
+            return joined_chunks, joined_vector
+    return chunks, vector
 
 
 def _source_entry(chunk: Chunk) -> dict:
@@ -86,8 +129,53 @@ def _source_entry(chunk: Chunk) -> dict:
     }
 
 
-def stream_answer(answer: Message) -> Iterator[Event]:
-    """Generate a pending answer, or replay a finished one (an SSE reconnect is harmless)."""
+def _cited_first(chunks: list[Chunk], evidence) -> list[Chunk]:
+    """The chunks the evidence came from lead the sources, best evidence first."""
+    order = []
+    for item in evidence:
+        if item.chunk_id not in order:
+            order.append(item.chunk_id)
+    return sorted(chunks, key=lambda c: order.index(c.pk) if c.pk in order else len(order))
+
+
+@dataclass
+class Plan:
+    """What answering one question will use, decided before any token is generated."""
+
+    question: str
+    history: list[dict]
+    chunks: list[Chunk]
+    notes: NoteSentences
+    evidence: list  # the Evidence sentences put into the prompt
+    relevance: float  # the best note sentence's similarity to the question
+
+    @property
+    def has_notes(self) -> bool:
+        return bool(self.evidence) and self.relevance >= settings.TWIN_NOTES_MIN_SIMILARITY
+
+
+def plan_answer(owner, answer: Message, count_tokens) -> Plan:
+    turns = _turns_before(answer)
+    question = turns[-1].content
+    history = history_within_budget(turns[:-1], count_tokens, settings.TWIN_HISTORY_TOKENS)
+    chunks, vector = _retrieve(owner, question, history)
+    notes = NoteSentences.from_chunks(chunks, embed)
+    ranked = notes.rank(question, vector)
+    evidence = notes.select(question, vector, settings.TWIN_EVIDENCE_SENTENCES)
+    relevance = max((e.similarity for e in ranked[: settings.TWIN_EVIDENCE_SENTENCES]), default=0.0)
+    return Plan(question, history, _cited_first(chunks, evidence), notes, evidence, relevance)
+
+
+def no_notes_answer() -> str:
+    return "I haven't written anything about that, so I'd rather not guess."
+
+
+def generate_answer_events(answer: Message) -> Iterator[Event]:
+    """Generate a pending answer, or replay a finished one (an SSE reconnect is harmless).
+
+    Events: sources, then tokens, then grounding (each sentence checked against the
+    notes), then done; or error.
+    """
     claimed = Message.objects.filter(pk=answer.pk, status=Message.Status.PENDING).update(
         status=Message.Status.STREAMING
     )
@@ -98,29 +186,41 @@ def stream_answer(answer: Message) -> Iterator[Event]:
             yield Event("error", answer.error)
         elif answer.content:
             yield Event("token", answer.content)
+            yield Event("grounding", answer)
         yield Event("done", answer)
         return
 
     owner = answer.conversation.owner
+    models = get_models()
     started = time.perf_counter()
+    generation, model_version = None, ModelVersion.objects.production_for(owner)
     try:
-        question = _question_for(answer)
-        chunks = Chunk.objects.search(owner, embed_query(question), k=settings.TWIN_RETRIEVAL_TOP_K)
+        plan = plan_answer(owner, answer, count_tokens)
         retrieval_ms = int((time.perf_counter() - started) * 1000)
-        answer.sources = [_source_entry(chunk) for chunk in chunks]
+        answer.sources = [_source_entry(chunk) for chunk in plan.chunks]
         yield Event("sources", answer.sources)
 
-        model_version = ModelVersion.objects.production_for(owner)
-        messages = build_messages(Twin.for_user(owner).name, question, [chunk.text for chunk in chunks])
-        stream = get_models().stream(messages, model_version)
-        while True:
-            try:
-                piece = next(stream)
-            except StopIteration as finished:
-                generation = finished.value
-                break
-            answer.content += piece
-            yield Event("token", piece)
+        if plan.has_notes:
+            messages = build_messages(
+                Twin.for_user(owner).name, plan.question, [e.text for e in plan.evidence], plan.history
+            )
+            stream = models.stream(
+                messages,
+                model_version,
+                evidence=[e.text for e in plan.evidence],
+                max_sentences=settings.TWIN_MAX_SENTENCES,
+            )
+            while True:
+                try:
+                    piece = next(stream)
+                except StopIteration as finished:
+                    generation = finished.value
+                    break
+                answer.content += piece
+                yield Event("token", piece)
+        else:
+            answer.content = no_notes_answer()
+            yield Event("token", answer.content)
     except GeneratorExit:  # the client went away mid-answer: keep what was said, mark it cut short
         answer.status, answer.error = Message.Status.FAILED, "The answer was interrupted."
         answer.save(update_fields=["status", "error", "content", "sources"])
@@ -131,32 +231,51 @@ def stream_answer(answer: Message) -> Iterator[Event]:
         answer.save(update_fields=["status", "error", "content", "sources"])
         yield Event("error", answer.error)
         return
+    answer.content = answer.content.strip() or "(no answer)"
+    if plan.has_notes:
+        grounding = check_grounding(answer.content, plan.notes, embed, plan.evidence[0] if plan.evidence else None)
+        answer.grounding = _with_titles(grounding.as_dict(), plan.chunks)
+    else:
+        answer.grounding = {"score": None, "sentences": [], "quote": None, "no_notes": True}
     with transaction.atomic():
-        answer.content = answer.content.strip() or "(no answer)"
         answer.status = Message.Status.DONE
-        answer.model_version = model_version
-        answer.save(update_fields=["content", "status", "sources", "model_version"])
+        answer.model_version = model_version if generation else None
+        answer.save(update_fields=["content", "status", "sources", "model_version", "grounding"])
         PromptTrace.objects.create(
             owner=owner,
             message=answer,
-            question=question,
-            retrieved=[{"chunk_id": c.pk, "score": round(c.score, 4)} for c in chunks],
-            prompt=generation.prompt,
+            question=plan.question,
+            retrieved=[{"chunk_id": c.pk, "score": round(c.score, 4)} for c in plan.chunks],
+            evidence=[
+                {"text": e.text, "chunk_id": e.chunk_id, "similarity": round(e.similarity, 4)} for e in plan.evidence
+            ],
+            prompt=generation.prompt if generation else "",
             answer=answer.content,
-            model_version=model_version,
+            grounding=answer.grounding,
+            model_version=answer.model_version,
             base_model=model_version.base_model.identifier if model_version else settings.TWIN_BASE_MODEL,
             retrieval_ms=retrieval_ms,
-            first_token_ms=generation.first_token_ms,
+            first_token_ms=generation.first_token_ms if generation else 0,
             latency_ms=int((time.perf_counter() - started) * 1000),
-            prompt_tokens=generation.prompt_tokens,
-            tokens_generated=generation.tokens,
+            prompt_tokens=generation.prompt_tokens if generation else 0,
+            tokens_generated=generation.tokens if generation else 0,
         )
+    yield Event("grounding", answer)
     yield Event("done", answer)
+
+
+def _with_titles(grounding: dict, chunks: list[Chunk]) -> dict:
+    """Name the document behind each supporting chunk, for the page and the API."""
+    titles = {c.pk: (c.clean_document.document_id, c.clean_document.document.title) for c in chunks}
+    for item in [*grounding["sentences"], *([grounding["quote"]] if grounding["quote"] else [])]:
+        if item.get("chunk_id") in titles:
+            item["document_id"], item["title"] = titles[item["chunk_id"]]
+    return grounding
 
 
 def wait_for_answer(answer: Message) -> Message:
     """Run a pending answer to its end (the non-streaming paths)."""
-    for event in stream_answer(answer):
+    for event in generate_answer_events(answer):
         if event.kind == "error":
             raise AnswerFailed(event.data)
     answer.refresh_from_db()

@@ -1,7 +1,3 @@
-import json
-import time
-
-from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status, viewsets
@@ -9,7 +5,7 @@ from rest_framework.decorators import api_view, throttle_classes
 from rest_framework.response import Response
 from rest_framework.throttling import UserRateThrottle
 
-from .actions import AnswerFailed, ChatRefused, do_answer, do_ask, stream_answer, wait_for_answer
+from .actions import AnswerFailed, ChatRefused, do_answer
 from .models import Conversation, Message
 
 
@@ -20,7 +16,7 @@ class ChatThrottle(UserRateThrottle):
 class MessageSerializer(serializers.ModelSerializer):
     class Meta:
         model = Message
-        fields = ["id", "role", "content", "status", "error", "sources", "model_version", "created_at"]
+        fields = ["id", "role", "content", "status", "error", "sources", "grounding", "model_version", "created_at"]
 
 
 class ConversationSerializer(serializers.ModelSerializer):
@@ -44,6 +40,10 @@ class ChatRequestSerializer(serializers.Serializer):
 class ChatResponseSerializer(serializers.Serializer):
     conversation = serializers.IntegerField()
     message = MessageSerializer()
+    grounding = serializers.JSONField(
+        help_text="score (0-1, or null when the answer claims nothing), sentences [{text, supported, support, "
+        "chunk_id, document_id, title, evidence}], quote (the best note, when the answer is unsupported), no_notes."
+    )
 
 
 @extend_schema(request=ChatRequestSerializer, responses={200: ChatResponseSerializer})
@@ -64,7 +64,13 @@ def chat(request):
         return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
     except AnswerFailed as exc:
         return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
-    return Response({"conversation": answer.conversation_id, "message": MessageSerializer(answer).data})
+    return Response(
+        {
+            "conversation": answer.conversation_id,
+            "message": MessageSerializer(answer).data,
+            "grounding": answer.grounding,
+        }
+    )
 
 
 class ConversationViewSet(viewsets.ReadOnlyModelViewSet):
@@ -75,88 +81,3 @@ class ConversationViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_serializer_class(self):
         return ConversationDetailSerializer if self.action == "retrieve" else ConversationSerializer
-
-
-def _openai_error(message: str, http_status: int = 400) -> Response:
-    return Response({"error": {"message": message, "type": "invalid_request_error"}}, status=http_status)
-
-
-def _last_user_text(messages) -> str:
-    for message in reversed(messages if isinstance(messages, list) else []):
-        if isinstance(message, dict) and message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, list):  # content parts: keep the text ones
-                content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
-            return content if isinstance(content, str) else ""
-    return ""
-
-
-@extend_schema(request=dict, responses=dict)
-@api_view(["POST"])
-@throttle_classes([ChatThrottle])
-def openai_chat_completions(request):
-    """OpenAI-compatible chat completions: any OpenAI client can talk to your twin with a Twinsite token.
-
-    The last user message is the question; retrieval supplies the context. Earlier
-    turns are not used yet. `stream: true` answers with server-sent chunks.
-    """
-    if not isinstance(request.data, dict):
-        return _openai_error("The request body must be a JSON object.")
-    question = _last_user_text(request.data.get("messages"))
-    if not question.strip():
-        return _openai_error("`messages` must contain a user message with text.")
-    try:
-        answer = do_ask(request.user, question)
-    except ChatRefused as exc:
-        return _openai_error(str(exc))
-    completion_id, created = f"chatcmpl-{answer.pk}", int(time.time())
-    model = request.data.get("model") or "twinsite-twin"
-
-    def chunk(delta: dict, finish_reason=None) -> str:
-        payload = {
-            "id": completion_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
-        }
-        return f"data: {json.dumps(payload)}\n\n"
-
-    if request.data.get("stream") is True:  # JSON true only: the string "false" must not stream
-
-        def events():
-            yield chunk({"role": "assistant"})
-            for event in stream_answer(answer):
-                if event.kind == "token":
-                    yield chunk({"content": event.data})
-                elif event.kind == "error":
-                    yield f"data: {json.dumps({'error': {'message': event.data}})}\n\n"
-            yield chunk({}, "stop")
-            yield "data: [DONE]\n\n"
-
-        return StreamingHttpResponse(events(), content_type="text/event-stream")
-
-    try:
-        answer = wait_for_answer(answer)
-    except AnswerFailed as exc:
-        return _openai_error(str(exc), status.HTTP_503_SERVICE_UNAVAILABLE)
-    trace = getattr(answer, "trace", None)
-    prompt_tokens = trace.prompt_tokens if trace else 0
-    completion_tokens = trace.tokens_generated if trace else 0
-    return Response(
-        {
-            "id": completion_id,
-            "object": "chat.completion",
-            "created": created,
-            "model": model,
-            "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": answer.content}, "finish_reason": "stop"}
-            ],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
-            "sources": answer.sources,
-        }
-    )

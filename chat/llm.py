@@ -84,24 +84,49 @@ class TwinModels:
             self._load_base(identifier)
         return self._use_adapter(model_version)
 
-    def stream(self, messages: list[dict], model_version=None, max_new_tokens: int | None = None) -> Iterator[str]:
-        """Yield the answer's text piece by piece; the Generation is the return value."""
+    def stream(
+        self,
+        messages: list[dict],
+        model_version=None,
+        *,
+        evidence: list[str] = (),
+        max_new_tokens: int | None = None,
+        max_sentences: int = 0,
+    ) -> Iterator[str]:
+        """Yield the answer's text piece by piece; the Generation is the return value.
+
+        evidence: sentences the decoding favours (chat/steering.py); max_sentences: stop
+        after that many sentences (0: no limit).
+        """
         import contextlib
 
         import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+        from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        from .steering import EvidenceSteering, StopAfterSentences  # torch is imported only where answers are made
 
         max_new_tokens = max_new_tokens or settings.TWIN_MAX_NEW_TOKENS
         with self.lock:
             use_adapter = self.prepare(model_version)
             prompt = render_prompt(self.tokenizer, messages)
             inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.model.device)
+            prompt_length = inputs["input_ids"].shape[1]
             streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300)
             stop = threading.Event()
 
             class StopWhenAsked(StoppingCriteria):
                 def __call__(self, input_ids, scores, **kwargs):
                     return stop.is_set()
+
+            stopping = [StopWhenAsked()]
+            if max_sentences:
+                stopping.append(StopAfterSentences(self.tokenizer, prompt_length, max_sentences))
+            steering = EvidenceSteering(
+                evidence_token_ids(self.tokenizer, evidence),
+                prompt_length,
+                copy_bonus=settings.TWIN_COPY_BONUS,
+                start_bonus=settings.TWIN_START_BONUS,
+            )
 
             failure = []
 
@@ -114,16 +139,15 @@ class TwinModels:
                             streamer=streamer,
                             max_new_tokens=max_new_tokens,
                             do_sample=False,
-                            repetition_penalty=1.1,
-                            no_repeat_ngram_size=4,
+                            logits_processor=LogitsProcessorList([steering]),
                             pad_token_id=self.tokenizer.pad_token_id,
-                            stopping_criteria=StoppingCriteriaList([StopWhenAsked()]),
+                            stopping_criteria=StoppingCriteriaList(stopping),
                         )
                 except Exception as exc:  # surfaced to the caller below
                     failure.append(exc)
                     streamer.end()
 
-            result = Generation(prompt=prompt, prompt_tokens=inputs["input_ids"].shape[1])
+            result = Generation(prompt=prompt, prompt_tokens=prompt_length)
             started = time.perf_counter()
             worker = threading.Thread(target=generate, daemon=True)
             worker.start()
@@ -142,6 +166,15 @@ class TwinModels:
                 raise failure[0]
             result.tokens = len(self.tokenizer(result.text, add_special_tokens=False)["input_ids"])
             return result
+
+
+def evidence_token_ids(tokenizer, evidence) -> list[list[int]]:
+    """Each sentence as it is tokenized mid-text (after a space) and at the start of the answer."""
+    ids = []
+    for sentence in evidence:
+        ids.append(tokenizer(" " + sentence, add_special_tokens=False)["input_ids"])
+        ids.append(tokenizer(sentence, add_special_tokens=False)["input_ids"])
+    return ids
 
 
 def _adapters_disabled(model):

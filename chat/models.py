@@ -39,6 +39,9 @@ class Message(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DONE)
     error = models.TextField(blank=True)
     sources = models.JSONField(default=list, blank=True, help_text="The chunks the answer was grounded on.")
+    grounding = models.JSONField(
+        default=dict, blank=True, help_text="Each answer sentence checked against the notes, and an overall score."
+    )
     model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -48,6 +51,11 @@ class Message(models.Model):
     def __str__(self):
         return f"{self.role}: {self.content[:60]}"
 
+    @property
+    def grounding_percent(self) -> int | None:
+        score = (self.grounding or {}).get("score")
+        return None if score is None else round(score * 100)
+
 
 class PromptTrace(models.Model):
     """Everything needed to explain one answer: retrieval, the exact prompt, timings."""
@@ -56,7 +64,11 @@ class PromptTrace(models.Model):
     message = models.OneToOneField(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="trace")
     question = models.TextField()
     retrieved = models.JSONField(default=list, help_text="[{chunk_id, score}] in rank order.")
-    prompt = models.TextField()
+    evidence = models.JSONField(
+        default=list, help_text="[{text, chunk_id, similarity}]: the sentences put in the prompt."
+    )
+    prompt = models.TextField(blank=True, help_text="Empty when no note was close enough to ask the model.")
+    grounding = models.JSONField(default=dict, help_text="The grounding check of the answer (chat/grounding.py).")
     answer = models.TextField()
     model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     base_model = models.CharField(max_length=500)

@@ -5,7 +5,7 @@ from django.template.loader import render_to_string
 from django.utils.html import escape
 from django.views.decorators.http import require_POST
 
-from .actions import ChatRefused, check_can_chat, do_ask, serving_description, stream_answer
+from .actions import ChatRefused, check_can_chat, do_ask, generate_answer_events, serving_description
 from .models import Conversation, Message
 
 
@@ -78,15 +78,17 @@ def _sse(event: str, html: str) -> str:
 
 @login_required
 def stream(request, message_id):
-    """Server-sent events for one answer: sources, tokens, then done (or error)."""
+    """Server-sent events for one answer: sources, tokens, the grounding check, then done (or error)."""
     answer = _get_answer_for_user(request, message_id)
 
     def events():
-        for event in stream_answer(answer):
+        for event in generate_answer_events(answer):
             if event.kind == "sources":
                 yield _sse("sources", render_to_string("chat/_sources.html", {"sources": event.data}))
             elif event.kind == "token":
                 yield _sse("token", escape(event.data))
+            elif event.kind == "grounding":
+                yield _sse("grounding", render_to_string("chat/_grounding.html", {"answer": event.data, "oob": True}))
             elif event.kind == "error":
                 yield _sse("error", render_to_string("chat/_error.html", {"error": event.data}))
                 yield _sse("done", "")

@@ -9,8 +9,8 @@ another document) as retrieved context, so the twin learns both its voice and to
 answer from context with the same prompt template chat uses.
 
 Record format, one JSON object per line (the contract with training):
-    {"split": "train"|"test", "instruction": str, "context": [str, ...],
-     "answer": str, "document_id": int, "title": str}
+    {"kind": "style"|"grounded", "split": "train"|"test", "instruction": str,
+     "context": [str, ...], "answer": str, "document_id": int, "title": str}
 """
 
 import hashlib
@@ -19,6 +19,8 @@ import random
 import re
 from collections import Counter
 from dataclasses import dataclass
+
+from .grounded_samples import grounded_records
 
 MIN_EXTRACT_CHARS = 200
 MAX_EXTRACT_CHARS = 900
@@ -104,19 +106,39 @@ def instruction_for(extract: Extract, rng: random.Random) -> str:
     return f"{instruction[:-1]}, especially {word}{instruction[-1]}" if word else instruction
 
 
+def _distractor(extracts: list[Extract], by_document: dict[int, list[int]], document_id: int, rng) -> Extract | None:
+    """An extract from another document, in constant time (a rejection draw, then a fallback)."""
+    if len(by_document) < 2:
+        return None
+    for _ in range(8):
+        candidate = extracts[rng.randrange(len(extracts))]
+        if candidate.document_id != document_id:
+            return candidate
+    other = rng.choice([d for d in by_document if d != document_id])
+    return extracts[rng.choice(by_document[other])]
+
+
 def build_records(documents: list[tuple[int, str, str]], seed: int = 0) -> list[dict]:
-    """documents: (document_id, title, cleaned text). Deterministic for the same input."""
+    """documents: (document_id, title, cleaned text). Deterministic for the same input.
+
+    Two kinds of record: "style" (an extract of the author's text, sometimes with it as
+    context) and "grounded" (a question answered from a note: features/grounded_samples.py).
+    """
     extracts = [e for doc_id, title, text in documents for e in extracts_from(doc_id, title, text)]
+    by_document: dict[int, list[int]] = {}
+    for index, extract in enumerate(extracts):
+        by_document.setdefault(extract.document_id, []).append(index)
     rng = random.Random(seed)
     records = []
     for extract in extracts:
         context = []
         if rng.random() < 0.5:
-            others = [e for e in extracts if e.document_id != extract.document_id]
-            context = [extract.text] + ([rng.choice(others).text] if others else [])
+            other = _distractor(extracts, by_document, extract.document_id, rng)
+            context = [extract.text] + ([other.text] if other else [])
             rng.shuffle(context)
         records.append(
             {
+                "kind": "style",
                 "instruction": instruction_for(extract, rng),
                 "context": context,
                 "answer": extract.text,
@@ -124,6 +146,7 @@ def build_records(documents: list[tuple[int, str, str]], seed: int = 0) -> list[
                 "title": extract.title,
             }
         )
+    records.extend(grounded_records(documents, rng))
     rng.shuffle(records)
     test_count = max(1, round(len(records) * TEST_FRACTION)) if len(records) >= 2 else 0
     for i, record in enumerate(records):

@@ -155,6 +155,15 @@ TWIN_CRAWL_ALLOWED_HOSTS = envlist("TWIN_CRAWL_ALLOWED_HOSTS", "")
 # Retrieval and generation.
 TWIN_RETRIEVAL_TOP_K = envint("TWIN_RETRIEVAL_TOP_K", 3)
 TWIN_MAX_NEW_TOKENS = envint("TWIN_MAX_NEW_TOKENS", 120)
+# Grounded answers (chat/actions.py): the question's best sentences go into the prompt, decoding
+# favours continuing them, and a question whose best note is below the similarity floor gets
+# "no notes on that" instead of an invented answer. Calibrated with `make bench` (bench/grounding.py).
+TWIN_EVIDENCE_SENTENCES = envint("TWIN_EVIDENCE_SENTENCES", 2)
+TWIN_COPY_BONUS = float(os.environ.get("TWIN_COPY_BONUS", "6"))  # logits added to continue the evidence
+TWIN_START_BONUS = float(os.environ.get("TWIN_START_BONUS", "4"))  # to open like the best note
+TWIN_NOTES_MIN_SIMILARITY = float(os.environ.get("TWIN_NOTES_MIN_SIMILARITY", "0.35"))
+TWIN_MAX_SENTENCES = envint("TWIN_MAX_SENTENCES", 2)  # a small model invents filler after its facts
+TWIN_HISTORY_TOKENS = envint("TWIN_HISTORY_TOKENS", 256)  # earlier turns kept in the prompt
 TWIN_TORCH_THREADS = envint("TWIN_TORCH_THREADS", 0)  # 0: torch's default
 
 # Training defaults: short, so a CPU run of the demo twin takes minutes.

@@ -4,7 +4,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from accounts.api import obtain_token
-from chat.api import ConversationViewSet, chat, openai_chat_completions
+from chat import openai_api
+from chat.api import ConversationViewSet, chat
 from features.api import DatasetVersionViewSet, search
 from ingestion.api import DocumentViewSet, SourceViewSet
 from training.api import ModelVersionViewSet, TrainingRunViewSet
@@ -41,5 +42,5 @@ urlpatterns = [
     path("api/v1/", include((api_v1, "api"))),  # namespaced: router names must not shadow page names
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("v1/chat/completions", openai_chat_completions, name="openai-chat-completions"),
+    path("v1/chat/completions", openai_api.chat_completions, name="openai-chat-completions"),
 ]

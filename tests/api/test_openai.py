@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from chat.models import Conversation
+from chat.models import Conversation, PromptTrace
 
 pytestmark = pytest.mark.django_db
 
@@ -41,10 +41,23 @@ def test_a_completion_has_the_openai_shape(owner_api, owner_source):
     assert {s["title"] for s in body["sources"]} == {"Keeping bees on a city roof"}
 
 
-def test_the_last_user_message_is_the_question(owner_api, owner_source):
-    complete(owner_api, [user("First question?"), {"role": "assistant", "content": "Hm."}, user("Where do bees fly?")])
+def test_the_whole_message_list_is_the_conversation(owner_api, owner_source):
+    messages = [
+        user("Where are the hives?"),
+        {"role": "assistant", "content": "On the flat roof."},
+        user("Why tilt them?"),
+    ]
 
-    assert Conversation.objects.get().messages.first().content == "Where do bees fly?"
+    complete(owner_api, messages)
+
+    stored = list(Conversation.objects.get().messages.values_list("role", "content"))
+    assert stored[:3] == [
+        ("user", "Where are the hives?"),
+        ("assistant", "On the flat roof."),
+        ("user", "Why tilt them?"),
+    ]
+    prompt = PromptTrace.objects.get().prompt
+    assert prompt.index("Where are the hives?") < prompt.index("On the flat roof.") < prompt.index("Why tilt them?")
 
 
 def test_content_parts_are_read_as_text(owner_api, owner_source):

@@ -13,7 +13,7 @@ from features.models import DatasetVersion
 from ingestion.connectors.base import extract_text
 from tests.conftest import add_markdown_source
 
-RECORD_KEYS = {"split", "instruction", "context", "answer", "document_id", "title"}
+RECORD_KEYS = {"kind", "split", "instruction", "context", "answer", "document_id", "title"}
 
 
 def essay(seed: int, sections: int = 4) -> str:
@@ -49,7 +49,7 @@ def test_every_answer_is_verbatim_text_of_its_document():
     records = build_records(DOCUMENTS)
 
     assert all(r["answer"] in texts[r["document_id"]] for r in records)
-    assert all(len(r["answer"]) >= MIN_EXTRACT_CHARS for r in records)
+    assert all(len(r["answer"]) >= MIN_EXTRACT_CHARS for r in records if r["kind"] == "style")
 
 
 def test_the_split_has_test_samples():
@@ -106,7 +106,7 @@ def test_section_headings_shape_the_instruction():
     records = build_records(DOCUMENTS[:1])
 
     assert any("section 2 on" in r["instruction"] for r in records)
-    assert all("“Garden diary 0”" in r["instruction"] for r in records)
+    assert all("“Garden diary 0”" in r["instruction"] for r in records if r["kind"] == "style")
 
 
 def test_code_fences_never_become_answers():
@@ -166,3 +166,29 @@ def test_datasets_are_built_from_the_owners_documents_only(owner, other):
     records = read_records(DatasetVersion.objects.get(owner=owner).file_path)
 
     assert records and all("Garden diary 8" not in r["answer"] + "".join(r["context"]) for r in records)
+
+
+def test_grounded_samples_ask_about_a_sentence_and_answer_it_from_the_notes():
+    documents = [
+        (1, "Sourdough", "I feed my starter at a 1:5:5 ratio by weight. It lives on the counter in winter."),
+        (2, "Backups", "Every night at 02:30, cron runs a small shell script. I keep 14 daily dumps on a drive."),
+    ]
+
+    grounded = [r for r in build_records(documents) if r["kind"] == "grounded"]
+
+    by_answer = {r["answer"]: r for r in grounded}
+    ratio = by_answer["I feed my starter at a 1:5:5 ratio by weight."]
+    assert ratio["instruction"] == "You feed your starter at a what ratio by weight?"
+    assert ratio["answer"] in ratio["context"] and len(ratio["context"]) == 2
+    distractor = next(c for c in ratio["context"] if c != ratio["answer"])
+    assert distractor in documents[1][2]  # from the other document
+    assert "It lives on the counter in winter." not in by_answer  # no number, cause or name: no question
+
+
+def test_many_documents_build_in_linear_time():
+    import time
+
+    documents = [(i, f"Doc {i}", essay(i % 5, sections=2)) for i in range(400)]
+    started = time.perf_counter()
+    records = build_records(documents)
+    assert len(records) > 800 and time.perf_counter() - started < 20

@@ -1,0 +1,127 @@
+"""The OpenAI wire format: `POST /v1/chat/completions`, streaming and not, so that any
+OpenAI client can talk to a twin with a Twinsite token.
+
+The whole `messages` list is used: the last user message is the question, the turns
+before it are the conversation's history (stored with the new conversation, so the
+answer is generated exactly as a multi-turn web chat would be), and the twin's own
+prompt stays in charge (a client's system message is kept in the history as a user
+turn would be, never as the system prompt: notes and voice come from the twin).
+"""
+
+import json
+import time
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.decorators import api_view, throttle_classes
+from rest_framework.response import Response
+
+from .actions import AnswerFailed, ChatRefused, do_ask, generate_answer_events, wait_for_answer
+from .api import ChatThrottle
+
+ROLES = {"user": "user", "assistant": "assistant", "system": "user", "developer": "user"}
+
+
+def _error(message: str, http_status: int = 400) -> Response:
+    return Response({"error": {"message": message, "type": "invalid_request_error"}}, status=http_status)
+
+
+def _text_of(content) -> str:
+    if isinstance(content, list):  # content parts: keep the text ones
+        content = " ".join(
+            p.get("text", "") for p in content if isinstance(p, dict) and p.get("type", "text") == "text"
+        )
+    return content.strip() if isinstance(content, str) else ""
+
+
+def parse_messages(messages) -> tuple[str, list[dict]]:
+    """(question, earlier turns) from an OpenAI `messages` list; ValueError says what is wrong."""
+    if not isinstance(messages, list) or not messages:
+        raise ValueError("`messages` must be a list that ends with a user message.")
+    turns = []
+    for message in messages:
+        if not isinstance(message, dict) or message.get("role") not in ROLES:
+            raise ValueError(
+                "Each message needs a role (system, developer, user or assistant); the last, a user message."
+            )
+        text = _text_of(message.get("content"))
+        if text:
+            turns.append({"role": ROLES[message["role"]], "content": text})
+    if not turns or messages[-1].get("role") != "user" or turns[-1]["role"] != "user":
+        raise ValueError("The last message must be a user message with text.")
+    return turns[-1]["content"], turns[:-1]
+
+
+def _chunk(completion_id: str, created: int, model: str, delta: dict, finish_reason=None) -> str:
+    payload = {
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+    }
+    return f"data: {json.dumps(payload)}\n\n"
+
+
+@extend_schema(request=dict, responses=dict)
+@api_view(["POST"])
+@throttle_classes([ChatThrottle])
+def chat_completions(request):
+    """OpenAI-compatible chat completions: any OpenAI client can talk to your twin with a Twinsite token.
+
+    The last user message is the question and earlier messages are the conversation so
+    far; retrieval supplies the notes. `stream: true` answers with server-sent chunks.
+    Besides the standard fields, the answer carries `sources` and `grounding`.
+    """
+    if not isinstance(request.data, dict):
+        return _error("The request body must be a JSON object.")
+    try:
+        question, history = parse_messages(request.data.get("messages"))
+        answer = do_ask(request.user, question, history=history)
+    except (ValueError, ChatRefused) as exc:
+        return _error(str(exc))
+    completion_id, created = f"chatcmpl-{answer.pk}", int(time.time())
+    model = request.data.get("model") if isinstance(request.data.get("model"), str) else "twinsite-twin"
+
+    if request.data.get("stream") is True:  # JSON true only: the string "false" must not stream
+
+        def events():
+            yield _chunk(completion_id, created, model, {"role": "assistant"})
+            for event in generate_answer_events(answer):
+                if event.kind == "token":
+                    yield _chunk(completion_id, created, model, {"content": event.data})
+                elif event.kind == "error":
+                    yield f"data: {json.dumps({'error': {'message': event.data}})}\n\n"
+            yield _chunk(completion_id, created, model, {}, "stop")
+            yield "data: [DONE]\n\n"
+
+        response = StreamingHttpResponse(events(), content_type="text/event-stream")
+        response["Cache-Control"] = "no-cache"
+        return response
+
+    try:
+        answer = wait_for_answer(answer)
+    except AnswerFailed as exc:
+        return _error(str(exc), status.HTTP_503_SERVICE_UNAVAILABLE)
+    trace = getattr(answer, "trace", None)
+    prompt_tokens = trace.prompt_tokens if trace else 0
+    completion_tokens = trace.tokens_generated if trace else 0
+    return Response(
+        {
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": answer.content}, "finish_reason": "stop"}
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+            "sources": answer.sources,
+            "grounding": answer.grounding,
+        }
+    )

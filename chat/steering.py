@@ -1,0 +1,102 @@
+"""Decoding that favours the evidence: how a 135M model is made to state the facts it was given.
+
+Measured on the demo questions (greedy, base SmolLM2-135M): prompting alone put the fact
+in 1 of 8 answers. Two things were in the way:
+
+- transformers' `repetition_penalty` and `no_repeat_ngram_size` look at the whole
+  sequence, prompt included, so they *penalise* the evidence tokens and *forbid*
+  copying any 4-gram of the notes. Here both apply to the generated tokens only.
+- the model's prior ("I'm sorry for any confusion…") wins over notes it half-reads.
+  A bonus on the token that continues the longest n-gram of the evidence that the
+  answer has just produced (a copy mechanism, like a pointer network's, but with no
+  extra forward pass) lets it carry a phrase through once it has started one, in
+  its own words around it.
+
+The processor costs one dictionary lookup per step (the evidence is indexed by
+n-gram once), so decode speed does not change measurably.
+"""
+
+from collections import defaultdict
+
+import torch
+from transformers import LogitsProcessor, StoppingCriteria
+
+MAX_NGRAM = 6
+
+
+class EvidenceSteering(LogitsProcessor):
+    """Bonus for continuing the evidence, penalties for repeating the answer itself."""
+
+    def __init__(
+        self,
+        evidence_ids: list[list[int]],  # best sentence first
+        prompt_length: int,
+        *,
+        copy_bonus: float,
+        start_bonus: float = 0.0,
+        repetition_penalty: float = 1.1,
+        no_repeat_ngram: int = 4,
+    ):
+        self.prompt_length = prompt_length
+        self.copy_bonus = copy_bonus
+        self.start_bonus = start_bonus
+        # The best sentence's opening, in both of its tokenizations (see chat.llm.evidence_token_ids).
+        self.first_tokens = sorted({ids[0] for ids in evidence_ids[:2] if ids})
+        self.repetition_penalty = repetition_penalty
+        self.no_repeat_ngram = no_repeat_ngram
+        # n-gram (as a tuple of token ids) -> the tokens that follow it somewhere in the evidence
+        self.next_tokens: dict[tuple, set[int]] = defaultdict(set)
+        for ids in evidence_ids:
+            for end in range(1, len(ids)):
+                for n in range(1, min(MAX_NGRAM, end) + 1):
+                    self.next_tokens[tuple(ids[end - n : end])].add(ids[end])
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        for row in range(input_ids.shape[0]):
+            generated = input_ids[row, self.prompt_length :].tolist()
+            self._steer(generated, scores[row])
+        return scores
+
+    def _steer(self, generated: list[int], scores: torch.FloatTensor):
+        if not generated and self.start_bonus and self.first_tokens:
+            scores[self.first_tokens] += self.start_bonus  # open like the best note ("I feed…", "My commute…")
+        if generated and self.repetition_penalty != 1.0:
+            seen = torch.tensor(sorted(set(generated)), device=scores.device)
+            values = scores[seen]
+            scores[seen] = torch.where(values > 0, values / self.repetition_penalty, values * self.repetition_penalty)
+        for n in range(min(MAX_NGRAM, len(generated)), 0, -1):  # the longest match decides
+            following = self.next_tokens.get(tuple(generated[-n:]))
+            if following:
+                bonus = self.copy_bonus * (1 + 0.25 * (n - 1))
+                scores[list(following)] += bonus
+                break
+        size = self.no_repeat_ngram
+        if size and len(generated) >= size:
+            prefix = generated[-(size - 1) :]
+            for start in range(len(generated) - size + 1):
+                if generated[start : start + size - 1] == prefix:
+                    scores[generated[start + size - 1]] = -float("inf")
+
+
+class StopAfterSentences(StoppingCriteria):
+    """Short answers: a small model adds invented filler after it has said what it knows."""
+
+    def __init__(self, tokenizer, prompt_length: int, sentences: int):
+        self.tokenizer = tokenizer
+        self.prompt_length = prompt_length
+        self.sentences = sentences
+
+    def __call__(self, input_ids, scores, **kwargs) -> bool:
+        text = self.tokenizer.decode(input_ids[0, self.prompt_length :], skip_special_tokens=True)
+        return count_sentence_ends(text) >= self.sentences
+
+
+def count_sentence_ends(text: str) -> int:
+    """Sentence ends: . ! or ? before a space, a line break or the end of the text. A period
+    after a digit does not count ("1." may be the start of "1.5"), nor does one before a letter."""
+    count = 0
+    for i, ch in enumerate(text):
+        after = text[i + 1 : i + 2]
+        if ch in ".!?" and after in ("", " ", "\n") and not (ch == "." and i and text[i - 1].isdigit()):
+            count += 1
+    return count

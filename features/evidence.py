@@ -1,0 +1,121 @@
+"""Evidence: the few sentences of a twin's own writing that answer a question.
+
+A 135M model drowns in three whole 256-token chunks and answers from its prior
+instead. Given the question's best sentences instead (a short prompt, inside a
+token budget), it can be steered to state them (see chat/steering.py). The same
+selection builds the grounded training samples, so training and serving see notes
+of the same shape.
+
+Sentences are ranked by embedding similarity to the question plus word overlap
+(a light stemmer: "nightly" meets "night"), and lines that are mostly symbols (a
+cron line, a shell command) rank below prose.
+"""
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .chunking import split_sentences
+
+MIN_SENTENCE_CHARS = 12
+LEXICAL_WEIGHT = 0.3
+SYMBOL_PENALTY = 0.5  # a line under PROSE_SHARE letters and spaces
+PROSE_SHARE = 0.8
+# A question that asks for a quantity, a time or a date wants a sentence that states one.
+QUANTITY_QUESTION = re.compile(
+    r"\b(how (many|much|long|far|old|often|big|fast|tall|heavy|wide|late|early)|when|"
+    r"what (time|year|date|day|month|ratio|size|percentage|number|temperature|limit|age))\b|\blimit\b",
+    re.IGNORECASE,
+)
+# Digits, or number and time words ("one" is left out: it is more often a pronoun).
+QUANTITY = re.compile(
+    r"\d|\b(two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|"
+    r"thousand|dozen|twice|daily|weekly|monthly|yearly|noon|midnight)\b",
+    re.IGNORECASE,
+)
+QUANTITY_BONUS = 0.15
+STOPWORDS = frozenset(
+    """a an the i me my mine you your yours we our us he she it its they them their of to in on at by for and or
+    but is are was were be been am do does did have has had that this these those with as from what when where
+    which who whom why how there here so not no""".split()
+)
+
+
+@dataclass
+class Evidence:
+    text: str
+    chunk_id: int
+    similarity: float  # embedding cosine to the question
+    score: float  # the ranking score (similarity + overlap - symbol penalty)
+
+
+def stem(word: str) -> str:
+    for suffix in ("ing", "ly", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def content_words(text: str) -> list[str]:
+    """Lower-cased, stemmed words and numbers without stopwords: what overlap is measured on."""
+    return [stem(w) for w in re.findall(r"[a-z0-9]+", text.lower().replace("’", "'")) if w not in STOPWORDS]
+
+
+def overlap(question: str, sentence: str) -> float:
+    """The share of the question's content words that the sentence contains."""
+    wanted = set(content_words(question))
+    return len(wanted & set(content_words(sentence))) / len(wanted) if wanted else 0.0
+
+
+def prose_share(text: str) -> float:
+    return sum(ch.isalpha() or ch == " " for ch in text) / max(1, len(text))
+
+
+def note_sentences(text: str) -> list[str]:
+    """A chunk's sentences (chunks keep one sentence or heading per line)."""
+    sentences = []
+    for line in text.split("\n"):
+        sentences.extend(s for s in split_sentences(line) if len(s) >= MIN_SENTENCE_CHARS and not s.startswith("#"))
+    return sentences
+
+
+@dataclass
+class NoteSentences:
+    """The sentences of the retrieved chunks, embedded once: ranked for the prompt, then
+    reused by the grounding check after the answer."""
+
+    texts: list[str]
+    chunk_ids: list[int]
+    vectors: np.ndarray
+
+    @classmethod
+    def from_chunks(cls, chunks, embed) -> "NoteSentences":
+        """chunks: objects with .pk and .text, best first. Duplicate sentences (chunk overlap) kept once."""
+        texts, chunk_ids = [], []
+        for chunk in chunks:
+            for sentence in note_sentences(chunk.text):
+                if sentence not in texts:
+                    texts.append(sentence)
+                    chunk_ids.append(chunk.pk)
+        return cls(texts, chunk_ids, embed(texts))
+
+    def rank(self, question: str, question_vector) -> list[Evidence]:
+        """Every sentence scored for the question, best first."""
+        if not self.texts:
+            return []
+        similarities = self.vectors @ np.asarray(question_vector, dtype=np.float32)
+        wants_quantity = bool(QUANTITY_QUESTION.search(question))
+        ranked = []
+        for text, chunk_id, similarity in zip(self.texts, self.chunk_ids, similarities, strict=True):
+            score = float(similarity) + LEXICAL_WEIGHT * overlap(question, text)
+            if prose_share(text) < PROSE_SHARE:
+                score -= SYMBOL_PENALTY
+            if wants_quantity and QUANTITY.search(text):
+                score += QUANTITY_BONUS
+            ranked.append(Evidence(text, chunk_id, float(similarity), score))
+        return sorted(ranked, key=lambda e: -e.score)
+
+    def select(self, question: str, question_vector, limit: int) -> list[Evidence]:
+        """The best `limit` sentences, best first: the model copies from the first note most."""
+        return self.rank(question, question_vector)[:limit]

@@ -1,0 +1,122 @@
+"""Grounded answers: evidence selection, steering, the grounding check, "no notes", history."""
+
+import pytest
+from django.test import override_settings
+
+from chat.actions import do_answer, do_ask, history_within_budget
+from chat.grounding import check_grounding
+from chat.models import Message, PromptTrace
+from features.embeddings import embed, embed_query
+from features.evidence import NoteSentences
+
+pytestmark = pytest.mark.django_db
+
+
+class Note:
+    def __init__(self, pk, text):
+        self.pk, self.text = pk, text
+
+
+BACKUPS = Note(
+    1,
+    "Every night at 02:30, cron runs a small shell script that calls pg_dump for each database.\n"
+    "30 2 * * * /usr/local/bin/pg-nightly.sh >> /var/log/pg-nightly.log 2>&1\n"
+    "I keep 14 daily dumps and 8 weekly dumps on a second drive.",
+)
+GARDEN = Note(2, "I grow tomatoes against the south wall. The basil never survives July.")
+
+
+def notes_for(*chunks):
+    return NoteSentences.from_chunks(chunks, embed)
+
+
+def test_the_sentence_that_states_a_time_is_chosen_over_a_cron_line():
+    question = "What time do your nightly PostgreSQL backups run?"
+    best = notes_for(BACKUPS, GARDEN).select(question, embed_query(question), 1)[0]
+    assert best.text.startswith("Every night at 02:30") and best.chunk_id == 1
+
+
+def test_a_quantity_question_prefers_the_sentence_with_a_number():
+    question = "How many dumps do you keep?"
+    best = notes_for(BACKUPS, GARDEN).select(question, embed_query(question), 1)[0]
+    assert "14 daily dumps" in best.text
+
+
+def test_a_supported_sentence_names_its_note_and_an_invented_number_is_flagged():
+    notes = notes_for(BACKUPS, GARDEN)
+    answer = "I keep 14 daily dumps and 8 weekly dumps. I also keep 90 monthly dumps in the cloud."
+
+    grounding = check_grounding(answer, notes, embed)
+
+    first, second = grounding.sentences
+    assert first.supported and first.chunk_id == 1 and "14 daily dumps" in first.evidence
+    assert second.supported is False and second.chunk_id is None
+    assert grounding.unsupported == [second]
+    assert 0.3 < grounding.score < 0.7
+
+
+def test_an_unsupported_answer_carries_the_best_note_as_a_quote():
+    notes = notes_for(BACKUPS, GARDEN)
+    question = "How many dumps do you keep?"
+    best = notes.select(question, embed_query(question), 1)[0]
+
+    grounding = check_grounding("Frozen bread is a way of life for sailors.", notes, embed, best)
+
+    assert grounding.score == 0.0
+    assert grounding.quote == {"text": best.text, "chunk_id": 1}
+
+
+def test_a_supported_answer_has_no_quote_and_small_talk_is_neutral():
+    notes = notes_for(BACKUPS)
+    grounding = check_grounding("Sure. Every night at 02:30, cron runs a small shell script.", notes, embed, None)
+    assert [s.supported for s in grounding.sentences] == [None, True]
+    assert grounding.score == 1.0 and grounding.quote is None
+
+
+def test_an_answer_is_stored_with_its_grounding_and_evidence(owner_source, owner):
+    answer = do_answer(owner, "How much honey does a hive give in July?")
+
+    assert answer.grounding["sentences"] and answer.grounding["score"] is not None
+    trace = PromptTrace.objects.get(message=answer)
+    assert trace.grounding == answer.grounding
+    assert any("twelve kilograms" in e["text"] for e in trace.evidence)
+    assert len(trace.evidence) == 2  # a short prompt: the best sentences, not whole chunks
+    assert "I check the weight of each hive" not in trace.prompt or "twelve kilograms" in trace.prompt
+
+
+def test_a_question_outside_the_notes_gets_no_notes_instead_of_an_invention(owner_source, owner):
+    answer = do_answer(owner, "What is your favourite film about space pirates?")
+
+    assert answer.status == "done"
+    assert answer.content == "I haven't written anything about that, so I'd rather not guess."
+    assert answer.grounding["no_notes"] is True
+    trace = PromptTrace.objects.get(message=answer)
+    assert trace.prompt == "" and trace.tokens_generated == 0  # the model was not asked to make something up
+
+
+@override_settings(TWIN_NOTES_MIN_SIMILARITY=-1.0)
+def test_the_threshold_is_what_decides(owner_source, owner):
+    answer = do_answer(owner, "What is your favourite film about space pirates?")
+    assert not answer.grounding.get("no_notes") and PromptTrace.objects.get(message=answer).prompt
+
+
+def test_earlier_turns_go_into_the_prompt(owner_source, owner):
+    first = do_answer(owner, "Where do you keep your hives?")
+    second = do_answer(owner, "How much honey do they give in July?", first.conversation)
+
+    prompt = PromptTrace.objects.get(message=second).prompt
+    assert prompt.index("Where do you keep your hives?") < prompt.index(first.content[:20])
+    assert prompt.index(first.content[:20]) < prompt.index("How much honey do they give in July?")
+
+
+def test_a_failed_answer_is_not_history(owner_source, owner):
+    failed = do_ask(owner, "Where do you keep your hives?")
+    Message.objects.filter(pk=failed.pk).update(status=Message.Status.FAILED, content="half an ans")
+    second = do_answer(owner, "How much honey do they give?", failed.conversation)
+    assert "half an ans" not in PromptTrace.objects.get(message=second).prompt
+
+
+def test_history_keeps_the_most_recent_turns_within_the_budget():
+    turns = [Message(role="user", content=f"question {i} " + "word " * 20) for i in range(6)]
+    kept = history_within_budget(turns, lambda text: len(text.split()), budget=60)
+    assert [t["content"].split()[1] for t in kept] == ["4", "5"]
