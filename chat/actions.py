@@ -12,6 +12,7 @@ to the question, the twin says it has no notes on that instead of inventing.
 """
 
 import logging
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from .models import Conversation, Message, PromptTrace
 
 logger = logging.getLogger(__name__)
 EXCERPT_CHARS = 300
+FOLLOW_UP = re.compile(r"\b(it|its|that|this|these|those|they|them|their|there|he|him|his|she|her)\b", re.IGNORECASE)
 
 
 class ChatRefused(Exception):
@@ -102,13 +104,19 @@ def history_within_budget(turns: list[Message], count_tokens, budget: int) -> li
     return kept[::-1]
 
 
+def is_follow_up(question: str) -> bool:
+    """A question that leans on the one before ("and how long does that take?")."""
+    return len(question.split()) < 4 or bool(FOLLOW_UP.search(question))
+
+
 def _retrieve(owner, question: str, history: list[dict]):
-    """The owner's best chunks for the question; a follow-up ("and how long does that take?")
-    is also tried with the previous question in front, and the better-scoring list wins."""
+    """The owner's best chunks for the question; a follow-up is also tried with the previous
+    question in front, and the better-scoring list wins. A question on a new topic is not:
+    the old topic would pull its retrieval back."""
     vector = embed_query(question)
     chunks = Chunk.objects.search(owner, vector, k=settings.TWIN_RETRIEVAL_TOP_K)
     previous = [turn["content"] for turn in history if turn["role"] == Message.Role.USER]
-    if previous:
+    if previous and is_follow_up(question):
         joined = f"{previous[-1]} {question}"
         joined_vector = embed_query(joined)
         joined_chunks = Chunk.objects.search(owner, joined_vector, k=settings.TWIN_RETRIEVAL_TOP_K)
@@ -256,6 +264,7 @@ def generate_answer_events(answer: Message) -> Iterator[Event]:
             base_model=model_version.base_model.identifier if model_version else settings.TWIN_BASE_MODEL,
             retrieval_ms=retrieval_ms,
             first_token_ms=generation.first_token_ms if generation else 0,
+            generation_ms=generation.generation_ms if generation else 0,
             latency_ms=int((time.perf_counter() - started) * 1000),
             prompt_tokens=generation.prompt_tokens if generation else 0,
             tokens_generated=generation.tokens if generation else 0,

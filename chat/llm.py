@@ -30,6 +30,7 @@ class Generation:
     text: str = ""
     tokens: int = 0
     first_token_ms: int = 0
+    generation_ms: int = 0  # from the start of generation to its last token
 
 
 class TwinModels:
@@ -162,6 +163,7 @@ class TwinModels:
             finally:
                 stop.set()  # the client went away, or we are done: free the lock promptly
                 worker.join()
+            result.generation_ms = int((time.perf_counter() - started) * 1000)
             if failure:
                 raise failure[0]
             result.tokens = len(self.tokenizer(result.text, add_special_tokens=False)["input_ids"])

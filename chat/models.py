@@ -74,6 +74,7 @@ class PromptTrace(models.Model):
     base_model = models.CharField(max_length=500)
     retrieval_ms = models.PositiveIntegerField(default=0)
     first_token_ms = models.PositiveIntegerField(default=0)
+    generation_ms = models.PositiveIntegerField(default=0, help_text="From the start of generation to its end.")
     latency_ms = models.PositiveIntegerField(default=0)
     prompt_tokens = models.PositiveIntegerField(default=0)
     tokens_generated = models.PositiveIntegerField(default=0)

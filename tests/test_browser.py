@@ -1,11 +1,14 @@
 """A new user in headless Chromium: sign up, upload a file, watch it ingest, chat and see the sources."""
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from playwright.sync_api import expect, sync_playwright
+
+from chat.actions import no_notes_answer
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -61,11 +64,25 @@ def test_signup_upload_and_chat_with_cited_sources(page):
 
     page.goto("/chat/")
     expect(page.locator(".serving")).to_contain_text("no approved adapter yet")
-    page.fill("textarea[name=message]", "What ratio do you feed your starter?")
+    page.fill("textarea[name=message]", "What ratio do you feed Gerald?")
     page.click("#chat-form button[type=submit]")
 
     answer = page.locator(".bubble.answer").last
     expect(answer.locator(".source-list summary")).to_contain_text("Sources (")
     expect(answer.locator(".source-list li").first).to_contain_text("Gerald")
-    expect(page.locator(".bubble.question").last).to_have_text("What ratio do you feed your starter?")
+    expect(page.locator(".bubble.question").last).to_have_text("What ratio do you feed Gerald?")
+    # The streamed answer states the note's fact (the test model is random: steering puts it there),
+    # and once the grounding check arrives its sentence is marked as supported by that note.
+    expect(answer.locator(".answer-text")).to_contain_text("1:5:5")
+    expect(answer.locator(".sentence.supported").first).to_have_attribute("title", re.compile("Gerald"))
+    expect(answer.locator(".grounding-score")).to_have_text("Grounded: 100%")
+
+    page.fill("textarea[name=message]", "What do you think of the opera in Vienna?")
+    page.click("#chat-form button[type=submit]")
+    off_topic = page.locator(".bubble.answer").nth(1)
+    expect(off_topic.locator(".answer-text")).to_have_text(no_notes_answer())
+    expect(off_topic.locator(".grounding")).to_contain_text("did not guess")
+
+    page.reload()  # a finished conversation renders the checked sentences without streaming
+    expect(page.locator(".bubble.answer").first.locator(".sentence.supported").first).to_contain_text("1:5:5")
     assert os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] == "true"

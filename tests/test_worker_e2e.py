@@ -12,6 +12,7 @@ import pytest
 import redis
 from django.conf import settings
 from django.db import connection
+from django.test import override_settings
 from django.urls import reverse
 
 from chat.actions import do_answer
@@ -83,7 +84,12 @@ def test_a_twin_is_built_and_served_through_a_real_worker(worker, owner, staff, 
     assert CrawlRun.objects.get(owner=owner).status == "succeeded"
     assert wait_for(lambda: FeatureRun.objects.filter(owner=owner, status="succeeded").exists(), worker, "features")
 
-    run = do_start_training_run(owner, dataset)
+    question = "Why do you tilt the hives forward?"
+    base_answer = do_answer(owner, question)
+    with override_settings(TWIN_COPY_BONUS=0.0, TWIN_START_BONUS=0.0):
+        base_unsteered = do_answer(owner, question).content
+
+    run = do_start_training_run(owner, dataset, learning_rate=1e-2)  # a few steps must move a tiny model
     wait_for(lambda: TrainingRun.objects.get(pk=run.pk).status not in ("queued", "running"), worker, "training")
     run.refresh_from_db()
     assert run.status == "succeeded", run.error
@@ -99,6 +105,12 @@ def test_a_twin_is_built_and_served_through_a_real_worker(worker, owner, staff, 
     model_version.refresh_from_db()
     assert model_version.status == "production" and model_version.reviewed_by == staff
 
-    answer = do_answer(owner, "Why do you tilt the hives forward?")
+    answer = do_answer(owner, question)
     assert answer.status == "done" and answer.model_version == model_version
+    assert base_answer.model_version is None
     assert answer.sources and answer.sources[0]["title"] == "Keeping bees on a city roof"
+    # Grounded: the answer states the note (the model is a tiny random one: steering puts it there) ...
+    assert "tilt each hive forward" in answer.content and answer.grounding["score"] == 1.0
+    # ... and the adapter is really in use: greedy decoding without steering differs from the base's.
+    with override_settings(TWIN_COPY_BONUS=0.0, TWIN_START_BONUS=0.0):
+        assert do_answer(owner, question).content != base_unsteered

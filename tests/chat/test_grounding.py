@@ -120,3 +120,30 @@ def test_history_keeps_the_most_recent_turns_within_the_budget():
     turns = [Message(role="user", content=f"question {i} " + "word " * 20) for i in range(6)]
     kept = history_within_budget(turns, lambda text: len(text.split()), budget=60)
     assert [t["content"].split()[1] for t in kept] == ["4", "5"]
+
+
+def test_steering_makes_even_a_random_model_state_the_note(owner_source, owner):
+    """The tiny test model is random: what it states comes from the decoding, which is the point."""
+    answer = do_answer(owner, "How much honey does a hive give in July?")
+
+    assert "about twelve kilograms" in answer.content
+    assert answer.grounding["score"] == 1.0 and answer.grounding["quote"] is None
+    assert answer.grounding["sentences"][0]["title"] == "Keeping bees on a city roof"
+
+
+@override_settings(TWIN_COPY_BONUS=0.0, TWIN_START_BONUS=0.0)
+def test_without_steering_the_random_model_is_flagged_and_the_note_is_quoted(owner_source, owner):
+    answer = do_answer(owner, "How much honey does a hive give in July?")
+
+    assert "twelve kilograms" not in answer.content
+    assert answer.grounding["score"] < 0.5
+    assert "twelve kilograms" in answer.grounding["quote"]["text"]
+
+
+def test_a_follow_up_is_retrieved_with_the_question_before_it_and_a_new_topic_is_not(owner_source, owner):
+    first = do_answer(owner, "Why do you tilt the hives forward?")
+    follow_up = do_answer(owner, "How far do you tilt them?", first.conversation)
+    new_topic = do_answer(owner, "What do you think of the opera in Vienna?", first.conversation)
+
+    assert any("two centimetres" in e["text"] for e in PromptTrace.objects.get(message=follow_up).evidence)
+    assert new_topic.grounding.get("no_notes") is True

@@ -1,0 +1,226 @@
+"""Grounded answers: facts stated in generated answers, citations, "no notes" refusals,
+and what the grounding machinery costs in time to first token and decode speed.
+
+Quality runs through the app's own path, Celery eager: upload every file of a corpus,
+crawl, clean, chunk, embed, build the dataset, then `do_answer` each question, first
+with the base model alone, then with an adapter that the app trains on the twin's own
+dataset (the default CPU budget) and a staff member approves. Two evaluation sets:
+
+- demo: the 8 questions of demo/questions.txt over the demo corpus (tuned on);
+- held-out: bench/grounding/ (48 questions over 12 documents by 4 fictional authors,
+  written for this and never used to tune anything) plus its 16 off-topic questions.
+
+Per set and model:
+- fact in answer: the *generated* text states the fact: all its numbers, and at least
+  60 % of its content words (stemmed, stopwords out). A labelled quote does not count;
+- fact shown: generated, or in the labelled quote shown under an unsupported answer;
+- citation: the first source is the question's document;
+- off-topic: the twin said it has no notes on that;
+- grounding: the mean grounding score of the answers.
+
+Cost (demo questions, base model): the app's grounded path (retrieval, the chunks'
+sentences embedded and ranked, a two-sentence prompt, steered decoding, stop after two
+sentences) against plain RAG in the same run: retrieval, the three whole chunks in the
+prompt, transformers' repetition penalties, greedy. TTFT runs from the question to
+the first generated token; decode rate is tokens after the first per second.
+"""
+
+import re
+import time
+from pathlib import Path
+
+from . import common
+from .common import info_row, log, median, row
+
+EVAL_DIR = common.ROOT / "bench" / "grounding"
+DEMO_DIR = common.ROOT / "demo"
+FACT_SHARE = 0.6
+
+
+def states_fact(text: str, fact: str) -> bool:
+    """All of the fact's numbers and most of its content words are in the text."""
+    from features.evidence import content_words
+
+    numbers = re.findall(r"\d+", fact)
+    if any(n not in re.findall(r"\d+", text) for n in numbers):
+        return False
+    wanted = set(content_words(fact))
+    return len(wanted & set(content_words(text))) >= FACT_SHARE * len(wanted)
+
+
+def read_questions(path: Path) -> list[tuple[str, str, str]]:
+    rows = [line.split("\t") for line in path.read_text().splitlines() if line.strip()]
+    return [(q.strip(), name.strip(), fact.strip()) for q, name, fact in rows]
+
+
+def make_twin(username: str, corpus: Path):
+    """A user whose twin has read every file of the corpus, through the real pipeline."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from accounts.actions import do_create_user
+    from ingestion.actions import do_add_upload_source
+
+    owner = do_create_user(username, "bench-password-1", twin_name=username.title())
+    for path in sorted(corpus.iterdir()):
+        upload = SimpleUploadedFile(path.name, path.read_bytes())
+        do_add_upload_source(owner, upload, category="article")
+    return owner
+
+
+def ask_all(owner, questions, offtopic) -> dict:
+    from chat.actions import do_answer
+    from ingestion.models import Document
+
+    names = {d.pk: d.url.removeprefix("upload://") for d in Document.objects.for_user(owner)}
+    counts = {"fact": 0, "shown": 0, "cited": 0, "grounding": [], "refused": 0, "examples": []}
+    for question, name, fact in questions:
+        answer = do_answer(owner, question)
+        quote = (answer.grounding.get("quote") or {}).get("text", "")
+        generated = states_fact(answer.content, fact)
+        counts["fact"] += generated
+        counts["shown"] += generated or states_fact(quote, fact)
+        counts["cited"] += bool(answer.sources) and names.get(answer.sources[0]["document_id"]) == name
+        if answer.grounding.get("score") is not None:
+            counts["grounding"].append(answer.grounding["score"])
+        counts["examples"].append({"question": question, "fact": fact, "answer": answer.content, "ok": generated})
+    for question in offtopic:
+        counts["refused"] += bool(do_answer(owner, question).grounding.get("no_notes"))
+    return counts
+
+
+def train_and_approve(owner, staff):
+    from training.actions import do_approve_model_version, do_start_training_run
+    from training.models import ModelVersion
+
+    with common.timed() as t:
+        run = do_start_training_run(owner)
+    run.refresh_from_db()
+    if run.status != "succeeded":
+        raise RuntimeError(f"training failed: {run.error}")
+    version = ModelVersion.objects.get(training_run=run)
+    do_approve_model_version(version, staff)
+    log(f"trained and approved {version} in {t.seconds:.0f} s ({run.total_steps} steps)")
+    return version
+
+
+def quality_rows(label: str, model: str, counts: dict, questions: int, offtopic: int) -> list[dict]:
+    mean_grounding = sum(counts["grounding"]) / len(counts["grounding"]) if counts["grounding"] else 0.0
+    rows = [
+        info_row(f"{label}, {model}: fact in generated answer", counts["fact"], questions, "answers"),
+        info_row(f"{label}, {model}: fact shown (generated or quoted)", counts["shown"], questions, "answers"),
+        info_row(f"{label}, {model}: right document cited first", counts["cited"], questions, "answers"),
+        info_row(f"{label}, {model}: mean grounding score", round(mean_grounding, 3), 1.0, "score"),
+    ]
+    if offtopic:
+        rows.append(
+            info_row(f"{label}, {model}: off-topic answered 'no notes'", counts["refused"], offtopic, "answers")
+        )
+    return rows
+
+
+def plain_rag_generation(models, owner, question: str):
+    """The baseline: three whole chunks in the prompt, transformers' repetition penalties."""
+    import threading
+
+    import torch
+
+    from features.embeddings import embed_query
+    from features.models import Chunk
+    from training.prompts import build_messages, render_prompt
+
+    started = time.perf_counter()
+    chunks = Chunk.objects.search(owner, embed_query(question), k=3)
+    models.prepare(None)
+    prompt = render_prompt(models.tokenizer, build_messages("Robin", question, [c.text for c in chunks]))
+    inputs = models.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+    stamps = []
+
+    class Clock:
+        def put(self, value):
+            stamps.append(time.perf_counter())
+
+        def end(self):
+            pass
+
+    def generate():
+        with torch.inference_mode():
+            models.model.generate(
+                **inputs,
+                streamer=Clock(),
+                max_new_tokens=40,
+                do_sample=False,
+                repetition_penalty=1.1,
+                no_repeat_ngram_size=4,
+                pad_token_id=models.tokenizer.pad_token_id,
+            )
+
+    worker = threading.Thread(target=generate)
+    worker.start()
+    worker.join()
+    first, last = stamps[1], stamps[-1]  # stamps[0] is the prompt
+    tokens = len(stamps) - 1
+    return (first - started) * 1000, (tokens - 1) / (last - first) if tokens > 1 else 0.0
+
+
+def cost_rows(owner, questions, repetitions: int) -> list[dict]:
+    from chat.actions import do_answer
+    from chat.llm import get_models
+    from chat.models import PromptTrace
+
+    models = get_models()
+    app_ttft, app_rate, base_ttft, base_rate = [], [], [], []
+    for _ in range(repetitions):
+        for question, _, _ in questions:  # interleaved, so both see the same background load
+            ttft, rate = plain_rag_generation(models, owner, question)
+            base_ttft.append(ttft)
+            base_rate.append(rate)
+            answer = do_answer(owner, question)
+            trace = PromptTrace.objects.get(message=answer)
+            decode_s = (trace.generation_ms - trace.first_token_ms) / 1000
+            app_ttft.append(trace.retrieval_ms + trace.first_token_ms)
+            if trace.tokens_generated > 1 and decode_s > 0:
+                app_rate.append((trace.tokens_generated - 1) / decode_s)
+    return [
+        row("time to first token, grounded vs plain RAG", median(app_ttft), median(base_ttft), "ms"),
+        row(
+            "decode rate, grounded vs plain RAG",
+            median(app_rate),
+            median(base_rate),
+            "tok/s",
+            lower_is_better=False,
+        ),
+    ]
+
+
+def run(quick: bool = False) -> dict:
+    from django.conf import settings
+
+    from accounts.actions import do_create_user
+    from twinsite.celery import app
+
+    app.conf.task_always_eager = True
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    sets = [("demo", DEMO_DIR / "corpus", read_questions(DEMO_DIR / "questions.txt"), [])]
+    if not quick:
+        offtopic = [q for q in (EVAL_DIR / "offtopic.txt").read_text().splitlines() if q.strip()]
+        sets.append(("held-out", EVAL_DIR / "corpus", read_questions(EVAL_DIR / "questions.tsv"), offtopic))
+    rows, examples = [], {}
+    with common.scratch_database():
+        staff = do_create_user("bench-staff", "bench-password-1", is_staff=True, is_superuser=True)
+        for label, corpus, questions, offtopic in sets:
+            owner = make_twin(f"twin-{label}", corpus)
+            log(f"{label}: {len(questions)} questions, {len(offtopic)} off-topic")
+            if label == "demo":
+                rows += cost_rows(owner, questions, repetitions=1 if quick else 2)
+            counts = ask_all(owner, questions, offtopic)
+            rows += quality_rows(label, "base", counts, len(questions), len(offtopic))
+            examples[f"{label}/base"] = counts["examples"]
+            log(f"{label} base: {counts['fact']}/{len(questions)} facts, {counts['cited']} cited")
+            if quick:
+                continue
+            train_and_approve(owner, staff)
+            counts = ask_all(owner, questions, offtopic)
+            rows += quality_rows(label, "adapter", counts, len(questions), len(offtopic))
+            examples[f"{label}/adapter"] = counts["examples"]
+            log(f"{label} adapter: {counts['fact']}/{len(questions)} facts, {counts['cited']} cited")
+    return {"name": "grounding", "rows": rows, "examples": examples}
