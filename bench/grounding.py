@@ -88,6 +88,33 @@ def ask_all(owner, questions, offtopic) -> dict:
     return counts
 
 
+def relevance_rows(label: str, owner, questions, offtopic) -> list[dict]:
+    """The calibration of TWIN_NOTES_MIN_SIMILARITY: how close the best note is to answerable
+    questions and to off-topic ones (no generation, so it is cheap to rerun)."""
+    from django.conf import settings
+
+    from chat.actions import plan_for
+
+    answerable = sorted(plan_for(owner, q).relevance for q, _, _ in questions)
+    rows = [
+        info_row(f"{label}: relevance of answerable questions, lowest", round(answerable[0], 3), None, "cosine"),
+        info_row(f"{label}: relevance of answerable questions, median", round(median(answerable), 3), None, "cosine"),
+        info_row(
+            f"{label}: answerable questions under the threshold",
+            sum(r < settings.TWIN_NOTES_MIN_SIMILARITY for r in answerable),
+            len(answerable),
+            "questions",
+        ),
+    ]
+    if offtopic:
+        off = sorted(plan_for(owner, q).relevance for q in offtopic)
+        rows += [
+            info_row(f"{label}: relevance of off-topic questions, median", round(median(off), 3), None, "cosine"),
+            info_row(f"{label}: relevance of off-topic questions, highest", round(off[-1], 3), None, "cosine"),
+        ]
+    return rows
+
+
 def train_and_approve(owner, staff):
     from training.actions import do_approve_model_version, do_start_training_run
     from training.models import ModelVersion
@@ -99,7 +126,13 @@ def train_and_approve(owner, staff):
         raise RuntimeError(f"training failed: {run.error}")
     version = ModelVersion.objects.get(training_run=run)
     do_approve_model_version(version, staff)
-    log(f"trained and approved {version} in {t.seconds:.0f} s ({run.total_steps} steps)")
+    report = version.eval_report or {}
+    log(
+        f"trained and approved {version} in {t.seconds:.0f} s ({run.total_steps} steps); held-out loss "
+        f"base {report.get('base_loss')} -> adapter {report.get('adapter_loss')}"
+    )
+    for sample in report.get("samples", []):
+        log(f"  sample: {sample.get('instruction')!r} -> {sample.get('generated')!r}")
     return version
 
 
@@ -210,6 +243,7 @@ def run(quick: bool = False) -> dict:
         for label, corpus, questions, offtopic in sets:
             owner = make_twin(f"twin-{label}", corpus)
             log(f"{label}: {len(questions)} questions, {len(offtopic)} off-topic")
+            rows += relevance_rows(label, owner, questions, offtopic)
             if label == "demo":
                 rows += cost_rows(owner, questions, repetitions=1 if quick else 2)
             counts = ask_all(owner, questions, offtopic)

@@ -164,13 +164,16 @@ class Plan:
 
 def plan_answer(owner, answer: Message, count_tokens) -> Plan:
     turns = _turns_before(answer)
-    question = turns[-1].content
     history = history_within_budget(turns[:-1], count_tokens, settings.TWIN_HISTORY_TOKENS)
+    return plan_for(owner, turns[-1].content, history)
+
+
+def plan_for(owner, question: str, history: list[dict] = ()) -> Plan:
+    """Retrieval and evidence for a question; `relevance` decides between answering and "no notes"."""
     chunks, vector = _retrieve(owner, question, history)
     notes = NoteSentences.from_chunks(chunks, embed)
-    ranked = notes.rank(question, vector)
     evidence = notes.select(question, vector, settings.TWIN_EVIDENCE_SENTENCES)
-    relevance = max((e.similarity for e in ranked[: settings.TWIN_EVIDENCE_SENTENCES]), default=0.0)
+    relevance = max((e.similarity for e in evidence), default=0.0)
     return Plan(question, history, _cited_first(chunks, evidence), notes, evidence, relevance)
 
 

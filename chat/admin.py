@@ -19,9 +19,25 @@ class ConversationAdmin(admin.ModelAdmin):
 
 @admin.register(PromptTrace)
 class PromptTraceAdmin(admin.ModelAdmin):
-    list_display = ("question", "owner", "model_version", "retrieval_ms", "first_token_ms", "latency_ms", "created_at")
+    list_display = (
+        "question",
+        "owner",
+        "model_version",
+        "grounding_score",
+        "retrieval_ms",
+        "first_token_ms",
+        "latency_ms",
+        "created_at",
+    )
     search_fields = ("question", "owner__username")
     readonly_fields = [f.name for f in PromptTrace._meta.fields]
+
+    @admin.display(description="grounded")
+    def grounding_score(self, trace):
+        if trace.grounding.get("no_notes"):
+            return "no notes"
+        score = trace.grounding.get("score")
+        return "—" if score is None else f"{score:.0%}"
 
     def has_add_permission(self, request):
         return False

@@ -1,0 +1,58 @@
+"""The decoding processor on hand-made scores: what it favours, what it forbids, and what it leaves alone."""
+
+import torch
+
+from chat.steering import EvidenceSteering, StopAfterSentences, count_sentence_ends
+
+PROMPT = [90, 91, 10, 11, 12, 13, 92]  # the prompt quotes the evidence 10 11 12 13
+
+
+def scores_after(generated, **options):
+    steering = EvidenceSteering([[10, 11, 12, 13]], len(PROMPT), **{"copy_bonus": 5.0, **options})
+    ids = torch.tensor([PROMPT + generated])
+    return steering(ids, torch.zeros(1, 100))[0]
+
+
+def test_the_token_that_continues_the_evidence_gets_the_bonus():
+    scores = scores_after([10, 11])
+    assert scores[12] > 5.0 and scores[13] == 0.0 and scores[50] == 0.0
+
+
+def test_a_longer_match_gets_a_larger_bonus():
+    assert scores_after([10, 11, 12])[13] > scores_after([12])[13] > 0
+
+
+def test_the_prompt_does_not_count_as_repetition():
+    """transformers' own penalties would forbid copying the notes quoted in the prompt."""
+    scores = scores_after([])
+    assert (scores == 0).all()  # nothing generated yet: no penalty on the evidence tokens
+
+
+def test_the_answer_may_not_repeat_its_own_four_gram():
+    scores = scores_after([40, 41, 42, 43, 40, 41, 42])
+    assert scores[43] == -float("inf")
+
+
+def test_the_opening_of_the_best_note_is_favoured_only_at_the_start():
+    # two sentences, each tokenized mid-text and at the start of the answer; the best one first
+    evidence = [[10, 11], [15, 11], [20, 21], [25, 21]]
+    steering = EvidenceSteering(evidence, len(PROMPT), copy_bonus=0.0, start_bonus=3.0)
+    start = steering(torch.tensor([PROMPT]), torch.zeros(1, 100))[0]
+    later = steering(torch.tensor([[*PROMPT, 50]]), torch.zeros(1, 100))[0]
+    assert start[10] == start[15] == 3.0 and start[20] == start[25] == 0.0 and later[10] == 0.0
+
+
+def test_sentence_ends_ignore_decimals_and_abbreviation_like_dots():
+    assert count_sentence_ends("I keep 1.5 kg. Then I stop.") == 2
+    assert count_sentence_ends("Version 2.") == 0  # "2." may become "2.5"
+    assert count_sentence_ends("It works! Does it?") == 2
+
+
+def test_stopping_after_two_sentences():
+    class Tokenizer:
+        def decode(self, ids, skip_special_tokens=True):
+            return " ".join({1: "One.", 2: "Two.", 3: "three"}[i] for i in ids.tolist())
+
+    stop = StopAfterSentences(Tokenizer(), prompt_length=1, sentences=2)
+    assert not stop(torch.tensor([[0, 1, 3]]), None)
+    assert stop(torch.tensor([[0, 1, 2]]), None)
