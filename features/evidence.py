@@ -7,8 +7,9 @@ selection builds the grounded training samples, so training and serving see note
 of the same shape.
 
 Sentences are ranked by embedding similarity to the question plus word overlap
-(a light stemmer: "nightly" meets "night"), and lines that are mostly symbols (a
-cron line, a shell command) rank below prose.
+(a light stemmer: "nightly" meets "night"), plus a small bonus when the sentence holds
+what the question asks for (a quantity, a reason, a name); lines that are mostly symbols
+(a cron line, a shell command) rank below prose.
 """
 
 import re
@@ -34,7 +35,13 @@ QUANTITY = re.compile(
     r"thousand|dozen|twice|daily|weekly|monthly|yearly|noon|midnight)\b",
     re.IGNORECASE,
 )
-QUANTITY_BONUS = 0.15
+ANSWER_TYPE_BONUS = 0.15
+# The same for the other common answer types: a reason, and a name (a person, place or thing).
+REASON_QUESTION = re.compile(r"^\s*why\b|\bwhat (made|makes|was the reason)|\bthe reason\b", re.IGNORECASE)
+REASON = re.compile(r"\b(because|so that|since|in order to|which is why|the reason)\b", re.IGNORECASE)
+NAME_QUESTION = re.compile(r"^\s*(who|where)\b|\bwhat (was|is) (the|its|his|her|their) name\b|\bcalled\b", re.IGNORECASE)
+NAME = re.compile(r"(?<=[a-z,;] )[A-Z][a-z]+")  # a capitalised word inside a sentence
+ANSWER_TYPES = ((QUANTITY_QUESTION, QUANTITY), (REASON_QUESTION, REASON), (NAME_QUESTION, NAME))
 STOPWORDS = frozenset(
     """a an the i me my mine you your yours we our us he she it its they them their of to in on at by for and or
     but is are was were be been am do does did have has had that this these those with as from what when where
@@ -105,14 +112,14 @@ class NoteSentences:
         if not self.texts:
             return []
         similarities = self.vectors @ np.asarray(question_vector, dtype=np.float32)
-        wants_quantity = bool(QUANTITY_QUESTION.search(question))
+        wanted = [pattern for asks, pattern in ANSWER_TYPES if asks.search(question)]
         ranked = []
         for text, chunk_id, similarity in zip(self.texts, self.chunk_ids, similarities, strict=True):
             score = float(similarity) + LEXICAL_WEIGHT * overlap(question, text)
             if prose_share(text) < PROSE_SHARE:
                 score -= SYMBOL_PENALTY
-            if wants_quantity and QUANTITY.search(text):
-                score += QUANTITY_BONUS
+            if any(pattern.search(text) for pattern in wanted):
+                score += ANSWER_TYPE_BONUS
             ranked.append(Evidence(text, chunk_id, float(similarity), score))
         return sorted(ranked, key=lambda e: -e.score)
 

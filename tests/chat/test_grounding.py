@@ -1,5 +1,6 @@
 """Grounded answers: evidence selection, steering, the grounding check, "no notes", history."""
 
+import numpy as np
 import pytest
 from django.test import override_settings
 
@@ -147,3 +148,21 @@ def test_a_follow_up_is_retrieved_with_the_question_before_it_and_a_new_topic_is
 
     assert any("two centimetres" in e["text"] for e in PromptTrace.objects.get(message=follow_up).evidence)
     assert new_topic.grounding.get("no_notes") is True
+
+
+def equal_embed(texts):
+    """Every text equally close to every other: only word overlap and the answer-type cue rank."""
+    return np.full((len(texts), 4), 0.5, dtype=np.float32)
+
+
+@pytest.mark.parametrize(
+    ("question", "plain", "typed"),
+    [
+        ("Why do you tilt the hives?", "I tilt the hives in autumn.", "I tilt the hives because damp must drain."),
+        ("Who tunes the piano?", "The piano is tuned in spring.", "The piano is tuned by Agnes Moller."),
+        ("How far is the walk?", "The walk is steep and rocky.", "The walk is 11 km and steep."),
+    ],
+)
+def test_the_sentence_holding_what_the_question_asks_for_ranks_first(question, plain, typed):
+    notes = NoteSentences.from_chunks([Note(5, f"{plain}\n{typed}")], equal_embed)
+    assert notes.select(question, np.full(4, 0.5, dtype=np.float32), 1)[0].text == typed
