@@ -35,11 +35,11 @@ QUANTITY = re.compile(
     r"thousand|dozen|twice|daily|weekly|monthly|yearly|noon|midnight)\b",
     re.IGNORECASE,
 )
-ANSWER_TYPE_BONUS = 0.15
+ANSWER_TYPE_BONUS = 0.3
 # The same for the other common answer types: a reason, and a name (a person, place or thing).
 REASON_QUESTION = re.compile(r"^\s*why\b|\bwhat (made|makes|was the reason)|\bthe reason\b", re.IGNORECASE)
 REASON = re.compile(r"\b(because|so that|since|in order to|which is why|the reason)\b", re.IGNORECASE)
-NAME_QUESTION = re.compile(r"^\s*(who|where)\b|\bwhat (was|is) (the|its|his|her|their) name\b|\bcalled\b", re.IGNORECASE)
+NAME_QUESTION = re.compile(r"^\s*(who|whose|where|which)\b|\bwhat (was|is) (the|its|his|her|their) name\b|\bcalled\b", re.IGNORECASE)
 NAME = re.compile(r"(?<=[a-z,;] )[A-Z][a-z]+")  # a capitalised word inside a sentence
 ANSWER_TYPES = ((QUANTITY_QUESTION, QUANTITY), (REASON_QUESTION, REASON), (NAME_QUESTION, NAME))
 STOPWORDS = frozenset(

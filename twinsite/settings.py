@@ -153,7 +153,7 @@ TWIN_MAX_QUESTION_CHARS = envint("TWIN_MAX_QUESTION_CHARS", 2000)
 TWIN_CRAWL_ALLOWED_HOSTS = envlist("TWIN_CRAWL_ALLOWED_HOSTS", "")
 
 # Retrieval and generation.
-TWIN_RETRIEVAL_TOP_K = envint("TWIN_RETRIEVAL_TOP_K", 3)
+TWIN_RETRIEVAL_TOP_K = envint("TWIN_RETRIEVAL_TOP_K", 5)
 TWIN_MAX_NEW_TOKENS = envint("TWIN_MAX_NEW_TOKENS", 120)
 # Grounded answers (chat/actions.py): the question's best sentences go into the prompt, decoding
 # favours continuing them, and a question whose best note is below the similarity floor gets
