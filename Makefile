@@ -3,9 +3,14 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 MANAGE := $(PY) manage.py
+# These targets are for a development machine: development mode unless the caller says
+# otherwise. The settings default to DEBUG off; production runs its processes with
+# DEBUG=0 (or unset) and a SECRET_KEY of its own.
+export DEBUG ?= 1
 
-.PHONY: run test setup services python migrate models lint bench worker-check clean
+.PHONY: run test setup services python migrate models lint audit bench worker-check clean
 
+run: export DEBUG := 1
 run: setup ## install what is missing, seed the demo twin, start web + workers + beat
 	@$(MANAGE) seed_demo
 	@echo "  Twinsite is starting at http://127.0.0.1:8000  (Ctrl-C stops web, workers and beat)"
@@ -34,6 +39,9 @@ models: python
 
 lint:
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+audit: python ## known vulnerabilities in the pinned requirements (asks PyPI's advisory data; needs the network)
+	$(VENV)/bin/pip-audit --requirement requirements.txt --no-deps --disable-pip --strict --progress-spinner off
 
 bench: setup ## benchmarks against same-run baselines; results in bench/results/
 	$(PY) -m bench.run_all
