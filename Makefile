@@ -8,7 +8,7 @@ MANAGE := $(PY) manage.py
 # DEBUG=0 (or unset) and a SECRET_KEY of its own.
 export DEBUG ?= 1
 
-.PHONY: run test setup services python migrate models lint audit bench worker-check clean
+.PHONY: run test setup services python migrate models lint audit fuzz bench worker-check clean
 
 run: export DEBUG := 1
 run: setup ## install what is missing, seed the demo twin, start web + workers + beat
@@ -43,8 +43,12 @@ lint:
 audit: python ## known vulnerabilities in the pinned requirements (asks PyPI's advisory data; needs the network)
 	$(VENV)/bin/pip-audit --requirement requirements.txt --no-deps --disable-pip --strict --progress-spinner off
 
-bench: setup ## benchmarks against same-run baselines; results in bench/results/
+bench: setup ## benchmarks against same-run baselines; results in bench/results/; then the long API fuzz
 	$(PY) -m bench.run_all
+	@$(MAKE) --no-print-directory fuzz
+
+fuzz: setup ## the REST API fuzzed from its OpenAPI schema, many examples per operation (CI runs a few)
+	TWIN_FUZZ_EXAMPLES=$${TWIN_FUZZ_EXAMPLES:-150} $(VENV)/bin/pytest -q tests/api/test_fuzz.py
 
 clean: ## remove generated data (keeps the venv and the model cache)
 	rm -rf var/uploads var/datasets var/adapters var/runs staticfiles
