@@ -3,9 +3,14 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 MANAGE := $(PY) manage.py
+# These targets are for a development machine: development mode unless the caller says
+# otherwise. The settings default to DEBUG off; production runs its processes with
+# DEBUG=0 (or unset) and a SECRET_KEY of its own.
+export DEBUG ?= 1
 
-.PHONY: run test setup services python migrate models lint bench worker-check clean
+.PHONY: run test setup services python migrate models lint audit fuzz bench worker-check clean
 
+run: export DEBUG := 1
 run: setup ## install what is missing, seed the demo twin, start web + workers + beat
 	@$(MANAGE) seed_demo
 	@echo "  Twinsite is starting at http://127.0.0.1:8000  (Ctrl-C stops web, workers and beat)"
@@ -35,8 +40,15 @@ models: python
 lint:
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
-bench: setup ## benchmarks against same-run baselines; results in bench/results/
+audit: python ## known vulnerabilities in the pinned requirements (asks PyPI's advisory data; needs the network)
+	$(VENV)/bin/pip-audit --requirement requirements.txt --no-deps --disable-pip --strict --progress-spinner off
+
+bench: setup ## benchmarks against same-run baselines; results in bench/results/; then the long API fuzz
 	$(PY) -m bench.run_all
+	@$(MAKE) --no-print-directory fuzz
+
+fuzz: setup ## the REST API fuzzed from its OpenAPI schema, many examples per operation (CI runs a few)
+	TWIN_FUZZ_EXAMPLES=$${TWIN_FUZZ_EXAMPLES:-150} $(VENV)/bin/pytest -q tests/api/test_fuzz.py
 
 clean: ## remove generated data (keeps the venv and the model cache)
 	rm -rf var/uploads var/datasets var/adapters var/runs staticfiles

@@ -1,43 +1,104 @@
 from django.contrib.auth import authenticate
-from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
-from rest_framework.decorators import api_view, authentication_classes, permission_classes, throttle_classes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action, api_view, authentication_classes, permission_classes, throttle_classes
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
 
-from .actions import do_issue_api_token
+from .actions import MAX_TOKEN_DAYS, TokenRefused, do_delete_account, do_issue_api_token
+from .models import ApiToken
+from .throttling import TokenThrottle
 
 
 class TokenRequestSerializer(serializers.Serializer):
     username = serializers.CharField()
     password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False)
     name = serializers.CharField(max_length=100, required=False, default="API token")
+    scopes = serializers.ListField(
+        child=serializers.ChoiceField(choices=ApiToken.Scope.choices),
+        required=False,
+        default=list,
+        help_text="Empty or absent: full access. read: GET requests; chat: chat and OpenAI completions; "
+        "review: approve or reject model versions (staff).",
+    )
+    expires_in_days = serializers.IntegerField(
+        min_value=1, max_value=MAX_TOKEN_DAYS, required=False, help_text="Absent: the token never expires."
+    )
 
 
-class TokenResponseSerializer(serializers.Serializer):
+class ApiTokenSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ApiToken
+        fields = ["id", "name", "key_prefix", "scopes", "created_at", "expires_at", "last_used_at", "revoked_at"]
+        read_only_fields = fields
+
+
+class TokenResponseSerializer(ApiTokenSerializer):
     token = serializers.CharField(help_text="Shown once; store it now.")
-    name = serializers.CharField()
-    id = serializers.IntegerField()
+
+    class Meta(ApiTokenSerializer.Meta):
+        fields = ["token", *ApiTokenSerializer.Meta.fields]
+        read_only_fields = fields
 
 
-class TokenThrottle(AnonRateThrottle):
-    """Per client address: the caller stays anonymous until the password checks out."""
-
-    scope = "token"
-
-
-@extend_schema(request=TokenRequestSerializer, responses={201: TokenResponseSerializer})
+@extend_schema(
+    request=TokenRequestSerializer,
+    responses={201: TokenResponseSerializer, 400: OpenApiResponse(description="Wrong credentials or a bad request")},
+)
 @api_view(["POST"])
 @authentication_classes([])
 @permission_classes([AllowAny])
 @throttle_classes([TokenThrottle])
 def obtain_token(request):
-    """Exchange a username and password for a new API token."""
+    """Exchange a username and password for a new API token, optionally scoped and expiring."""
     body = TokenRequestSerializer(data=request.data)
     body.is_valid(raise_exception=True)
-    user = authenticate(request, username=body.validated_data["username"], password=body.validated_data["password"])
+    data = body.validated_data
+    # The Django request, not DRF's wrapper: the login lockout (axes) flags it for its middleware.
+    user = authenticate(request._request, username=data["username"], password=data["password"])
     if user is None:
         return Response({"detail": "Wrong username or password."}, status=status.HTTP_400_BAD_REQUEST)
-    token, raw = do_issue_api_token(user, body.validated_data["name"])
-    return Response({"token": raw, "name": token.name, "id": token.pk}, status=status.HTTP_201_CREATED)
+    try:
+        token, raw = do_issue_api_token(
+            user, data["name"], scopes=data["scopes"], expires_in_days=data.get("expires_in_days")
+        )
+    except TokenRefused as exc:
+        return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+    return Response({"token": raw, **ApiTokenSerializer(token).data}, status=status.HTTP_201_CREATED)
+
+
+class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Your API tokens (never their values). Revoking one stops it at once."""
+
+    serializer_class = ApiTokenSerializer
+
+    def get_queryset(self):
+        return ApiToken.objects.for_user(self.request.user)
+
+    @extend_schema(request=None, responses=ApiTokenSerializer)
+    @action(detail=True, methods=["post"])
+    def revoke(self, request, pk=None):
+        token = self.get_object()
+        token.revoke()
+        return Response(ApiTokenSerializer(token).data)
+
+
+class DeleteAccountSerializer(serializers.Serializer):
+    password = serializers.CharField(
+        style={"input_type": "password"}, trim_whitespace=False, help_text="Your current password, again."
+    )
+
+    def validate_password(self, password):
+        if not self.context["user"].check_password(password):
+            raise serializers.ValidationError("That is not your password; nothing was deleted.")
+        return password
+
+
+@extend_schema(request=DeleteAccountSerializer, responses={204: None})
+@api_view(["POST"])
+def delete_account(request):
+    """Delete your account: every row and file of your twin, for good. Needs your password and a full-access token."""
+    body = DeleteAccountSerializer(data=request.data, context={"user": request.user})
+    body.is_valid(raise_exception=True)
+    do_delete_account(request.user)
+    return Response(status=status.HTTP_204_NO_CONTENT)

@@ -26,7 +26,7 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         raw = parts[1].decode(errors="replace")
         token = ApiToken.objects.active().select_related("owner").filter(key_hash=hash_token(raw)).first()
         if token is None or not token.owner.is_active:
-            raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+            raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
         now = timezone.now()
         if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)

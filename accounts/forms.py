@@ -1,7 +1,8 @@
 from django import forms
 from django.contrib.auth.forms import UserCreationForm
 
-from .models import Twin, User
+from .actions import MAX_TOKEN_DAYS
+from .models import ApiToken, Twin, User
 
 
 class SignupForm(UserCreationForm):
@@ -16,9 +17,39 @@ class SignupForm(UserCreationForm):
 
 class TokenForm(forms.Form):
     name = forms.CharField(max_length=100, initial="My token", help_text="A label, e.g. the app that uses it.")
+    scopes = forms.MultipleChoiceField(
+        choices=ApiToken.Scope.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: full access. A token for a chat client needs only “Chat”.",
+    )
+    expires_in_days = forms.IntegerField(
+        min_value=1, max_value=MAX_TOKEN_DAYS, required=False, label="Expires in (days)", help_text="Empty: never."
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not user.is_staff:  # the review scope would give anyone else nothing
+            self.fields["scopes"].choices = [c for c in ApiToken.Scope.choices if c[0] != ApiToken.Scope.REVIEW]
 
 
 class TwinForm(forms.ModelForm):
     class Meta:
         model = Twin
         fields = ("name", "auto_train")
+
+
+class DeleteAccountForm(forms.Form):
+    """Deleting everything asks for the password again: a session left open is not enough."""
+
+    password = forms.CharField(widget=forms.PasswordInput, strip=False, help_text="Your current password.")
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_password(self):
+        password = self.cleaned_data["password"]
+        if not self.user.check_password(password):
+            raise forms.ValidationError("That is not your password; nothing was deleted.")
+        return password

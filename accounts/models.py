@@ -9,7 +9,9 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from twinsite.ownership import OwnedQuerySet
@@ -41,7 +43,8 @@ class Twin(models.Model):
 
 class ApiTokenQuerySet(OwnedQuerySet):
     def active(self):
-        return self.filter(revoked_at__isnull=True)
+        """Usable now: neither revoked nor past its expiry."""
+        return self.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()), revoked_at__isnull=True)
 
 
 def hash_token(raw: str) -> str:
@@ -50,9 +53,19 @@ def hash_token(raw: str) -> str:
 
 
 class ApiToken(models.Model):
-    """A revocable API token. Only its hash is stored; the raw value is shown once."""
+    """A revocable API token. Only its hash is stored; the raw value is shown once.
+
+    A token without scopes may do whatever its owner may do through the API; one with
+    scopes is limited to them (accounts.permissions.TokenScope), so a token handed to a
+    chat client cannot delete sources. An expired token is refused like a revoked one.
+    """
 
     PREFIX = "tw_"
+
+    class Scope(models.TextChoices):
+        READ = "read", "Read: GET requests"
+        CHAT = "chat", "Chat: the chat API and OpenAI chat completions"
+        REVIEW = "review", "Staff review: approve or reject model versions"
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100)
@@ -61,6 +74,13 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    scopes = ArrayField(
+        models.CharField(max_length=10, choices=Scope.choices),
+        default=list,
+        blank=True,
+        help_text="Empty: full access. Otherwise only what these scopes allow.",
+    )
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
 
     objects = ApiTokenQuerySet.as_manager()
 
@@ -71,14 +91,32 @@ class ApiToken(models.Model):
         return f"{self.name} ({self.key_prefix}…)"
 
     @classmethod
-    def issue(cls, owner, name: str) -> tuple["ApiToken", str]:
+    def issue(cls, owner, name: str, *, scopes=(), expires_at=None) -> tuple["ApiToken", str]:
         raw = cls.PREFIX + secrets.token_urlsafe(32)
-        token = cls.objects.create(owner=owner, name=name, key_prefix=raw[:10], key_hash=hash_token(raw))
+        token = cls.objects.create(
+            owner=owner,
+            name=name,
+            key_prefix=raw[:10],
+            key_hash=hash_token(raw),
+            scopes=sorted(set(scopes)),
+            expires_at=expires_at,
+        )
         return token, raw
 
     @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @property
     def is_active(self) -> bool:
-        return self.revoked_at is None
+        return self.revoked_at is None and not self.is_expired
+
+    def allows(self, scope: str) -> bool:
+        return not self.scopes or scope in self.scopes
+
+    def get_scopes_display(self) -> str:
+        labels = dict(self.Scope.choices)
+        return ", ".join(labels[s].split(":")[0] for s in self.scopes) if self.scopes else "Full access"
 
     def revoke(self):
         if self.revoked_at is None:

@@ -1,17 +1,20 @@
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from .actions import do_create_user, do_issue_api_token
-from .forms import SignupForm, TokenForm, TwinForm
+from .actions import do_create_user, do_delete_account, do_issue_api_token
+from .forms import DeleteAccountForm, SignupForm, TokenForm, TwinForm
 from .models import ApiToken, Twin
+from .throttling import SignupThrottle
 
 
 def signup(request):
     if request.user.is_authenticated:
         return redirect("dashboard")
+    if request.method == "POST" and (refusal := SignupThrottle().refusal(request)):
+        return refusal
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -30,11 +33,14 @@ def _get_token_for_user(request, token_id) -> ApiToken:
 
 @login_required
 def tokens(request):
-    form = TokenForm(request.POST or None)
+    form = TokenForm(request.POST or None, user=request.user)
     new_token = None
     if request.method == "POST" and form.is_valid():
-        _, new_token = do_issue_api_token(request.user, form.cleaned_data["name"])
-        form = TokenForm()
+        data = form.cleaned_data
+        _, new_token = do_issue_api_token(
+            request.user, data["name"], scopes=data["scopes"], expires_in_days=data["expires_in_days"]
+        )
+        form = TokenForm(user=request.user)
     return render(
         request,
         "accounts/tokens.html",
@@ -59,3 +65,30 @@ def twin_settings(request):
         messages.success(request, "Twin settings saved.")
         return redirect("dashboard")
     return render(request, "accounts/twin_settings.html", {"form": form}, status=400 if form.errors else 200)
+
+
+def owned_counts(user) -> dict[str, int]:
+    """What deleting the account removes, for the confirmation page (reverse relations: no upward imports)."""
+    return {
+        "sources": user.sources.count(),
+        "documents": user.documents.count(),
+        "datasets": user.dataset_versions.count(),
+        "training runs": user.training_runs.count(),
+        "model versions": user.model_versions.count(),
+        "conversations": user.conversations.count(),
+        "API tokens": user.api_tokens.count(),
+    }
+
+
+@login_required
+def delete_account(request):
+    """A confirmation page; the POST with the password deletes every row and file, then signs out."""
+    form = DeleteAccountForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        user = request.user
+        logout(request)
+        do_delete_account(user)
+        messages.success(request, "Your account, your twin and all their data and files are deleted.")
+        return redirect("home")
+    context = {"form": form, "counts": owned_counts(request.user)}
+    return render(request, "accounts/delete_account.html", context, status=400 if form.errors else 200)

@@ -10,9 +10,15 @@ import re
 import unicodedata
 
 ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
-MARKDOWN_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
-MARKDOWN_LINK = re.compile(r"\[([^\]]+)\]\((?:[^()]|\([^)]*\))*\)")
-HTML_TAG = re.compile(r"</?[a-zA-Z][^>]{0,200}>")
+# Linear time on any input (documents are up to 500k characters): no part of a match may
+# contain the character that starts the next attempt ("[" or "<"), so each attempt stops
+# where the next one begins and every character is scanned by at most one attempt or two.
+# Link targets may hold one level of parentheses, e.g. [Ant](https://en.wikipedia.org/wiki/Ant_(disambiguation)).
+# The price: labels and targets with square brackets (nested links, IPv6 hosts) are left as written.
+_TARGET = r"\((?:[^()\[\]]|\([^()\[\]]*\))*\)"
+MARKDOWN_IMAGE = re.compile(r"!\[([^\[\]]*)\]" + _TARGET)
+MARKDOWN_LINK = re.compile(r"\[([^\[\]]+)\]" + _TARGET)
+HTML_TAG = re.compile(r"</?[a-zA-Z][^<>]{0,200}>")
 SPACES = re.compile(r"[ \t\u00a0]+")
 BLANK_LINES = re.compile(r"\n{3,}")
 

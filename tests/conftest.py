@@ -32,9 +32,18 @@ I check the weight of each hive by lifting the back edge every fortnight from No
 """
 
 
+def commits_for_real(request) -> bool:
+    """A test that commits like production: it asks for transactional_db or live_server,
+    or is marked django_db(transaction=True) (which pytest-django does not show as a fixture)."""
+    if {"transactional_db", "live_server"} & set(request.fixturenames):
+        return True
+    marker = request.node.get_closest_marker("django_db")
+    return bool(marker and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])))
+
+
 @pytest.fixture(autouse=True)
 def _immediate_on_commit(request, monkeypatch):
-    if {"transactional_db", "live_server"} & set(request.fixturenames):
+    if commits_for_real(request):
         return
     monkeypatch.setattr(transaction, "on_commit", lambda func, using=None, robust=False: func())
 

@@ -8,9 +8,10 @@ import tempfile
 from pathlib import Path
 
 os.environ.setdefault("TWIN_BASE_MODEL", "tiny")
+os.environ.setdefault("DEBUG", "1")  # development mode, as `make run`; production settings have their own tests
 
 from twinsite.settings import *  # noqa: F403
-from twinsite.settings import DATABASES, REST_FRAMEWORK
+from twinsite.settings import DATABASES
 
 # A subprocess (the real worker) inherits the parent's directory through the environment.
 TWIN_DATA_DIR = Path(os.environ.get("TWIN_TEST_DATA_DIR") or tempfile.mkdtemp(prefix="twinsite-test-"))
@@ -38,13 +39,4 @@ TWIN_TRAIN_BATCH_SIZE = 2
 TWIN_TRAIN_MAX_SEQ_LEN = 192
 TWIN_MAX_NEW_TOKENS = 12
 TWIN_AUTO_TRAIN_SETTLE_SECONDS = 0
-REST_FRAMEWORK = {
-    **REST_FRAMEWORK,
-    "DEFAULT_THROTTLE_RATES": {
-        "anon": "1000/min",
-        "user": "1000/min",
-        "chat": "1000/min",
-        "token": "1000/min",
-    },
-}
 WHITENOISE_AUTOREFRESH = True

@@ -70,15 +70,17 @@ def test_seeding_refuses_with_debug_off(settings):
     assert not User.objects.exists() and not Source.objects.exists()
 
 
-def test_seeding_with_force_runs_with_debug_off(settings, tmp_path, monkeypatch):
+def test_seeding_with_force_runs_with_debug_off_but_never_creates_the_admin(settings, tmp_path, monkeypatch):
     settings.DEBUG = False
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "one.md").write_text("# One\n\nA single short demo text about planting garlic in October.")
     monkeypatch.setattr(seed_demo, "CORPUS_DIR", corpus)
 
-    seed("--force")
+    output = seed("--force")
 
     demo = User.objects.get(username="demo")
     assert Document.objects.filter(owner=demo).count() == 1
-    assert User.objects.filter(username="admin", is_staff=True).exists()
+    assert not User.objects.filter(username="admin").exists()
+    assert not User.objects.filter(is_staff=True).exists() and not User.objects.filter(is_superuser=True).exists()
+    assert "twinsite-admin" not in output and "createsuperuser" in output

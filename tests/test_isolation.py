@@ -175,6 +175,8 @@ OBJECT_ROUTES = [
     Route("api:model-version-reject", "post", "/api/v1/models/{model_version}/reject/", expect=STAFF_ONLY),
     Route("api:conversation-detail", "get", "/api/v1/conversations/{conversation}/"),
     Route("api:chat", "post", "/api/v1/chat/", {"message": "And in winter?", "conversation": "{conversation}"}),
+    Route("api:api-token-detail", "get", "/api/v1/auth/tokens/{token}/"),
+    Route("api:api-token-revoke", "post", "/api/v1/auth/tokens/{token}/revoke/"),
 ]
 
 COLLECTION_ROUTES = [
@@ -183,6 +185,8 @@ COLLECTION_ROUTES = [
     Route("tokens", "get", "/account/tokens/"),
     Route("tokens", "post", "/account/tokens/", {"name": "sneaky"}),
     Route("twin-settings", "get", "/account/twin/"),
+    Route("delete-account", "get", "/account/delete/"),
+    Route("delete-account", "post", "/account/delete/", {"password": "correct horse battery"}),
     Route("sources", "get", "/sources/"),
     Route("add-upload", "post", "/sources/upload/", {"category": "article"}),
     Route("add-article", "post", "/sources/article/", {"url": "https://example.com/", "category": "article"}),
@@ -202,6 +206,8 @@ COLLECTION_ROUTES = [
     Route("api:training-run-list", "post", "/api/v1/training-runs/"),
     Route("api:model-version-list", "get", "/api/v1/models/"),
     Route("api:conversation-list", "get", "/api/v1/conversations/"),
+    Route("api:api-token-list", "get", "/api/v1/auth/tokens/"),
+    Route("api:account-delete", "post", "/api/v1/account/delete/", {"password": "correct horse battery"}),
     Route("api:search", "get", "/api/v1/search/", {"q": "honey"}),
     Route("api:chat", "post", "/api/v1/chat/", {"message": "Hello?"}),
     Route("openai-chat-completions", "post", "/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}]}),

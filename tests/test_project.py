@@ -2,6 +2,7 @@
 
 import ast
 import os
+import re
 import subprocess
 import sys
 from io import StringIO
@@ -55,6 +56,28 @@ def test_production_refuses_to_start_without_a_secret_key():
     assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr
 
 
+def test_debug_is_off_unless_asked_for():
+    env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "SECRET_KEY")}
+    env |= {"DJANGO_SETTINGS_MODULE": "twinsite.settings", "SECRET_KEY": "y" * 60}
+    script = "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)"
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+    unset = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env={k: v for k, v in env.items() if k != "SECRET_KEY"},
+        capture_output=True,
+        text=True,
+    )
+    assert unset.returncode != 0 and "SECRET_KEY must be set" in unset.stderr
+
+
+def test_make_run_starts_in_development_mode():
+    result = subprocess.run(["make", "-n", "-p", "run"], cwd=ROOT, capture_output=True, text=True)
+    assert "\nrun: DEBUG := 1\n" in result.stdout  # a target-specific, exported variable: seed_demo and honcho
+
+
 def test_the_openapi_schema_is_valid():
     call_command("spectacular", "--validate", "--fail-on-warn", stdout=StringIO())
 
@@ -75,11 +98,23 @@ def test_imports_flow_downstream_only(app):
     assert not offending, offending
 
 
+def version_tuple(version: str) -> tuple[int, ...]:
+    """ "0.10.0" -> (0, 10, 0): compared as numbers, "0.10" is newer than "0.8" (as strings it is older)."""
+    return tuple(int(part) for part in re.findall(r"\d+", version))
+
+
+@pytest.mark.parametrize(
+    ("version", "ok"), [("0.8.0", True), ("0.10.0", True), ("1.0", True), ("0.7.4", False), ("0.8", True)]
+)
+def test_versions_compare_as_numbers(version, ok):
+    assert (version_tuple(version) >= (0, 8)) is ok
+
+
 @pytest.mark.django_db
 def test_the_real_services_are_used():
     with connection.cursor() as cursor:
         cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
-        assert cursor.fetchone()[0] >= "0.8"
+        assert version_tuple(cursor.fetchone()[0]) >= (0, 8)
     assert redis.Redis.from_url(settings.REDIS_URL).ping()
 
 
@@ -89,3 +124,16 @@ def test_packaged_models_run_offline():
 
     assert (Path(resolve("smollm2")) / "model.safetensors").exists()
     assert (Path(resolve("tiny")) / "tokenizer.json").exists()
+
+
+def test_every_task_has_time_limits_and_training_gets_hours():
+    """A pathological input fails its job instead of holding a worker; training ends before redelivery."""
+    from ingestion.tasks import crawl_source
+    from training.tasks import train_model
+    from twinsite.celery import app
+
+    assert 0 < app.conf.task_soft_time_limit < app.conf.task_time_limit <= 3600
+    limits = (app.conf.task_soft_time_limit, app.conf.task_time_limit)
+    assert (crawl_source.soft_time_limit, crawl_source.time_limit) == limits  # the global limits apply
+    assert train_model.soft_time_limit >= 4 * 3600 and train_model.soft_time_limit < train_model.time_limit
+    assert train_model.time_limit < settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]

@@ -4,6 +4,7 @@ upload -> crawl -> clean/chunk/embed -> dataset -> LoRA training (tiny model, qu
 """
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -11,7 +12,7 @@ import time
 import pytest
 import redis
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.test import override_settings
 from django.urls import reverse
 
@@ -27,19 +28,11 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 TIMEOUT = 180
 
 
-@pytest.fixture
-def worker(tmp_path):
-    """A worker consuming both queues, on the test database, in its own process."""
-    # No stale messages from an aborted run (kombu keeps each queue in a Redis list of its name).
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete("default", "gpu", "unacked", "unacked_index")
-    log = tmp_path / "worker.log"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
-        "TWIN_TEST_EAGER": "0",
-        "TWIN_TEST_DATA_DIR": str(settings.TWIN_DATA_DIR),
-    }
+QUEUES = ("default", "gpu")
+
+
+def start_worker(queue: str, log, env) -> subprocess.Popen:
+    """One worker per queue, as the Procfile runs them: a task on the wrong queue is never picked up."""
     command = [
         sys.executable,
         "-m",
@@ -48,7 +41,9 @@ def worker(tmp_path):
         "twinsite",
         "worker",
         "--queues",
-        "default,gpu",
+        queue,
+        "--hostname",
+        f"{queue}@%h",
         "--concurrency",
         "1",
         "--loglevel",
@@ -57,32 +52,58 @@ def worker(tmp_path):
         "--without-mingle",
     ]
     with open(log, "w") as output:
-        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+        return subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+
+
+@pytest.fixture
+def workers(tmp_path):
+    """A default and a gpu worker on the test database, each in its own process; yields their logs."""
+    # No stale messages from an aborted run (kombu keeps each queue in a Redis list of its name).
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(*QUEUES, "unacked", "unacked_index")
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
+        "TWIN_TEST_EAGER": "0",
+        "TWIN_TEST_DATA_DIR": str(settings.TWIN_DATA_DIR),
+    }
+    logs = {queue: tmp_path / f"worker-{queue}.log" for queue in QUEUES}
+    processes = [start_worker(queue, logs[queue], env) for queue in QUEUES]
     celery_app.conf.task_always_eager = False
     try:
-        yield log
+        yield logs
     finally:
         celery_app.conf.task_always_eager = True
-        process.terminate()
-        process.wait(timeout=30)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
 
 
-def wait_for(condition, log, what):
+def wait_for(condition, logs, what):
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what}; worker log:\n{log.read_text()[-4000:]}")
+    tails = "\n".join(f"--- {queue} worker ---\n{log.read_text()[-3000:]}" for queue, log in logs.items())
+    pytest.fail(f"timed out waiting for {what}; worker logs:\n{tails}")
 
 
-def test_a_twin_is_built_and_served_through_a_real_worker(worker, owner, staff, client):
+def tasks_in(log) -> set[str]:
+    """The task names a worker logged as received (celery: "Task <name>[<id>] received")."""
+    return set(re.findall(r"Task ([\w.]+)\[[\w-]+\] received", log.read_text()))
+
+
+def test_a_twin_is_built_and_served_through_a_real_worker(workers, owner, staff, client):
+    # The real on_commit: tasks leave only once their rows are committed, as in production.
+    assert transaction.on_commit.__module__ == "django.db.transaction"
     add_markdown_source(owner)  # queues the crawl on commit; this process runs nothing itself
 
-    dataset = wait_for(lambda: DatasetVersion.objects.filter(owner=owner).first(), worker, "the dataset")
+    dataset = wait_for(lambda: DatasetVersion.objects.filter(owner=owner).first(), workers, "the dataset")
     assert CrawlRun.objects.get(owner=owner).status == "succeeded"
-    assert wait_for(lambda: FeatureRun.objects.filter(owner=owner, status="succeeded").exists(), worker, "features")
+    assert wait_for(lambda: FeatureRun.objects.filter(owner=owner, status="succeeded").exists(), workers, "features")
 
     question = "Why do you tilt the hives forward?"
     base_answer = do_answer(owner, question)
@@ -90,10 +111,15 @@ def test_a_twin_is_built_and_served_through_a_real_worker(worker, owner, staff, 
         base_unsteered = do_answer(owner, question).content
 
     run = do_start_training_run(owner, dataset, learning_rate=1e-2)  # a few steps must move a tiny model
-    wait_for(lambda: TrainingRun.objects.get(pk=run.pk).status not in ("queued", "running"), worker, "training")
+    wait_for(lambda: TrainingRun.objects.get(pk=run.pk).status not in ("queued", "running"), workers, "training")
     run.refresh_from_db()
     assert run.status == "succeeded", run.error
     assert len(run.loss_history) == run.total_steps
+    # Training went through the gpu queue, and only there; the pipeline's tasks through default.
+    assert "training.tasks.train_model" in tasks_in(workers["gpu"])
+    assert "training.tasks.train_model" not in tasks_in(workers["default"])
+    assert "ingestion.tasks.crawl_source" in tasks_in(workers["default"])
+    assert not tasks_in(workers["gpu"]) - {"training.tasks.train_model"}
 
     model_version = ModelVersion.objects.get(training_run=run)
     client.force_login(staff)

@@ -5,6 +5,7 @@ from rest_framework.generics import get_object_or_404  # a malformed id is a 404
 from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 
+from accounts.permissions import TokenScope, model_permission
 from features.models import DatasetVersion
 
 from .actions import TrainingRefused, do_approve_model_version, do_reject_model_version, do_start_training_run
@@ -85,6 +86,10 @@ class TrainingRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet)
         return Response(TrainingRunSerializer(run).data, status=status.HTTP_201_CREATED)
 
 
+# The admin's Approve / Reject need the same permission; a scoped token needs "review".
+REVIEW_PERMISSIONS = [IsAdminUser, model_permission("training.change_modelversion"), TokenScope]
+
+
 class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
     """Your model versions. Staff may approve (promote to production) or reject any version."""
 
@@ -104,11 +109,11 @@ class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(ModelVersionSerializer(model_version).data)
 
     @extend_schema(request=None, responses=ModelVersionSerializer)
-    @action(detail=True, methods=["post"], permission_classes=[IsAdminUser])
+    @action(detail=True, methods=["post"], permission_classes=REVIEW_PERMISSIONS)
     def approve(self, request, pk=None):
         return self._review(request, pk, do_approve_model_version)
 
     @extend_schema(request=None, responses=ModelVersionSerializer)
-    @action(detail=True, methods=["post"], permission_classes=[IsAdminUser])
+    @action(detail=True, methods=["post"], permission_classes=REVIEW_PERMISSIONS)
     def reject(self, request, pk=None):
         return self._review(request, pk, do_reject_model_version)

@@ -25,7 +25,8 @@ def envlist(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-DEBUG = envbool("DEBUG", "1")
+# Off unless asked for: `make run` and the test settings turn development mode on explicitly.
+DEBUG = envbool("DEBUG", "0")
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
@@ -46,6 +47,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "axes",
     "accounts",
     "ingestion",
     "features",
@@ -63,6 +65,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a lockout flagged during login into a 429
 ]
 
 ROOT_URLCONF = "twinsite.urls"
@@ -108,6 +111,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Axes first: it refuses a locked-out caller before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
@@ -181,6 +186,17 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"training.tasks.train_model": {"queue": "gpu"}}
+# Every task has a time limit: a pathological input fails its job (the soft limit raises
+# inside the task, whose handler marks the job failed) instead of holding a worker forever.
+# Training takes hours, so it gets its own, below the visibility timeout: a run is over
+# before Redis would hand its message to another worker.
+CELERY_TASK_SOFT_TIME_LIMIT = envint("CELERY_TASK_SOFT_TIME_LIMIT", 30 * 60)
+CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT", 35 * 60)
+TWIN_TRAIN_SOFT_TIME_LIMIT = envint("TWIN_TRAIN_SOFT_TIME_LIMIT", 5 * 3600)
+TWIN_TRAIN_TIME_LIMIT = envint("TWIN_TRAIN_TIME_LIMIT", 5 * 3600 + 15 * 60)
+CELERY_TASK_ANNOTATIONS = {
+    "training.tasks.train_model": {"soft_time_limit": TWIN_TRAIN_SOFT_TIME_LIMIT, "time_limit": TWIN_TRAIN_TIME_LIMIT}
+}
 # Redis redelivers an unacked task after this; it must outlast the longest training run.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 6 * 3600)}
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", "0")
@@ -202,14 +218,36 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Reverse proxies in front of the web process that append to X-Forwarded-For (0: none,
+# the header is ignored). Every per-address limit (API throttles, login lockout, signup)
+# reads the client address through accounts.throttling.client_ip with this count, so a
+# forged header cannot pick a fresh address.
+TWIN_NUM_PROXIES = envint("TWIN_NUM_PROXIES", 0)
+
+# Login lockout (web login, admin login and the API token endpoint), per username and
+# per address: a failure limit, then a fixed cool-off that further guesses do not extend.
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+AXES_FAILURE_LIMIT = envint("TWIN_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("TWIN_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "accounts.throttling.client_ip"
+AXES_LOCKOUT_CALLABLE = "accounts.throttling.lockout_response"
+AXES_VERBOSE = False
+AXES_ENABLE_ADMIN = False  # its admin pages list database records, which the cache handler never writes
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "accounts.permissions.TokenScope",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    "NUM_PROXIES": TWIN_NUM_PROXIES,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
@@ -221,6 +259,7 @@ REST_FRAMEWORK = {
         "user": os.environ.get("API_THROTTLE_USER", "600/min"),
         "chat": os.environ.get("API_THROTTLE_CHAT", "30/min"),
         "token": os.environ.get("API_THROTTLE_TOKEN", "10/min"),
+        "signup": os.environ.get("SIGNUP_THROTTLE", "10/hour"),  # the web signup form, per address
     },
 }
 SPECTACULAR_SETTINGS = {

@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from accounts.api import obtain_token
+from accounts.api import ApiTokenViewSet, delete_account, obtain_token
 from chat import openai_api
 from chat.api import ConversationViewSet, chat
 from features.api import DatasetVersionViewSet, search
@@ -19,9 +19,11 @@ router.register("datasets", DatasetVersionViewSet, basename="dataset")
 router.register("training-runs", TrainingRunViewSet, basename="training-run")
 router.register("models", ModelVersionViewSet, basename="model-version")
 router.register("conversations", ConversationViewSet, basename="conversation")
+router.register("auth/tokens", ApiTokenViewSet, basename="api-token")
 
 api_v1 = [
     path("auth/token/", obtain_token, name="token"),
+    path("account/delete/", delete_account, name="account-delete"),
     path("search/", search, name="search"),
     path("chat/", chat, name="chat"),
     *router.urls,

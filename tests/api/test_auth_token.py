@@ -2,7 +2,6 @@
 
 import pytest
 
-from accounts.api import TokenThrottle
 from accounts.models import ApiToken, hash_token
 
 pytestmark = pytest.mark.django_db
@@ -119,16 +118,3 @@ def test_no_token_at_all_is_refused_with_401(anon_api, db):
 
     assert response.status_code == 401
     assert response["WWW-Authenticate"].startswith("Bearer")
-
-
-def test_token_requests_are_throttled_per_client(anon_api, owner, monkeypatch, throttle_cache):
-    monkeypatch.setattr(TokenThrottle, "THROTTLE_RATES", {**TokenThrottle.THROTTLE_RATES, "token": "2/min"})
-    monkeypatch.setattr(TokenThrottle, "cache", throttle_cache)
-
-    assert ask_for_token(anon_api, password="guess one").status_code == 400
-    assert ask_for_token(anon_api, password="guess two").status_code == 400
-    response = ask_for_token(anon_api)  # even the right password waits: guessing stays slow
-
-    assert response.status_code == 429
-    assert "Retry-After" in response
-    assert not ApiToken.objects.exists()

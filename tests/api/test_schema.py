@@ -6,6 +6,10 @@ pytestmark = pytest.mark.django_db
 
 ENDPOINTS = {
     "/api/v1/auth/token/": {"post"},
+    "/api/v1/auth/tokens/": {"get"},
+    "/api/v1/auth/tokens/{id}/": {"get"},
+    "/api/v1/auth/tokens/{id}/revoke/": {"post"},
+    "/api/v1/account/delete/": {"post"},
     "/api/v1/sources/": {"get", "post"},
     "/api/v1/sources/{id}/": {"get", "delete"},
     "/api/v1/sources/{id}/sync/": {"post"},

@@ -31,7 +31,9 @@ class Command(BaseCommand):
     help = "Seed the demo twin and a staff reviewer (development only)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--force", action="store_true", help="Seed even when DEBUG is off.")
+        parser.add_argument(
+            "--force", action="store_true", help="Seed the demo twin even when DEBUG is off (never the admin)."
+        )
 
     def handle(self, *args, force=False, **options):
         if not settings.DEBUG and not force:
@@ -40,7 +42,8 @@ class Command(BaseCommand):
         admin_password = os.environ.get("DEMO_ADMIN_PASSWORD", "twinsite-admin")
         demo, _ = _ensure_user("demo", demo_password, twin_name="Robin Vale", email="demo@example.com")
         Twin.objects.filter(owner=demo).update(auto_train=True, name="Robin Vale")
-        _ensure_user("admin", admin_password, email="admin@example.com", is_staff=True, is_superuser=True)
+        if settings.DEBUG:  # a superuser with a published password never exists outside development
+            _ensure_user("admin", admin_password, email="admin@example.com", is_staff=True, is_superuser=True)
 
         added = 0
         for path in sorted(CORPUS_DIR.iterdir()):
@@ -55,4 +58,7 @@ class Command(BaseCommand):
         total = Source.objects.filter(owner=demo).count()
         self.stdout.write(f"  Demo twin: {added} corpus files queued ({total} sources in all).")
         self.stdout.write(f"  Log in as the demo user:  demo / {demo_password}")
-        self.stdout.write(f"  Approve models as staff:  admin / {admin_password}  (Django admin, /admin/)")
+        if settings.DEBUG:
+            self.stdout.write(f"  Approve models as staff:  admin / {admin_password}  (Django admin, /admin/)")
+        else:
+            self.stdout.write("  No demo admin with DEBUG off: create staff with `manage.py createsuperuser`.")
