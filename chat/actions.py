@@ -14,7 +14,6 @@ from django.conf import settings
 from django.db import transaction
 
 from accounts.models import Twin
-from features.embeddings import embed_query
 from features.models import Chunk
 from ingestion.models import Source
 from training.base_models import display_name
@@ -105,7 +104,7 @@ def stream_answer(answer: Message) -> Iterator[Event]:
     started = time.perf_counter()
     try:
         question = _question_for(answer)
-        chunks = Chunk.objects.search(owner, embed_query(question), k=settings.TWIN_RETRIEVAL_TOP_K)
+        chunks = Chunk.objects.for_user(owner).search(question, k=settings.TWIN_RETRIEVAL_TOP_K)
         retrieval_ms = int((time.perf_counter() - started) * 1000)
         answer.sources = [_source_entry(chunk) for chunk in chunks]
         yield Event("sources", answer.sources)
