@@ -33,7 +33,7 @@ HNSW_EF_SEARCH = 100
 # A text hit counts only with at least this share of the best hit's score: sharing one common
 # word with the question is no evidence, and would lift every such chunk in the fusion.
 TEXT_MIN_SHARE = 0.3
-DF_CAP = 1000  # document-frequency counting stops here; commoner words are left out of text search
+DF_CAP = 200  # document-frequency counting stops here; commoner words are left out of text search
 # MMR: relevance against redundancy, but only a near-duplicate counts as redundant: two
 # different passages on one topic both earn their place, the same paragraph twice does not.
 MMR_LAMBDA = 0.5
@@ -145,12 +145,13 @@ def _statement(plan: str, with_text: bool, clause: str) -> str:
         # A lexeme becomes a one-word tsquery by quoting: quote and backslash doubled.
         quoted = "(chr(39) || replace(replace(l, chr(92), repeat(chr(92), 2)), chr(39), repeat(chr(39), 2)) || chr(39))"
         query = f"""q AS MATERIALIZED (SELECT tsvector_to_array(to_tsvector('{TEXT_CONFIG}', %(text)s)) AS lexemes),
+        counted AS MATERIALIZED (
+            SELECT l, tq, (SELECT count(*) FROM (SELECT 1 FROM features_chunk c
+                WHERE c.owner_id = %(owner)s AND c.search_vector @@ tq{clause} LIMIT {DF_CAP}) s) AS df
+            FROM q, unnest(q.lexemes) l, LATERAL (SELECT {quoted}::tsquery AS tq) x),
         terms AS MATERIALIZED (
-            SELECT l, tq, ln(1 + (greatest(%(rows)s - df, 0) + 0.5) / (df + 0.5)) AS idf FROM (
-                SELECT l, tq, (SELECT count(*) FROM (SELECT 1 FROM features_chunk c
-                    WHERE c.owner_id = %(owner)s AND c.search_vector @@ tq{clause} LIMIT {DF_CAP}) s) AS df
-                FROM q, unnest(q.lexemes) l, LATERAL (SELECT {quoted}::tsquery AS tq) x
-            ) counted WHERE df > 0 AND df < {DF_CAP}),
+            SELECT l, tq, ln(1 + (greatest(%(rows)s - df, 0) + 0.5) / (df + 0.5)) AS idf
+            FROM counted WHERE df > 0 AND df < {DF_CAP}),
         textq AS MATERIALIZED (SELECT string_agg(tq::text, ' | ')::tsquery AS tq FROM terms)"""  # noqa: S608 (module constants only; values are parameters)
         text_hits = f"""
         text_hits AS (
@@ -196,13 +197,17 @@ def ranked_candidates(owner_id: int, text: str | None, embedding, k: int, filter
         params[f"f{i}"] = value
     sql = _statement(plan, bool(text and text.strip()), named_clause)
     with transaction.atomic(), connection.cursor() as cursor:
+        # A plan with enable_sort off is costed past jit_above_cost: JIT compiling would take
+        # seconds for a millisecond query.
+        local = "SET LOCAL jit = off"
         if plan == "hnsw":
             # Iterative scan keeps walking the graph until the owner filter has left n rows;
             # enable_sort off keeps the planner from an owner-index-and-sort plan it underestimates.
-            cursor.execute(
-                f"SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = {HNSW_EF_SEARCH}; "
-                "SET LOCAL enable_sort = off"
+            local += (
+                f"; SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = {HNSW_EF_SEARCH}"
+                "; SET LOCAL enable_sort = off"
             )
+        cursor.execute(local)
         cursor.execute(sql, params)
         found = cursor.fetchall()
     words = re.findall(r"\w+", (text or "").lower())
