@@ -30,6 +30,9 @@ class SearchResultSerializer(serializers.Serializer):
     heading = serializers.ListField(
         child=serializers.CharField(), source="metadata.headings", default=list, help_text="Heading path."
     )
+    symbols = serializers.ListField(
+        child=serializers.CharField(), source="metadata.symbols", default=list, help_text="Code: functions, classes."
+    )
     score = serializers.FloatField(help_text="Cosine similarity to the query.")
     text = serializers.CharField()
     why = MatchSerializer(source="match")

@@ -121,3 +121,19 @@ def test_another_users_source_is_not_a_valid_filter(owner_api, owner_source, oth
 
     assert response.status_code == 400
     assert "source" in response.json()
+
+
+def test_code_results_carry_their_symbols(owner_api, owner):
+    from ingestion.actions import do_add_upload_source
+    from ingestion.connectors.upload.forms import UploadSourceForm
+    from tests.conftest import markdown_upload
+
+    code = "import json\n\n\ndef parse_frobnitz_header(raw):\n    version, _, rest = raw.partition(b':')\n"
+    form = UploadSourceForm({"category": "code"}, {"file": markdown_upload("frob.txt", code)})
+    assert form.is_valid(), form.errors
+    do_add_upload_source(owner, form.cleaned_data["file"], category="code")
+
+    top = owner_api.get(URL, {"q": "parse_frobnitz_header"}).json()["results"][0]
+
+    assert top["category"] == "code" and top["symbols"] == ["parse_frobnitz_header"]
+    assert "(raw):\n    version, _, rest = raw.partition(b':')" in top["text"]  # indentation kept

@@ -11,6 +11,7 @@ def test_results_show_document_source_and_why(owner_client, owner_source):
     assert "Keeping bees on a city roof" in page
     assert owner_source.name in page
     assert "Why:" in page and "<mark>honey</mark>" in page and "meaning #" in page
+    assert "› Keeping bees on a city roof › Why a roof" in page  # the heading path of the chunk
 
 
 def test_filters_are_applied_and_kept_in_the_form(owner_client, owner_source):
