@@ -66,25 +66,7 @@ class ChunkQuerySet(OwnedQuerySet):
             since=hybrid.as_datetime(since),
             until=hybrid.as_datetime(until, end_of_day=True),
         )
-        chosen = hybrid.mmr(hybrid.ranked_candidates(owner.pk, text, embedding, k, filters), k)
-        rows = {
-            row.pk: row
-            for row in self.model.objects.filter(owner=owner, pk__in=[pk for pk, _, _ in chosen])
-            .select_related("clean_document__document__source")
-            .defer(*WIDE_COLUMNS)
-            .order_by()
-        }
-        results = []
-        for pk, match, _ in chosen:
-            if pk in rows:  # a chunk replaced between the two queries is simply left out
-                row = rows[pk]
-                row.match, row.distance = match, 1.0 - match.similarity
-                results.append(row)
-        return results
-
-
-# Never read by callers of search(): the vector, the text-search column and whole documents (up to 500k characters).
-WIDE_COLUMNS = ("embedding", "search_vector", "clean_document__text", "clean_document__document__raw_text")
+        return hybrid.as_chunks(hybrid.mmr(hybrid.ranked_candidates(owner.pk, text, embedding, k, filters), k))
 
 
 class Chunk(models.Model):

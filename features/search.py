@@ -7,14 +7,16 @@ fused by reciprocal rank fusion (RRF: 1/(60 + rank) summed over lists), which ne
 no score calibration between cosine and ts_rank.
 
 Why one statement: the app's cost was the path around the query, not the index, so
-both candidate lists, the fusion, the cosine of every result and the pairwise
-similarities MMR needs come back in one round trip; a second one loads the rows.
+the owner's row count, both candidate lists, the fusion, the cosine of every result,
+the pairwise similarities MMR needs and the rows to show (chunk, document, source)
+come back in one round trip, settings included.
 
-The plan is chosen, not left to the planner's guess (see `ranked_candidates`): an owner with
+The plan is chosen, not left to the planner's guess (see `_statement`): an owner with
 few rows (after filters) is answered by an exact scan of the owner's rows, a large
 one by the HNSW index with iterative scan, so the owner filter still fills the list.
 """
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -50,6 +52,7 @@ class Match:
     text_rank: int | None
     text_score: float | None
     matched_terms: list[str] = field(default_factory=list)
+    plan: str = ""  # "exact" or "hnsw": how the vector list was found
 
     @property
     def summary(self) -> str:
@@ -113,30 +116,25 @@ def vector_literal(embedding) -> str:
     return "[" + ",".join(map(repr, vector.tolist())) + "]"
 
 
-def count_rows(owner_id: int, filters: Filters) -> int:
-    """The owner's candidate rows (after filters), counted up to EXACT_SEARCH_MAX_ROWS + 1.
+def _statement(with_text: bool, clause: str) -> str:
+    """The whole search as one statement: candidate count, both lists, fusion, rows to show.
 
-    It picks the plan and is the N of the IDF. Counting stops at the threshold, so it costs
-    an index-only scan of at most EXACT_SEARCH_MAX_ROWS + 1 entries whatever the owner's size.
+    Both vector plans are in it, each behind a one-time filter on the owner's candidate
+    count, so only one runs: an exact scan (`+ 0` keeps the HNSW index out: the owner
+    index finds the rows, a top-N sort orders them, every distance computed) up to
+    EXACT_SEARCH_MAX_ROWS rows, else the HNSW index with iterative scan.
     """
-    clause, params = filters.sql(owner_id)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT count(*) FROM (SELECT 1 FROM features_chunk c WHERE c.owner_id = %s{clause} LIMIT %s) s",  # noqa: S608
-            [owner_id, *params, EXACT_SEARCH_MAX_ROWS + 1],
-        )
-        return cursor.fetchone()[0]
-
-
-def _statement(plan: str, with_text: bool, clause: str) -> str:
-    # `+ 0` keeps the HNSW index out of the exact plan: the owner index finds the rows, a
-    # top-N sort orders them, every distance computed (recall 1).
-    order = "(c.embedding <=> %(vector)s::vector) + 0" if plan == "exact" else "c.embedding <=> %(vector)s::vector"
+    exact = "(c.embedding <=> %(vector)s::vector) + 0"
     vector_hits = f"""
         vector_hits AS (
             SELECT id, distance, row_number() OVER (ORDER BY distance, id) AS rank FROM (
-                SELECT c.id, c.embedding <=> %(vector)s::vector AS distance FROM features_chunk c
-                WHERE c.owner_id = %(owner)s{clause} ORDER BY {order} LIMIT %(n)s) s)"""  # noqa: S608 (module constants only; values are parameters)
+                (SELECT c.id, c.embedding <=> %(vector)s::vector AS distance FROM features_chunk c
+                 WHERE (SELECT rows FROM candidates) <= %(exact_max)s AND c.owner_id = %(owner)s{clause}
+                 ORDER BY {exact} LIMIT %(n)s)
+                UNION ALL
+                (SELECT c.id, c.embedding <=> %(vector)s::vector AS distance FROM features_chunk c
+                 WHERE (SELECT rows FROM candidates) > %(exact_max)s AND c.owner_id = %(owner)s{clause}
+                 ORDER BY c.embedding <=> %(vector)s::vector LIMIT %(n)s)) s)"""  # noqa: S608 (module constants only; values are parameters)
     if with_text:
         # Each query word weighs by its rarity among this owner's chunks (BM25's IDF, counted through
         # the GIN index, capped): a rare word, a number or a code symbol outweighs common words,
@@ -150,7 +148,7 @@ def _statement(plan: str, with_text: bool, clause: str) -> str:
                 WHERE c.owner_id = %(owner)s AND c.search_vector @@ tq{clause} LIMIT {DF_CAP}) s) AS df
             FROM q, unnest(q.lexemes) l, LATERAL (SELECT {quoted}::tsquery AS tq) x),
         terms AS MATERIALIZED (
-            SELECT l, tq, ln(1 + (greatest(%(rows)s - df, 0) + 0.5) / (df + 0.5)) AS idf
+            SELECT l, tq, ln(1 + (greatest((SELECT rows FROM candidates) - df, 0) + 0.5) / (df + 0.5)) AS idf
             FROM counted WHERE df > 0 AND df < {DF_CAP}),
         textq AS MATERIALIZED (SELECT string_agg(tq::text, ' | ')::tsquery AS tq FROM terms)"""  # noqa: S608 (module constants only; values are parameters)
         text_hits = f"""
@@ -165,8 +163,11 @@ def _statement(plan: str, with_text: bool, clause: str) -> str:
     else:
         query = "q AS MATERIALIZED (SELECT '{}'::text[] AS lexemes)"
         text_hits = "text_hits AS (SELECT NULL::bigint AS id, NULL::float AS score, NULL::bigint AS rank WHERE false)"
+    candidates = f"""candidates AS MATERIALIZED (SELECT count(*) AS rows FROM (
+            SELECT 1 FROM features_chunk c WHERE c.owner_id = %(owner)s{clause} LIMIT %(count_cap)s) s)"""  # noqa: S608 (module constants only; values are parameters)
+    columns = ", ".join(f"{table}.{column}" for table, names in SHOWN_COLUMNS for column in names)
     return f"""
-        WITH {query}, {vector_hits}, {text_hits},
+        WITH {candidates}, {query}, {vector_hits}, {text_hits},
         fused AS (
             SELECT coalesce(v.id, t.id) AS id, v.rank AS vector_rank, t.rank AS text_rank, t.score AS text_score,
                    coalesce(1.0 / ({RRF_K} + v.rank), 0) + coalesce(1.0 / ({RRF_K} + t.rank), 0) AS relevance
@@ -174,45 +175,65 @@ def _statement(plan: str, with_text: bool, clause: str) -> str:
             ORDER BY relevance DESC, id LIMIT %(m)s),
         top AS MATERIALIZED (
             SELECT f.*, c.embedding, c.search_vector FROM fused f JOIN features_chunk c ON c.id = f.id)
-        SELECT t.id, t.relevance, t.vector_rank, t.text_rank, t.text_score,
+        SELECT t.relevance, t.vector_rank, t.text_rank, t.text_score,
                t.embedding <=> %(vector)s::vector AS distance,
+               CASE WHEN (SELECT rows FROM candidates) <= %(exact_max)s THEN 'exact' ELSE 'hnsw' END,
                ARRAY(SELECT l FROM unnest(q.lexemes) l WHERE l = ANY(tsvector_to_array(t.search_vector))),
-               ARRAY(SELECT (1 - (t.embedding <=> o.embedding))::real FROM top o ORDER BY o.relevance DESC, o.id)
-        FROM top t, q ORDER BY t.relevance DESC, t.id"""  # noqa: S608 (module constants only; values are parameters)
+               ARRAY(SELECT (1 - (t.embedding <=> o.embedding))::real FROM top o ORDER BY o.relevance DESC, o.id),
+               {columns}
+        FROM top t JOIN features_chunk c ON c.id = t.id
+             JOIN features_cleandocument cd ON cd.id = c.clean_document_id
+             JOIN ingestion_document d ON d.id = cd.document_id
+             JOIN ingestion_source s ON s.id = d.source_id, q
+        ORDER BY t.relevance DESC, t.id"""  # noqa: S608 (module constants only; values are parameters)
+
+
+# What a result carries (the wide columns stay in the database: the vector, whole documents).
+SHOWN_COLUMNS = (
+    ("c", ("id", "owner_id", "clean_document_id", "index", "text", "token_count", "embedding_model", "metadata")),
+    ("cd", ("id", "owner_id", "document_id", "category", "title", "raw_hash", "cleaned_at")),
+    ("d", ("id", "owner_id", "source_id", "category", "title", "url", "content_hash", "fetched_at", "created_at")),
+    ("s", ("id", "owner_id", "kind", "name", "url", "category", "created_at", "last_synced_at")),
+)
+# The plan-time settings, local to the statement's own implicit transaction (one round trip:
+# several statements in one simple query run as one transaction). enable_sort off keeps the
+# planner on the HNSW index for a large owner instead of an owner-index-and-sort plan it
+# underestimates; with it the plan is costed past jit_above_cost, and JIT compiling would
+# take seconds for a millisecond query.
+PLAN_SETTINGS = (
+    "SET LOCAL jit = off; SET LOCAL enable_sort = off; SET LOCAL hnsw.iterative_scan = relaxed_order; "
+    f"SET LOCAL hnsw.ef_search = {HNSW_EF_SEARCH}; "
+)
+RESET_SETTINGS = "; RESET jit; RESET enable_sort; RESET hnsw.iterative_scan; RESET hnsw.ef_search"
+
+
+def _prepared(owner_id: int, text: str | None, embedding, k: int, filters: Filters) -> tuple[str, dict]:
+    clause, filter_params = filters.sql(owner_id)
+    # The clause appears in several places; named parameters keep its values in place.
+    params = {"vector": vector_literal(embedding), "owner": owner_id, "text": text}
+    params |= {"n": max(CANDIDATES_PER_LIST, k), "m": max(2 * k, 10)}
+    params |= {"exact_max": EXACT_SEARCH_MAX_ROWS, "count_cap": EXACT_SEARCH_MAX_ROWS + 1}
+    for i, value in enumerate(filter_params):
+        clause = clause.replace("%s", f"%(f{i})s", 1)
+        params[f"f{i}"] = value
+    return _statement(bool(text and text.strip()), clause), params
 
 
 def ranked_candidates(owner_id: int, text: str | None, embedding, k: int, filters: Filters) -> list[tuple]:
-    """Fused candidates, best first: (id, Match, similarities to every candidate)."""
-    clause, filter_params = filters.sql(owner_id)
-    rows = count_rows(owner_id, filters)
-    # The plan is chosen here, not by the planner: exact for a small candidate set, else HNSW.
-    plan = "exact" if rows <= EXACT_SEARCH_MAX_ROWS else "hnsw"
-    n = max(CANDIDATES_PER_LIST, k)
-    # The clause appears in both lists; named parameters keep its values in place.
-    named_clause = clause
-    params = {"vector": vector_literal(embedding), "owner": owner_id, "n": n, "m": max(2 * k, 10), "text": text}
-    params["rows"] = rows
-    for i, value in enumerate(filter_params):
-        named_clause = named_clause.replace("%s", f"%(f{i})s", 1)
-        params[f"f{i}"] = value
-    sql = _statement(plan, bool(text and text.strip()), named_clause)
-    with transaction.atomic(), connection.cursor() as cursor:
-        # A plan with enable_sort off is costed past jit_above_cost: JIT compiling would take
-        # seconds for a millisecond query.
-        local = "SET LOCAL jit = off"
-        if plan == "hnsw":
-            # Iterative scan keeps walking the graph until the owner filter has left n rows;
-            # enable_sort off keeps the planner from an owner-index-and-sort plan it underestimates.
-            local += (
-                f"; SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = {HNSW_EF_SEARCH}"
-                "; SET LOCAL enable_sort = off"
-            )
-        cursor.execute(local)
-        cursor.execute(sql, params)
+    """Fused candidates, best first: (Match, similarities to every candidate, row values)."""
+    sql, params = _prepared(owner_id, text, embedding, k, filters)
+    with connection.cursor() as cursor:
+        # Inside a transaction (a test, an atomic view) the settings are reset after the statement;
+        # otherwise they end with the statement's implicit transaction.
+        cursor.execute(PLAN_SETTINGS + sql + (RESET_SETTINGS if connection.in_atomic_block else ""), params)
+        while cursor.description is None:  # past the SET results
+            cursor.nextset()
         found = cursor.fetchall()
+        while cursor.nextset():  # and the RESET ones, so the connection is ready for the next query
+            pass
     words = re.findall(r"\w+", (text or "").lower())
     out = []
-    for pk, relevance, vector_rank, text_rank, text_score, distance, lexemes, similarities in found:
+    for relevance, vector_rank, text_rank, text_score, distance, plan, lexemes, similarities, *values in found:
         match = Match(
             relevance=float(relevance),
             vector_rank=vector_rank,
@@ -220,9 +241,19 @@ def ranked_candidates(owner_id: int, text: str | None, embedding, k: int, filter
             text_rank=text_rank,
             text_score=None if text_score is None else float(text_score),
             matched_terms=[_query_word(lexeme, words) for lexeme in lexemes],
+            plan=plan,
         )
-        out.append((pk, match, np.asarray(similarities, dtype=np.float32)))
+        out.append((match, np.asarray(similarities, dtype=np.float32), values))
     return out
+
+
+def explain(owner_id: int, text: str | None, embedding, k: int = 10, filters: Filters | None = None) -> str:
+    """EXPLAIN ANALYZE of the search statement under its settings (tests and the benchmark)."""
+    sql, params = _prepared(owner_id, text, embedding, k, filters or Filters())
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(PLAN_SETTINGS.rstrip("; "))
+        cursor.execute("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + sql, params)
+        return "\n".join(row[0] for row in cursor.fetchall())
 
 
 def _query_word(lexeme: str, words: list[str]) -> str:
@@ -234,13 +265,13 @@ def mmr(candidates: list[tuple], k: int) -> list[tuple]:
     """Maximal marginal relevance over the fused candidates, redundancy counted only for near-duplicates."""
     if not candidates:
         return []
-    top = candidates[0][1].relevance
+    top = candidates[0][0].relevance
     chosen, remaining = [], list(range(len(candidates)))
     while remaining and len(chosen) < k:
 
         def gain(i):
-            relevance = candidates[i][1].relevance / top
-            redundancy = max((candidates[i][2][j] for j in chosen), default=0.0)
+            relevance = candidates[i][0].relevance / top
+            redundancy = max((candidates[i][1][j] for j in chosen), default=0.0)
             return MMR_LAMBDA * relevance - (1 - MMR_LAMBDA) * (
                 redundancy if redundancy >= NEAR_DUPLICATE_SIMILARITY else 0.0
             )
@@ -249,3 +280,27 @@ def mmr(candidates: list[tuple], k: int) -> list[tuple]:
         chosen.append(best)
         remaining.remove(best)
     return [candidates[i] for i in chosen]
+
+
+def as_chunks(candidates: list[tuple]) -> list:
+    """Chunk instances with their document and source attached (no further queries), and
+    `.match`; the columns left out (the vector, whole texts) load lazily if ever read."""
+    from ingestion.models import Document, Source
+
+    from .models import Chunk, CleanDocument
+
+    models = (Chunk, CleanDocument, Document, Source)
+    results = []
+    for match, _, values in candidates:
+        instances, offset = [], 0
+        for model, (_, names) in zip(models, SHOWN_COLUMNS, strict=True):
+            row = list(values[offset : offset + len(names)])
+            offset += len(names)
+            if "metadata" in names and isinstance(row[names.index("metadata")], str):
+                row[names.index("metadata")] = json.loads(row[names.index("metadata")])
+            instances.append(model.from_db(connection.alias, list(names), row))
+        chunk, clean, document, source = instances
+        document.source, clean.document, chunk.clean_document = source, document, clean
+        chunk.match, chunk.distance = match, 1.0 - match.similarity
+        results.append(chunk)
+    return results

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 from django.contrib.auth.models import AnonymousUser
-from django.db import connection, transaction
-from django.test.utils import CaptureQueriesContext
+from django.db import connection
 
 from accounts.models import User
+from features import search
 from features.models import Chunk
 from tests.conftest import make_user
 from tests.features.conftest import store_chunks, unit_vectors
@@ -96,26 +96,30 @@ def test_search_matches_exact_top_k_at_many_tenants(many_tenants):
             assert [c.pk for c in Chunk.objects.for_user(owner).search(query, k=10)] == expected
 
 
-def search_plan(owner, query) -> str:
-    """EXPLAIN of the hybrid statement search() ran, with the settings it ran under."""
-    with CaptureQueriesContext(connection) as captured:
-        Chunk.objects.for_user(owner).search(query, k=10)
-    queries = [q["sql"] for q in captured.captured_queries]
-    statement = next(sql for sql in queries if "vector_hits" in sql)
-    settings_sql = [sql for sql in queries if sql.startswith("SET LOCAL")]
-    with transaction.atomic(), connection.cursor() as cursor:
-        for sql in settings_sql:
-            cursor.execute(sql)
-        cursor.execute(f"EXPLAIN {statement}")
-        return "\n".join(row[0] for row in cursor.fetchall())
+def hnsw_used(owner, query) -> bool:
+    """Whether the statement's HNSW branch ran (the other one is skipped by its one-time filter)."""
+    plan = search.explain(owner.pk, "chunk", query)
+    line = next(line for line in plan.splitlines() if "chunk_embedding_hnsw" in line)
+    return "never executed" not in line
 
 
 def test_small_owners_get_an_exact_scan_and_large_ones_the_hnsw_index(many_tenants, monkeypatch):
-    owner, _chunks, vectors = many_tenants[4]
-    assert "chunk_embedding_hnsw" not in search_plan(owner, vectors[0])  # 40 rows: every distance computed
+    owner, _, vectors = many_tenants[4]
+    assert not hnsw_used(owner, vectors[0])  # 40 rows: every distance computed
+    assert Chunk.objects.for_user(owner).search(vectors[0], k=3)[0].match.plan == "exact"
 
     monkeypatch.setattr("features.search.EXACT_SEARCH_MAX_ROWS", 10)
-    assert "chunk_embedding_hnsw" in search_plan(owner, vectors[0])
+    assert hnsw_used(owner, vectors[0])
+    assert Chunk.objects.for_user(owner).search(vectors[0], k=3)[0].match.plan == "hnsw"
+
+
+def test_search_leaves_no_setting_behind_in_a_transaction(owner):
+    store_chunks(owner, unit_vectors(5, seed=8))
+    Chunk.objects.for_user(owner).search("chunk", k=3, embedding=unit_vectors(1, seed=9)[0])
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('enable_sort'), current_setting('hnsw.ef_search')")
+        assert cursor.fetchone() == ("on", "40")
 
 
 def test_search_through_the_hnsw_index_still_fills_k_with_the_owners_nearest(many_tenants, monkeypatch):
