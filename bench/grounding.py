@@ -162,7 +162,7 @@ def plain_rag_generation(models, owner, question: str):
     from training.prompts import build_messages, render_prompt
 
     started = time.perf_counter()
-    chunks = Chunk.objects.search(owner, embed_query(question), k=3)
+    chunks = Chunk.objects.for_user(owner).search(question, k=3, embedding=embed_query(question))
     models.prepare(None)
     prompt = render_prompt(models.tokenizer, build_messages("Robin", question, [c.text for c in chunks]))
     inputs = models.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)

@@ -110,19 +110,21 @@ def is_follow_up(question: str) -> bool:
 
 
 def _retrieve(owner, question: str, history: list[dict]):
-    """The owner's best chunks for the question; a follow-up is also tried with the previous
-    question in front, and the better-scoring list wins. A question on a new topic is not:
-    the old topic would pull its retrieval back."""
+    """(chunks, query, its vector): the owner's best chunks for the question. A follow-up is
+    also tried with the previous question in front, and the better-scoring list wins. A
+    question on a new topic is not: the old topic would pull its retrieval back."""
     vector = embed_query(question)
-    chunks = Chunk.objects.search(owner, vector, k=settings.TWIN_RETRIEVAL_TOP_K)
+    chunks = Chunk.objects.for_user(owner).search(question, k=settings.TWIN_RETRIEVAL_TOP_K, embedding=vector)
     previous = [turn["content"] for turn in history if turn["role"] == Message.Role.USER]
     if previous and is_follow_up(question):
         joined = f"{previous[-1]} {question}"
         joined_vector = embed_query(joined)
-        joined_chunks = Chunk.objects.search(owner, joined_vector, k=settings.TWIN_RETRIEVAL_TOP_K)
+        joined_chunks = Chunk.objects.for_user(owner).search(
+            joined, k=settings.TWIN_RETRIEVAL_TOP_K, embedding=joined_vector
+        )
         if joined_chunks and (not chunks or joined_chunks[0].score > chunks[0].score):
-            return joined_chunks, joined_vector
-    return chunks, vector
+            return joined_chunks, joined, joined_vector
+    return chunks, question, vector
 
 
 def _source_entry(chunk: Chunk) -> dict:
@@ -170,9 +172,9 @@ def plan_answer(owner, answer: Message, count_tokens) -> Plan:
 
 def plan_for(owner, question: str, history: list[dict] = ()) -> Plan:
     """Retrieval and evidence for a question; `relevance` decides between answering and "no notes"."""
-    chunks, vector = _retrieve(owner, question, history)
+    chunks, query, vector = _retrieve(owner, question, history)
     notes = NoteSentences.from_chunks(chunks, embed)
-    evidence = notes.select(question, vector, settings.TWIN_EVIDENCE_SENTENCES)
+    evidence = notes.select(query, vector, settings.TWIN_EVIDENCE_SENTENCES)
     relevance = max((e.similarity for e in evidence), default=0.0)
     return Plan(question, history, _cited_first(chunks, evidence), notes, evidence, relevance)
 

@@ -10,7 +10,7 @@ from django.db.models import Max
 from ingestion.models import Document
 
 from . import embeddings
-from .chunking import chunk_text
+from .chunking import chunk_document
 from .cleaning import clean_text
 from .datasets import build_records, serialise
 from .models import Chunk, CleanDocument, DatasetVersion, FeatureRun
@@ -40,8 +40,14 @@ def do_build_features(document: Document) -> int:
     ):
         return 0
     text = clean_text(document.raw_text, category=document.category)
-    pieces = chunk_text(text, embeddings.count_tokens, max_tokens=embeddings.max_tokens()) if text else []
-    vectors = embeddings.embed(pieces)
+    pieces = chunk_document(
+        text,
+        embeddings.token_offsets(text),
+        category=document.category,
+        max_tokens=embeddings.max_tokens(),
+        path=document.url.removeprefix("upload://"),
+    )
+    vectors = embeddings.embed([piece.text for piece in pieces])
     with transaction.atomic():
         if not Document.objects.filter(pk=document.pk).exists():
             return 0  # deleted while we were embedding
@@ -61,8 +67,9 @@ def do_build_features(document: Document) -> int:
                 owner_id=document.owner_id,
                 clean_document=clean_doc,
                 index=i,
-                text=piece,
-                token_count=embeddings.count_tokens(piece),
+                text=piece.text,
+                token_count=piece.token_count,
+                metadata=piece.metadata,
                 embedding=vector,
                 embedding_model=model_id,
             )

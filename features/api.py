@@ -4,10 +4,19 @@ from rest_framework.decorators import api_view
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from .embeddings import embed_query
+from .forms import SearchForm
 from .models import Chunk, DatasetVersion
 
 MAX_K = 50
+
+
+class MatchSerializer(serializers.Serializer):
+    relevance = serializers.FloatField(help_text="Fused score (reciprocal rank fusion) results are ordered by.")
+    vector_rank = serializers.IntegerField(allow_null=True, help_text="Place by meaning (cosine), if in that list.")
+    similarity = serializers.FloatField(help_text="Cosine similarity to the query.")
+    text_rank = serializers.IntegerField(allow_null=True, help_text="Place by words (full-text), if in that list.")
+    text_score = serializers.FloatField(allow_null=True)
+    matched_terms = serializers.ListField(child=serializers.CharField(), help_text="Query words found in the chunk.")
 
 
 class SearchResultSerializer(serializers.Serializer):
@@ -15,27 +24,45 @@ class SearchResultSerializer(serializers.Serializer):
     document_id = serializers.IntegerField(source="clean_document.document_id")
     title = serializers.CharField(source="clean_document.title")
     url = serializers.CharField(source="clean_document.document.url")
-    score = serializers.FloatField()
+    source_id = serializers.IntegerField(source="clean_document.document.source_id")
+    source = serializers.CharField(source="clean_document.document.source.name")
+    category = serializers.CharField(source="clean_document.category")
+    heading = serializers.ListField(
+        child=serializers.CharField(), source="metadata.headings", default=list, help_text="Heading path."
+    )
+    symbols = serializers.ListField(
+        child=serializers.CharField(), source="metadata.symbols", default=list, help_text="Code: functions, classes."
+    )
+    score = serializers.FloatField(help_text="Cosine similarity to the query.")
     text = serializers.CharField()
+    why = MatchSerializer(source="match")
 
 
 @extend_schema(
-    parameters=[OpenApiParameter("q", str, required=True), OpenApiParameter("k", int, default=5)],
+    parameters=[
+        OpenApiParameter("q", str, required=True),
+        OpenApiParameter("k", int, default=5),
+        OpenApiParameter("category", str, enum=["article", "post", "code"]),
+        OpenApiParameter("source", int, description="One of your source ids."),
+        OpenApiParameter("since", str, description="YYYY-MM-DD: documents dated on or after."),
+        OpenApiParameter("until", str, description="YYYY-MM-DD: documents dated on or before."),
+    ],
     responses=inline_serializer(
         "SearchResults", {"query": serializers.CharField(), "results": SearchResultSerializer(many=True)}
     ),
 )
 @api_view(["GET"])
 def search(request):
-    """Semantic search over your own chunks (cosine similarity, best first)."""
-    query = request.query_params.get("q", "").strip()
-    if not query:
-        raise ValidationError({"q": ["Give a query with ?q=."]})
+    """Hybrid search over your own chunks (meaning and words, fused; near-duplicates dropped), best first."""
+    form = SearchForm(request.query_params, user=request.user)
+    if not form.is_valid():
+        raise ValidationError(form.errors)
     try:
         k = min(max(int(request.query_params.get("k", 5)), 1), MAX_K)
     except ValueError:
         raise ValidationError({"k": ["k must be a whole number."]}) from None
-    results = Chunk.objects.search(request.user, embed_query(query[:1000]), k=k)
+    query = form.cleaned_data["q"]
+    results = Chunk.objects.for_user(request.user).search(query, k=k, **form.search_filters())
     return Response({"query": query, "results": SearchResultSerializer(results, many=True).data})
 
 

@@ -1,84 +1,378 @@
-"""Chunking that respects the embedding model's window.
+"""Chunking per category, within the embedding model's window, from one tokenization.
 
-Chunks pack whole sentences (a heading stays with the paragraph under it) up to a
-target size, with one sentence of overlap, and never exceed the window: the book's
-reference code cut 2,000-character chunks that MiniLM silently truncated at 256
-tokens. Sentences longer than the window are split by words, and words longer than it
-(a long URL, text without spaces) by characters.
+Every chunk is an exact slice of the cleaned text, so newlines and indentation (code)
+survive, and together the chunks cover every non-blank character of the text.
+
+How each category is cut (each level is used only where the one above leaves a piece
+past the window, and small neighbours are packed back together up to TARGET_TOKENS):
+- article: sections by Markdown heading, then paragraphs, then sentences (a fenced
+  or indented code block by lines), then words, then characters. One short unit of
+  overlap (at most OVERLAP_TOKENS) carries a thought across a cut. Metadata:
+  `headings`, the heading path of the section ("Keeping bees" > "Why a roof").
+- code: Python by `ast` (each top-level function or class, comments and decorators
+  with it; a class past the window by its methods), other languages by blank-line
+  blocks, then lines; a chunk starts at the start of a line. No overlap. Metadata: `path`, `symbols`, `lines` (1-based).
+- post: kept whole when it fits (most do), else like an article without headings.
+  Rule for hashtags, mentions and URLs: they stay in the text as the author wrote them
+  (they carry topic and addressee, and the twin should learn to use them); cleaning
+  already dropped URL query strings and fragments (tracking, no meaning) and
+  normalised styled Unicode letters (NFKC: "𝐛𝐨𝐥𝐝" is "bold"). The chunk's hashtags and
+  mentions are listed in its metadata (`hashtags`, `mentions`) for search results.
+
+Tokenize once: the text is tokenized a single time (token offsets, `TokenSpans`), and
+the token count of any span is read from the offsets. Spans are cut only at
+whitespace or punctuation, where WordPiece restarts, so that count is the tokenizer's
+own; a word longer than the window is cut into pieces of at most window - 2
+characters, which WordPiece cannot turn into more tokens than characters.
 """
 
+import ast
 import re
-from collections.abc import Callable
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass, field
+
+TARGET_TOKENS = 180
+OVERLAP_TOKENS = 48
+SPECIAL_TOKENS = 2  # [CLS] and [SEP], which the model adds to every input
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[A-Z0-9])")
-TARGET_TOKENS = 180
+PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
+HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
+HASHTAG = re.compile(r"(?<![\w#])#(\w+)")
+MENTION = re.compile(r"(?<![\w@])@(\w+)")
+# Code in a file with one of these suffixes is not tried as Python (anything else is, and
+# falls back to blocks when it does not parse: uploads of code arrive as .txt or .md).
+OTHER_LANGUAGES = (
+    ".js",
+    ".ts",
+    ".jsx",
+    ".tsx",
+    ".go",
+    ".rs",
+    ".java",
+    ".kt",
+    ".c",
+    ".h",
+    ".cc",
+    ".cpp",
+    ".hpp",
+    ".cs",
+    ".rb",
+    ".php",
+    ".swift",
+    ".scala",
+    ".sh",
+    ".sql",
+    ".lua",
+    ".r",
+    ".m",
+    ".pl",
+    ".hs",
+    ".ex",
+    ".clj",
+    ".dart",
+)
 
 
-def split_sentences(text: str) -> list[str]:
+@dataclass(frozen=True)
+class Piece:
+    start: int
+    end: int
+    text: str
+    token_count: int
+    metadata: dict = field(default_factory=dict)
+
+
+class TokenSpans:
+    """Token counts of any span of one text, from a single tokenization's character offsets."""
+
+    def __init__(self, offsets: list[tuple[int, int]]):
+        tokens = [(start, end) for start, end in offsets if end > start]
+        self.starts = [start for start, _ in tokens]
+        self.ends = [end for _, end in tokens]
+
+    def count(self, start: int, end: int) -> int:
+        """Tokens lying within [start, end), plus the special tokens."""
+        inside = bisect_right(self.ends, end) - bisect_left(self.starts, start)
+        return max(inside, 0) + SPECIAL_TOKENS
+
+
+def _trimmed(text: str, start: int, end: int) -> tuple[int, int] | None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return (start, end) if end > start else None
+
+
+def _trimmed_lines(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """Like _trimmed, but the first line keeps its indentation (code)."""
+    span = _trimmed(text, start, end)
+    if span:
+        line_start = text.rfind("\n", start, span[0]) + 1
+        span = (max(line_start, start), span[1])
+    return span
+
+
+def _split_at(text: str, start: int, end: int, separator: re.Pattern, trim=_trimmed) -> list[tuple[int, int]]:
+    """The non-blank spans of text[start:end] between matches of separator."""
+    spans, cursor = [], start
+    for match in separator.finditer(text, start, end):
+        spans.append(trim(text, cursor, match.start()))
+        cursor = match.end()
+    spans.append(trim(text, cursor, end))
+    return [span for span in spans if span]
+
+
+def _lines(text, start, end):
+    return _split_at(text, start, end, re.compile(r"\n"))
+
+
+def _code_lines(text, start, end):
+    return _split_at(text, start, end, re.compile(r"\n"), trim=_trimmed_lines)
+
+
+def _code_blocks(text, start, end):
+    return _split_at(text, start, end, PARAGRAPH_BREAK, trim=_trimmed_lines)
+
+
+def _words(text, start, end):
+    return _split_at(text, start, end, re.compile(r"\s+"))
+
+
+def _sentences(text, start, end):
+    block = text[start:end]
+    if "```" in block or re.search(r"^(    |\t)\S", block, re.MULTILINE):  # code in an article: by lines
+        return _lines(text, start, end)
+    return _split_at(text, start, end, SENTENCE_END)
+
+
+def _paragraphs(text, start, end):
+    return _split_at(text, start, end, PARAGRAPH_BREAK)
+
+
+class Chunker:
+    def __init__(self, text: str, tokens: TokenSpans, max_tokens: int, target_tokens: int = TARGET_TOKENS):
+        self.text, self.tokens = text, tokens
+        self.max_tokens, self.target = max_tokens, min(target_tokens, max_tokens)
+
+    def count(self, span: tuple[int, int]) -> int:
+        return self.tokens.count(*span)
+
+    def split(self, span: tuple[int, int], levels: list, overlap: bool) -> list[tuple[int, int]]:
+        """span whole if it fits the window, else cut by the first level that cuts it, repacked."""
+        if self.count(span) <= self.max_tokens:
+            return [span]
+        for i, level in enumerate(levels):
+            parts = level(self.text, *span)
+            if len(parts) > 1:
+                pieces = [piece for part in parts for piece in self.split(part, levels[i + 1 :], overlap)]
+                return self.pack(pieces, overlap)
+        return self._characters(span)
+
+    def _characters(self, span: tuple[int, int]) -> list[tuple[int, int]]:
+        """A word past the window (a long URL, text without spaces): fixed runs of characters."""
+        size = self.max_tokens - SPECIAL_TOKENS
+        return [(start, min(start + size, span[1])) for start in range(span[0], span[1], size)]
+
+    def pack(self, pieces: list[tuple[int, int]], overlap: bool) -> list[tuple[int, int]]:
+        """Neighbouring pieces joined up to the target; with overlap, a new chunk repeats the
+        previous chunk's last piece when it is short and fits."""
+        chunks, units = [], []
+        for piece in pieces:
+            if units and self.count((units[0][0], piece[1])) <= self.target:
+                units.append(piece)
+                continue
+            if units:
+                chunks.append((units[0][0], units[-1][1]))
+                tail = self._tail(units[-1]) if overlap else None
+                carry = (
+                    tail is not None
+                    and tail != chunks[-1]
+                    and self.count(tail) <= OVERLAP_TOKENS
+                    and self.count((tail[0], piece[1])) <= self.target
+                )
+                units = [tail] if carry else []
+            units.append(piece)
+        if units:
+            chunks.append((units[0][0], units[-1][1]))
+        return chunks
+
+    def _tail(self, span: tuple[int, int]) -> tuple[int, int]:
+        """What a chunk ending with span repeats in the next: span if short, else its last sentence."""
+        if self.count(span) <= OVERLAP_TOKENS:
+            return span
+        return _sentences(self.text, *span)[-1]
+
+    def piece(self, span: tuple[int, int], metadata: dict) -> Piece:
+        return Piece(span[0], span[1], self.text[span[0] : span[1]], self.count(span), metadata)
+
+
+# --- articles and posts -------------------------------------------------------------
+
+
+def _sections(text: str) -> list[tuple[tuple[int, int], list[str]]]:
+    """(span, heading path) per section; a section starts at its heading line, and a heading
+    with nothing under it (a title over a subheading) starts the next section instead."""
+    fenced = _fenced_ranges(text)
+    headings = [m for m in HEADING.finditer(text) if not any(a <= m.start() < b for a, b in fenced)]
+    starts = [0] + [m.start() for m in headings]
+    sections, path, pending = [], [], None
+    for i, start in enumerate(starts):
+        end = starts[i + 1] if i + 1 < len(starts) else len(text)
+        if i:
+            match = headings[i - 1]
+            path = [*path[: len(match.group(1)) - 1], match.group(2).strip()]
+            if not text[match.end() : end].strip() and i < len(starts) - 1:
+                pending = start if pending is None else pending
+                continue
+        span = _trimmed(text, start if pending is None else pending, end)
+        pending = None
+        if span:
+            sections.append((span, list(path)))
+    return sections
+
+
+def _fenced_ranges(text: str) -> list[tuple[int, int]]:
+    """Spans of fenced code blocks, where a line starting with # is a comment, not a heading."""
+    ranges, opened = [], None
+    for match in re.finditer(r"^[ \t]*```.*$", text, re.MULTILINE):
+        if opened is None:
+            opened = match.start()
+        else:
+            ranges.append((opened, match.end()))
+            opened = None
+    if opened is not None:
+        ranges.append((opened, len(text)))
+    return ranges
+
+
+def _article(chunker: Chunker) -> list[Piece]:
+    out = []
+    for span, headings in _sections(chunker.text):
+        for part in chunker.split(span, [_paragraphs, _sentences, _words], overlap=True):
+            out.append(chunker.piece(part, {"headings": headings}))
+    return out
+
+
+def _post(chunker: Chunker) -> list[Piece]:
+    whole = _trimmed(chunker.text, 0, len(chunker.text))
+    if not whole:
+        return []
+    out = []
+    for part in chunker.split(whole, [_paragraphs, _sentences, _words], overlap=True):
+        text = chunker.text[part[0] : part[1]]
+        tags = {"hashtags": HASHTAG.findall(text), "mentions": MENTION.findall(text)}
+        out.append(chunker.piece(part, {key: value for key, value in tags.items() if value}))
+    return out
+
+
+# --- code -----------------------------------------------------------------------------
+
+
+def _line_starts(text: str) -> list[int]:
+    return [0] + [m.end() for m in re.finditer(r"\n", text)]
+
+
+def _python_units(text: str, body: list, line_starts: list[int], prefix: str, floor: int, limit: int) -> list[tuple]:
+    """(span, symbol, node) per statement of body, within [floor, limit): comments and blank
+    lines above a node go with it, and whatever follows the last node goes with that one."""
+    units, previous_end = [], floor
+    for node in body:
+        first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+        start = max(line_starts[first - 1], previous_end) if units else floor  # a class header goes first
+        end = line_starts[node.end_lineno] if node.end_lineno < len(line_starts) else len(text)
+        symbol = prefix + node.name if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) else None
+        units.append(((start, end), symbol, node))
+        previous_end = end
+    if units:
+        (start, _), symbol, node = units[-1]
+        units[-1] = ((start, limit), symbol, node)
+    return units
+
+
+def _code_pieces(chunker: Chunker, units: list[tuple], line_starts: list[int]) -> list[tuple[tuple[int, int], list]]:
+    """Each unit whole if it fits; a class by its members; anything else by blocks, then lines."""
     pieces = []
-    for paragraph in re.split(r"\n\s*\n", text):
-        paragraph = paragraph.strip()
-        if not paragraph:
+    for (start, end), symbol, node in units:
+        span = _trimmed_lines(chunker.text, start, end)
+        if not span:
             continue
-        if paragraph.startswith("#") or "```" in paragraph:
-            pieces.append(paragraph)  # headings and code blocks are kept whole
-            continue
-        pieces.extend(s.strip() for s in SENTENCE_END.split(paragraph.replace("\n", " ")) if s.strip())
+        if chunker.count(span) <= chunker.max_tokens:
+            pieces.append((span, [symbol] if symbol else []))
+        elif isinstance(node, ast.ClassDef) and node.body:
+            members = _python_units(chunker.text, node.body, line_starts, f"{node.name}.", start, end)
+            pieces.extend(_code_pieces(chunker, members, line_starts))
+        else:
+            for part in chunker.split(span, [_code_blocks, _code_lines, _words], overlap=False):
+                pieces.append((part, [symbol] if symbol else []))
     return pieces
 
 
-def _split_word(word: str, count: Callable[[str], int], limit: int) -> list[str]:
-    """A "word" past the window (a long URL, text without spaces such as Chinese): cut by characters."""
-    parts = []
-    while word:
-        fits, too_long = 1, len(word) + 1  # the longest prefix that fits, by bisection
-        while too_long - fits > 1:
-            middle = (fits + too_long) // 2
-            fits, too_long = (middle, too_long) if count(word[:middle]) <= limit else (fits, middle)
-        parts.append(word[:fits])
-        word = word[fits:]
-    return parts
+def _code(chunker: Chunker, path: str) -> list[Piece]:
+    text = chunker.text
+    line_starts = _line_starts(text)
+    pieces = None
+    if not path.lower().endswith(OTHER_LANGUAGES):
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError):  # not Python after all, or not valid: blocks
+            tree = None
+        if tree is not None and tree.body:
+            pieces = _code_pieces(chunker, _python_units(text, tree.body, line_starts, "", 0, len(text)), line_starts)
+    if pieces is None:
+        whole = _trimmed_lines(text, 0, len(text))
+        parts = chunker.split(whole, [_code_blocks, _code_lines, _words], overlap=False) if whole else []
+        pieces = [(part, []) for part in parts]
+    # Small neighbours are packed together (a few one-line helpers make one chunk).
+    out, group = [], []
+    for span, symbols in pieces:
+        if group and chunker.count((group[0][0][0], span[1])) <= chunker.target:
+            group.append((span, symbols))
+            continue
+        if group:
+            out.append(_code_piece(chunker, group, path, line_starts))
+        group = [(span, symbols)]
+    if group:
+        out.append(_code_piece(chunker, group, path, line_starts))
+    return out
 
 
-def _split_long(sentence: str, count: Callable[[str], int], limit: int) -> list[str]:
-    parts, current = [], []
-    for word in sentence.split():
-        if current and count(" ".join([*current, word])) > limit:
-            parts.append(" ".join(current))
-            current = []
-        if not current and count(word) > limit:
-            *whole, word = _split_word(word, count, limit)
-            parts.extend(whole)
-        current.append(word)
-    if current:
-        parts.append(" ".join(current))
-    return parts
+def _code_piece(chunker: Chunker, group: list, path: str, line_starts: list[int]) -> Piece:
+    span = (group[0][0][0], group[-1][0][1])
+    symbols = [s for _, symbols in group for s in symbols]
+    lines = [bisect_right(line_starts, span[0]), bisect_right(line_starts, span[1] - 1)]
+    return chunker.piece(span, {"path": path, "symbols": symbols, "lines": lines})
 
 
-def chunk_text(
-    text: str, count_tokens: Callable[[str], int], *, max_tokens: int, target_tokens: int = TARGET_TOKENS
-) -> list[str]:
-    """Split text into chunks of at most max_tokens tokens as counted by count_tokens."""
-    target = min(target_tokens, max_tokens)
-    units = []
-    for sentence in split_sentences(text):
-        if count_tokens(sentence) > max_tokens:
-            units.extend(_split_long(sentence, count_tokens, max_tokens))
+# --- entry points ---------------------------------------------------------------------
+
+
+def chunk_document(
+    text: str,
+    offsets: list[tuple[int, int]],
+    *,
+    category: str = "article",
+    max_tokens: int,
+    path: str = "",
+    target_tokens: int = TARGET_TOKENS,
+) -> list[Piece]:
+    """Chunks of `text` (cleaned), given its token offsets (one tokenization without special tokens)."""
+    chunker = Chunker(text, TokenSpans(offsets), max_tokens, target_tokens)
+    if category == "code":
+        return _code(chunker, path)
+    if category == "post":
+        return _post(chunker)
+    return _article(chunker)
+
+
+def split_sentences(text: str) -> list[str]:
+    """Paragraphs cut into sentences (headings and code blocks whole); the benchmarks' text source."""
+    pieces = []
+    for start, end in _paragraphs(text, 0, len(text)):
+        paragraph = text[start:end]
+        if paragraph.startswith("#") or "```" in paragraph:
+            pieces.append(paragraph)
         else:
-            units.append(sentence)
-
-    chunks, current = [], []
-    for unit in units:
-        candidate = "\n".join([*current, unit]) if current else unit
-        if current and count_tokens(candidate) > target:
-            chunks.append("\n".join(current))
-            overlap = current[-1]  # one unit of overlap keeps a thought from being cut in two
-            current = [overlap] if count_tokens(f"{overlap}\n{unit}") <= max_tokens else []
-        current.append(unit)
-    if current:
-        chunks.append("\n".join(current))
-    # Joining can merge word pieces differently than counted; never hand over an oversized chunk.
-    safe = []
-    for chunk in chunks:
-        safe.extend(_split_long(chunk, count_tokens, max_tokens) if count_tokens(chunk) > max_tokens else [chunk])
-    return safe
+            pieces.extend(" ".join(text[a:b].split()) for a, b in _split_at(text, start, end, SENTENCE_END))
+    return pieces

@@ -3,7 +3,9 @@
 Unlike the book's reference code, this keeps paragraph breaks (chunking and dataset
 extracts split on them) and code indentation, and keeps punctuation. It removes what
 is noise to both the embedder and the fine-tune: control and zero-width characters,
-Markdown link and image syntax, leftover HTML tags, runs of blank lines and spaces.
+Markdown link and image syntax, leftover HTML tags, runs of blank lines and spaces,
+and, in posts, URL query strings and fragments (see features/chunking.py for the rule
+on hashtags, mentions and URLs). NFKC turns styled Unicode letters into plain ones.
 """
 
 import re
@@ -21,6 +23,7 @@ MARKDOWN_LINK = re.compile(r"\[([^\[\]]+)\]" + _TARGET)
 HTML_TAG = re.compile(r"</?[a-zA-Z][^<>]{0,200}>")
 SPACES = re.compile(r"[ \t\u00a0]+")
 BLANK_LINES = re.compile(r"\n{3,}")
+URL_TAIL = re.compile(r"(https?://[^\s?#]+)[?#]\S*")  # a URL's query string and fragment
 
 
 def _clean_line(line: str, keep_indent: bool) -> str:
@@ -35,6 +38,8 @@ def clean_text(text: str, *, category: str = "article") -> str:
     text = unicodedata.normalize("NFKC", text).translate(ZERO_WIDTH)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
+    if category == "post":  # tracking parameters carry no meaning and eat the window
+        text = URL_TAIL.sub(lambda m: m.group(1), text)
     if category != "code":
         text = MARKDOWN_IMAGE.sub(lambda m: m.group(1), text)
         text = MARKDOWN_LINK.sub(lambda m: m.group(1), text)

@@ -46,6 +46,15 @@ def count_tokens(text: str) -> int:
         return len(get_model().tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
 
 
+def token_offsets(text: str) -> list[tuple[int, int]]:
+    """Character offsets of the text's tokens (no special tokens): chunking's one tokenization."""
+    with _lock:
+        encoded = get_model().tokenizer(
+            text, add_special_tokens=False, truncation=False, return_offsets_mapping=True, verbose=False
+        )
+    return encoded["offset_mapping"]
+
+
 def embed(texts: list[str], batch_size: int = 32) -> np.ndarray:
     """Unit-length vectors (cosine distance = 1 - dot product)."""
     if not texts:

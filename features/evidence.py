@@ -39,7 +39,9 @@ ANSWER_TYPE_BONUS = 0.3
 # The same for the other common answer types: a reason, and a name (a person, place or thing).
 REASON_QUESTION = re.compile(r"^\s*why\b|\bwhat (made|makes|was the reason)|\bthe reason\b", re.IGNORECASE)
 REASON = re.compile(r"\b(because|so that|since|in order to|which is why|the reason)\b", re.IGNORECASE)
-NAME_QUESTION = re.compile(r"^\s*(who|whose|where|which)\b|\bwhat (was|is) (the|its|his|her|their) name\b|\bcalled\b", re.IGNORECASE)
+NAME_QUESTION = re.compile(
+    r"^\s*(who|whose|where|which)\b|\bwhat (was|is) (the|its|his|her|their) name\b|\bcalled\b", re.IGNORECASE
+)
 NAME = re.compile(r"(?<=[a-z,;] )[A-Z][a-z]+")  # a capitalised word inside a sentence
 ANSWER_TYPES = ((QUANTITY_QUESTION, QUANTITY), (REASON_QUESTION, REASON), (NAME_QUESTION, NAME))
 STOPWORDS = frozenset(
@@ -80,11 +82,9 @@ def prose_share(text: str) -> float:
 
 
 def note_sentences(text: str) -> list[str]:
-    """A chunk's sentences (chunks keep one sentence or heading per line)."""
-    sentences = []
-    for line in text.split("\n"):
-        sentences.extend(s for s in split_sentences(line) if len(s) >= MIN_SENTENCE_CHARS and not s.startswith("#"))
-    return sentences
+    """A chunk's sentences, hard-wrapped lines joined; headings and code blocks are not notes."""
+    prose = "\n".join(line for line in text.split("\n") if not line.lstrip().startswith("#"))
+    return [s for s in split_sentences(prose) if len(s) >= MIN_SENTENCE_CHARS and "```" not in s]
 
 
 @dataclass

@@ -1,12 +1,16 @@
 """The logical feature store: cleaned documents, embedded chunks, versioned datasets."""
 
 from django.conf import settings
-from django.db import connection, models, transaction
-from pgvector.django import CosineDistance, HnswIndex, VectorField
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.db import models
+from pgvector.django import HnswIndex, VectorField
 
 from ingestion.models import Category, Document
 from twinsite.jobs import Job, JobStatus
 from twinsite.ownership import OwnedQuerySet
+
+TEXT_SEARCH_CONFIG = "english"  # features/search.py queries with the same configuration
 
 
 class CleanDocument(models.Model):
@@ -27,38 +31,42 @@ class CleanDocument(models.Model):
 
 
 class ChunkQuerySet(OwnedQuerySet):
-    def search(self, owner, embedding, k: int = 5) -> list["Chunk"]:
-        """The owner's k nearest chunks by cosine distance; the owner is required.
+    """Chunks, and the one retrieval function: `Chunk.objects.for_user(user).search(...)`."""
 
-        Two short queries: the nearest k on the chunk table alone (small owners: the
-        owner index and an exact sort; large ones: HNSW with iterative scan, so the
-        owner filter still leaves k rows), then those k rows with their documents.
-        One joined query would scan every tenant's documents before its LIMIT.
+    def for_user(self, user):
+        if user is None or not getattr(user, "is_authenticated", False) or not getattr(user, "pk", None):
+            return self.none()
+        scoped = super().for_user(user)
+        scoped._search_owner = user  # search() refuses a queryset that did not come from for_user
+        return scoped
+
+    def search(
+        self, query, k: int = 5, *, category=None, source=None, since=None, until=None, embedding=None
+    ) -> list["Chunk"]:
+        """The owner's k best chunks for a question, best first, each with `.match` saying why.
+
+        `query` is the question's text (embedded here unless `embedding` is given, and
+        matched word by word with full-text search) or an embedding alone (vector
+        search only). Filters: `category` ("article", "post", "code"), `source` (a
+        source id), `since` / `until` (the document's date; a bare date covers the day).
+        Near-duplicates are dropped by MMR. Raises ValueError without for_user().
         """
-        if owner is None or not getattr(owner, "pk", None):
-            raise ValueError("retrieval needs an owner")
-        distance = CosineDistance("embedding", list(map(float, embedding)))
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-            nearest = dict(
-                self.filter(owner=owner)
-                .annotate(distance=distance)
-                .order_by("distance")
-                .values_list("pk", "distance")[:k]
-            )
-        rows = list(
-            self.model.objects.filter(pk__in=nearest)
-            .select_related("clean_document__document")
-            .defer(*WIDE_COLUMNS)
-            .order_by()
+        from . import search as hybrid
+        from .embeddings import embed_query
+
+        owner = getattr(self, "_search_owner", None)
+        if owner is None:
+            raise ValueError("retrieval needs an owner: use Chunk.objects.for_user(user).search(...)")
+        text = query if isinstance(query, str) else None
+        if embedding is None:
+            embedding = embed_query(text) if text is not None else query
+        filters = hybrid.Filters(
+            category=category or None,
+            source=source,
+            since=hybrid.as_datetime(since),
+            until=hybrid.as_datetime(until, end_of_day=True),
         )
-        for row in rows:
-            row.distance = nearest[row.pk]
-        return sorted(rows, key=lambda chunk: chunk.distance)  # relaxed order may swap neighbours
-
-
-# Never read by callers of search(): the vector and whole documents (up to 500k characters).
-WIDE_COLUMNS = ("embedding", "clean_document__text", "clean_document__document__raw_text")
+        return hybrid.as_chunks(hybrid.mmr(hybrid.ranked_candidates(owner.pk, text, embedding, k, filters), k))
 
 
 class Chunk(models.Model):
@@ -69,6 +77,15 @@ class Chunk(models.Model):
     token_count = models.PositiveIntegerField()
     embedding = VectorField(dimensions=settings.TWIN_EMBEDDING_DIM)
     embedding_model = models.CharField(max_length=200)
+    metadata = models.JSONField(
+        default=dict, blank=True, help_text="Where in the document: heading path (articles), path and symbol (code)."
+    )
+    # Full-text side of hybrid search, kept in step with `text` by PostgreSQL itself.
+    search_vector = models.GeneratedField(
+        expression=SearchVector("text", config=TEXT_SEARCH_CONFIG),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
 
     objects = ChunkQuerySet.as_manager()
 
@@ -82,7 +99,9 @@ class Chunk(models.Model):
                 m=16,
                 ef_construction=64,
                 opclasses=["vector_cosine_ops"],
-            )
+            ),
+            # Owner first (btree_gin): a tenant's text matches without touching other tenants' postings.
+            GinIndex(name="chunk_owner_search_gin", fields=["owner", "search_vector"]),
         ]
 
     def __str__(self):

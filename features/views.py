@@ -5,7 +5,7 @@ from django.shortcuts import get_object_or_404, render
 from ingestion.models import Document
 
 from .datasets import read_records
-from .embeddings import embed_query
+from .forms import SearchForm
 from .models import Chunk, CleanDocument, DatasetVersion
 
 PREVIEW_SAMPLES = 20
@@ -50,8 +50,9 @@ def dataset_download(request, dataset_id):
 
 @login_required
 def search(request):
-    query = request.GET.get("q", "").strip()[:500]
+    form = SearchForm(request.GET or None, user=request.user)
     results = []
-    if query:
-        results = Chunk.objects.search(request.user, embed_query(query), k=10)
-    return render(request, "features/search.html", {"query": query, "results": results})
+    if form.is_valid():
+        results = Chunk.objects.for_user(request.user).search(form.cleaned_data["q"], k=10, **form.search_filters())
+    query = form.cleaned_data.get("q", "") if form.is_bound and hasattr(form, "cleaned_data") else ""
+    return render(request, "features/search.html", {"form": form, "query": query, "results": results})

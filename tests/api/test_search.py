@@ -1,4 +1,4 @@
-"""/api/v1/search/?q=: semantic search over my own chunks only."""
+"""/api/v1/search/?q=: hybrid search over my own chunks only, with filters and why each result matched."""
 
 import pytest
 
@@ -36,11 +36,15 @@ def test_results_are_my_chunks_best_first(owner_api, owner, owner_source):
     assert response.status_code == 200
     body = response.json()
     assert body["query"] == "how much honey in July"
-    scores = [r["score"] for r in body["results"]]
-    assert scores and scores == sorted(scores, reverse=True)
+    relevances = [r["why"]["relevance"] for r in body["results"]]
+    assert relevances and relevances == sorted(relevances, reverse=True)
     top = body["results"][0]
     assert top["title"] == "Keeping bees on a city roof" and top["document_id"] == owner_source.documents.get().pk
     assert top["text"] == Chunk.objects.get(pk=top["chunk_id"]).text
+    assert top["source_id"] == owner_source.pk and top["source"] == owner_source.name
+    assert top["category"] == "article"
+    assert "honey" in top["why"]["matched_terms"] and top["why"]["text_rank"] == 1
+    assert top["why"]["vector_rank"] >= 1 and top["score"] == pytest.approx(top["why"]["similarity"])
 
 
 def test_search_never_returns_another_users_chunks(owner_api, owner, owner_source, other_source):
@@ -83,3 +87,53 @@ def test_a_user_without_sources_finds_nothing(other_api, owner_source):
 
 def test_anonymous_callers_are_refused(anon_api, owner_source):
     assert anon_api.get(URL, {"q": "honey"}).status_code == 401
+
+
+def test_filters_narrow_the_results(owner_api, owner, owner_source, garden):
+    everything = {r["document_id"] for r in owner_api.get(URL, {"q": "bees and beans", "k": 50}).json()["results"]}
+    assert len(everything) == 2
+
+    only_garden = owner_api.get(URL, {"q": "bees and beans", "k": 50, "source": garden.pk}).json()["results"]
+    assert {r["source_id"] for r in only_garden} == {garden.pk}
+    assert owner_api.get(URL, {"q": "bees", "category": "code"}).json()["results"] == []
+    assert owner_api.get(URL, {"q": "bees", "since": "2999-01-01"}).json()["results"] == []
+    assert owner_api.get(URL, {"q": "bees", "until": "2999-01-01"}).json()["results"]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"category": "poems"}, "category"),
+        ({"since": "last week"}, "since"),
+        ({"since": "2025-02-01", "until": "2025-01-01"}, "until"),
+        ({"source": "x"}, "source"),
+    ],
+)
+def test_bad_filters_are_a_400_naming_the_field(owner_api, owner_source, params, field):
+    response = owner_api.get(URL, {"q": "honey", **params})
+
+    assert response.status_code == 400
+    assert field in response.json()
+
+
+def test_another_users_source_is_not_a_valid_filter(owner_api, owner_source, other_source):
+    response = owner_api.get(URL, {"q": "dinghy", "source": other_source.pk})
+
+    assert response.status_code == 400
+    assert "source" in response.json()
+
+
+def test_code_results_carry_their_symbols(owner_api, owner):
+    from ingestion.actions import do_add_upload_source
+    from ingestion.connectors.upload.forms import UploadSourceForm
+    from tests.conftest import markdown_upload
+
+    code = "import json\n\n\ndef parse_frobnitz_header(raw):\n    version, _, rest = raw.partition(b':')\n"
+    form = UploadSourceForm({"category": "code"}, {"file": markdown_upload("frob.txt", code)})
+    assert form.is_valid(), form.errors
+    do_add_upload_source(owner, form.cleaned_data["file"], category="code")
+
+    top = owner_api.get(URL, {"q": "parse_frobnitz_header"}).json()["results"][0]
+
+    assert top["category"] == "code" and top["symbols"] == ["parse_frobnitz_header"]
+    assert "(raw):\n    version, _, rest = raw.partition(b':')" in top["text"]  # indentation kept

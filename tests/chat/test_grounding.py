@@ -20,9 +20,9 @@ class Note:
 
 BACKUPS = Note(
     1,
-    "Every night at 02:30, cron runs a small shell script that calls pg_dump for each database.\n"
-    "30 2 * * * /usr/local/bin/pg-nightly.sh >> /var/log/pg-nightly.log 2>&1\n"
-    "I keep 14 daily dumps and 8 weekly dumps on a second drive.",
+    "Every night at 02:30, cron runs a small shell script that calls pg_dump for each database.\n\n"
+    "30 2 * * * /usr/local/bin/pg-nightly.sh >> /var/log/pg-nightly.log 2>&1\n\n"
+    "I keep 14 daily dumps and 8 weekly dumps\non a second drive.",  # a hard-wrapped line, as in Markdown
 )
 GARDEN = Note(2, "I grow tomatoes against the south wall. The basil never survives July.")
 

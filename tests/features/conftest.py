@@ -37,3 +37,33 @@ def store_chunks(owner, vectors: np.ndarray, name: str = "vectors") -> list[Chun
 @pytest.fixture
 def chunk_store(db):
     return store_chunks
+
+
+def store_texts(owner, texts: list[str], name: str = "notes.md", category: str = "article", source=None) -> list[Chunk]:
+    """One document whose chunks are `texts`, embedded with the real model (no chunking)."""
+    from features import embeddings
+
+    source = source or Source.objects.create(owner=owner, kind=Source.Kind.UPLOAD, name=name, category=category)
+    body = "\n\n".join(texts)
+    document = Document.objects.create(
+        owner=owner,
+        source=source,
+        category=category,
+        title=name,
+        url=f"upload://{name}",
+        raw_text=body,
+        content_hash=f"{owner.pk}-{source.pk}-{name}",
+    )
+    clean = CleanDocument.objects.create(owner=owner, document=document, category=category, title=name, text=body)
+    return Chunk.objects.bulk_create(
+        Chunk(
+            owner=owner,
+            clean_document=clean,
+            index=i,
+            text=text,
+            token_count=embeddings.count_tokens(text),
+            embedding=vector,
+            embedding_model=embeddings.model_id(),
+        )
+        for i, (text, vector) in enumerate(zip(texts, embeddings.embed(texts), strict=True))
+    )

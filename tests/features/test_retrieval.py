@@ -1,12 +1,12 @@
-"""Chunk.objects.search: owner-scoped, best first, and as good as exact search at many tenants."""
+"""Chunk.objects.for_user(user).search with an embedding: owner-scoped, best first, as good as exact search."""
 
 import numpy as np
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
+from features import search
 from features.models import Chunk
 from tests.conftest import make_user
 from tests.features.conftest import store_chunks, unit_vectors
@@ -24,7 +24,7 @@ def test_search_returns_the_owners_chunks_best_first_with_scores(owner):
     chunks = store_chunks(owner, vectors)
     query = vectors[7]
 
-    results = Chunk.objects.search(owner, query, k=5)
+    results = Chunk.objects.for_user(owner).search(query, k=5)
 
     assert [c.pk for c in results] == exact_top_k(chunks, vectors, query, 5)
     assert results[0].pk == chunks[7].pk and results[0].score == pytest.approx(1.0, abs=1e-5)
@@ -38,17 +38,17 @@ def test_search_never_returns_another_owners_chunk_even_an_exact_match(owner, ot
     query = unit_vectors(1, seed=3)[0]
     theirs = store_chunks(other, np.stack([query, query, query]))
 
-    results = Chunk.objects.search(owner, query, k=20)
+    results = Chunk.objects.for_user(owner).search(query, k=20)
 
     assert {c.pk for c in results} == {c.pk for c in mine}
     assert all(c.owner_id == owner.pk for c in results)
-    assert {c.pk for c in Chunk.objects.search(other, query, k=2)} < {c.pk for c in theirs}
+    assert {c.pk for c in Chunk.objects.for_user(other).search(query, k=2)} < {c.pk for c in theirs}
 
 
 def test_search_for_an_owner_without_chunks_returns_nothing(owner, other):
     store_chunks(other, unit_vectors(5, seed=4))
 
-    assert Chunk.objects.search(owner, unit_vectors(1, seed=5)[0], k=5) == []
+    assert Chunk.objects.for_user(owner).search(unit_vectors(1, seed=5)[0], k=5) == []
 
 
 @pytest.mark.parametrize("nobody", [None, AnonymousUser(), User(username="unsaved")])
@@ -56,13 +56,21 @@ def test_search_requires_an_owner(nobody, other):
     store_chunks(other, unit_vectors(5, seed=6))
 
     with pytest.raises(ValueError, match="retrieval needs an owner"):
-        Chunk.objects.search(nobody, unit_vectors(1, seed=7)[0], k=5)
+        Chunk.objects.for_user(nobody).search(unit_vectors(1, seed=7)[0], k=5)
+
+
+def test_search_refuses_without_for_user(other):
+    store_chunks(other, unit_vectors(5, seed=6))
+
+    for unscoped in (Chunk.objects, Chunk.objects.filter(owner=other), Chunk.objects.for_user(other).filter(index=1)):
+        with pytest.raises(ValueError, match="retrieval needs an owner"):
+            unscoped.search(unit_vectors(1, seed=7)[0], k=5)
 
 
 def test_search_results_carry_their_document_without_extra_queries(owner, django_assert_num_queries):
     store_chunks(owner, unit_vectors(5, seed=8), name="hives.md")
 
-    results = Chunk.objects.search(owner, unit_vectors(1, seed=9)[0], k=3)
+    results = Chunk.objects.for_user(owner).search(unit_vectors(1, seed=9)[0], k=3)
 
     with django_assert_num_queries(0):
         titles = {c.document.title for c in results}
@@ -85,31 +93,45 @@ def test_search_matches_exact_top_k_at_many_tenants(many_tenants):
         for query in unit_vectors(5, seed=owner.pk):
             expected = exact_top_k(chunks, vectors, query, 10)
 
-            assert [c.pk for c in Chunk.objects.search(owner, query, k=10)] == expected
+            assert [c.pk for c in Chunk.objects.for_user(owner).search(query, k=10)] == expected
 
 
-def search_plan(owner, query) -> str:
-    with CaptureQueriesContext(connection) as captured:
-        Chunk.objects.search(owner, query, k=10)
-    # The first SELECT finds the nearest chunks; the second only loads those rows.
-    select = next(q["sql"] for q in captured.captured_queries if q["sql"].startswith("SELECT"))
+def hnsw_used(owner, query) -> bool:
+    """Whether the statement's HNSW branch ran (the other one is skipped by its one-time filter)."""
+    plan = search.explain(owner.pk, "chunk", query)
+    line = next(line for line in plan.splitlines() if "chunk_embedding_hnsw" in line)
+    return "never executed" not in line
+
+
+def test_small_owners_get_an_exact_scan_and_large_ones_the_hnsw_index(many_tenants, monkeypatch):
+    owner, _, vectors = many_tenants[4]
+    assert not hnsw_used(owner, vectors[0])  # 40 rows: every distance computed
+    assert Chunk.objects.for_user(owner).search(vectors[0], k=3)[0].match.plan == "exact"
+
+    monkeypatch.setattr("features.search.EXACT_SEARCH_MAX_ROWS", 10)
+    assert hnsw_used(owner, vectors[0])
+    assert Chunk.objects.for_user(owner).search(vectors[0], k=3)[0].match.plan == "hnsw"
+
+
+def test_search_leaves_no_setting_behind_in_a_transaction(owner):
+    store_chunks(owner, unit_vectors(5, seed=8))
+    Chunk.objects.for_user(owner).search("chunk", k=3, embedding=unit_vectors(1, seed=9)[0])
+
     with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN {select}")
-        return "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute("SELECT current_setting('enable_sort'), current_setting('hnsw.ef_search')")
+        assert cursor.fetchone() == ("on", "40")
 
 
-def test_search_through_the_hnsw_index_still_fills_k_with_the_owners_nearest(many_tenants):
-    """Big tenants make the planner walk the HNSW index and filter by owner; iterative scan
-    must keep going until k of this owner's chunks are found."""
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_sort = off")  # push the planner onto the index (test transaction only)
+def test_search_through_the_hnsw_index_still_fills_k_with_the_owners_nearest(many_tenants, monkeypatch):
+    """Past the exact-scan threshold search walks the HNSW index and filters by owner; iterative
+    scan must keep going until k of this owner's chunks are found."""
+    monkeypatch.setattr("features.search.EXACT_SEARCH_MAX_ROWS", 10)
     owner, chunks, vectors = many_tenants[4]
-    assert "chunk_embedding_hnsw" in search_plan(owner, vectors[0])
 
     found = 0
     queries = unit_vectors(10, seed=7)
     for query in queries:
-        results = Chunk.objects.search(owner, query, k=10)
+        results = Chunk.objects.for_user(owner).search(query, k=10)
         assert len(results) == 10 and all(c.owner_id == owner.pk for c in results)
         found += len({c.pk for c in results} & set(exact_top_k(chunks, vectors, query, 10)))
 

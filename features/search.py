@@ -1,0 +1,306 @@
+"""Hybrid retrieval: pgvector cosine and PostgreSQL full-text search, fused, deduplicated.
+
+Why hybrid: an embedding of a question smooths away what makes a passage unique (a
+rare word, a number, a code symbol), so vector search alone can miss the one chunk
+that names it. Full-text search finds it by the word itself. The two ranked lists are
+fused by reciprocal rank fusion (RRF: 1/(60 + rank) summed over lists), which needs
+no score calibration between cosine and ts_rank.
+
+Why one statement: the app's cost was the path around the query, not the index, so
+the owner's row count, both candidate lists, the fusion, the cosine of every result,
+the pairwise similarities MMR needs and the rows to show (chunk, document, source)
+come back in one round trip, settings included.
+
+The plan is chosen, not left to the planner's guess (see `_statement`): an owner with
+few rows (after filters) is answered by an exact scan of the owner's rows, a large
+one by the HNSW index with iterative scan, so the owner filter still fills the list.
+"""
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+import numpy as np
+from django.db import connection, transaction
+from django.utils import timezone
+
+from .models import TEXT_SEARCH_CONFIG as TEXT_CONFIG
+
+RRF_K = 60
+CANDIDATES_PER_LIST = 40  # per list, before fusion
+# Above this many candidate rows, HNSW beats an exact scan (bench/retrieval.py measures both).
+EXACT_SEARCH_MAX_ROWS = 2000
+HNSW_EF_SEARCH = 100
+# A text hit counts only with at least this share of the best hit's score: sharing one common
+# word with the question is no evidence, and would lift every such chunk in the fusion.
+TEXT_MIN_SHARE = 0.3
+DF_CAP = 200  # document-frequency counting stops here; commoner words are left out of text search
+# MMR: relevance against redundancy, but only a near-duplicate counts as redundant: two
+# different passages on one topic both earn their place, the same paragraph twice does not.
+MMR_LAMBDA = 0.5
+NEAR_DUPLICATE_SIMILARITY = 0.92
+
+
+@dataclass
+class Match:
+    """Why a chunk was returned: its place in each list and the query words it contains."""
+
+    relevance: float  # the fused RRF score results are ordered by
+    vector_rank: int | None
+    similarity: float  # cosine similarity to the question
+    text_rank: int | None
+    text_score: float | None
+    matched_terms: list[str] = field(default_factory=list)
+    plan: str = ""  # "exact" or "hnsw": how the vector list was found
+
+    @property
+    def summary(self) -> str:
+        parts = []
+        if self.vector_rank:
+            parts.append(f"meaning #{self.vector_rank} (similarity {self.similarity:.2f})")
+        if self.text_rank:
+            parts.append(f"words #{self.text_rank}: {', '.join(self.matched_terms)}")
+        return "; ".join(parts)
+
+
+DOCUMENTS_OF_OWNER = (
+    "SELECT cd.id FROM features_cleandocument cd JOIN ingestion_document d ON d.id = cd.document_id "
+    "WHERE cd.owner_id = %s"
+)
+
+
+@dataclass(frozen=True)
+class Filters:
+    category: str | None = None
+    source: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def sql(self, owner_id: int) -> tuple[str, list]:
+        """A clause restricting chunks to matching documents ("" when there are no filters)."""
+        conditions, params = [], []
+        if self.category:
+            conditions.append("cd.category = %s")
+            params.append(self.category)
+        if self.source is not None:
+            conditions.append("d.source_id = %s")
+            params.append(self.source)
+        if self.since is not None:
+            conditions.append("d.fetched_at >= %s")
+            params.append(self.since)
+        if self.until is not None:
+            conditions.append("d.fetched_at < %s")
+            params.append(self.until)
+        if not conditions:
+            return "", []
+        where = " AND ".join(conditions)
+        clause = f" AND c.clean_document_id IN ({DOCUMENTS_OF_OWNER} AND {where})"
+        return clause, [owner_id, *params]
+
+
+def as_datetime(value, *, end_of_day=False) -> datetime | None:
+    """A date filter as an aware datetime; a bare date means the whole day (until: exclusive next day)."""
+    if value is None or isinstance(value, datetime):
+        return value if value is None or timezone.is_aware(value) else timezone.make_aware(value)
+    if isinstance(value, date):
+        moment = datetime.combine(value, time.min)
+        if end_of_day:
+            moment += timedelta(days=1)
+        return timezone.make_aware(moment)
+    raise TypeError(f"a date filter must be a date or datetime, not {type(value).__name__}")
+
+
+def vector_literal(embedding) -> str:
+    vector = np.asarray(embedding, dtype=np.float32)
+    return "[" + ",".join(map(repr, vector.tolist())) + "]"
+
+
+def _statement(with_text: bool, clause: str) -> str:
+    """The whole search as one statement: candidate count, both lists, fusion, rows to show.
+
+    Both vector plans are in it, each behind a one-time filter on the owner's candidate
+    count, so only one runs: an exact scan (`+ 0` keeps the HNSW index out: the owner
+    index finds the rows, a top-N sort orders them, every distance computed) up to
+    EXACT_SEARCH_MAX_ROWS rows, else the HNSW index with iterative scan.
+    """
+    exact = "(c.embedding <=> %(vector)s::vector) + 0"
+    vector_hits = f"""
+        vector_hits AS (
+            SELECT id, distance, row_number() OVER (ORDER BY distance, id) AS rank FROM (
+                (SELECT c.id, c.embedding <=> %(vector)s::vector AS distance FROM features_chunk c
+                 WHERE (SELECT rows FROM candidates) <= %(exact_max)s AND c.owner_id = %(owner)s{clause}
+                 ORDER BY {exact} LIMIT %(n)s)
+                UNION ALL
+                (SELECT c.id, c.embedding <=> %(vector)s::vector AS distance FROM features_chunk c
+                 WHERE (SELECT rows FROM candidates) > %(exact_max)s AND c.owner_id = %(owner)s{clause}
+                 ORDER BY c.embedding <=> %(vector)s::vector LIMIT %(n)s)) s)"""  # noqa: S608 (module constants only; values are parameters)
+    if with_text:
+        # Each query word weighs by its rarity among this owner's chunks (BM25's IDF, counted through
+        # the GIN index, capped): a rare word, a number or a code symbol outweighs common words,
+        # which is what vector search misses. Words in DF_CAP or more chunks say little about
+        # which passage is meant and are left to the vector side (which also bounds the scan).
+        # A lexeme becomes a one-word tsquery by quoting: quote and backslash doubled.
+        quoted = "(chr(39) || replace(replace(l, chr(92), repeat(chr(92), 2)), chr(39), repeat(chr(39), 2)) || chr(39))"
+        query = f"""q AS MATERIALIZED (SELECT tsvector_to_array(to_tsvector('{TEXT_CONFIG}', %(text)s)) AS lexemes),
+        counted AS MATERIALIZED (
+            SELECT l, tq, (SELECT count(*) FROM (SELECT 1 FROM features_chunk c
+                WHERE c.owner_id = %(owner)s AND c.search_vector @@ tq{clause} LIMIT {DF_CAP}) s) AS df
+            FROM q, unnest(q.lexemes) l, LATERAL (SELECT {quoted}::tsquery AS tq) x),
+        terms AS MATERIALIZED (
+            SELECT l, tq, ln(1 + (greatest((SELECT rows FROM candidates) - df, 0) + 0.5) / (df + 0.5)) AS idf
+            FROM counted WHERE df > 0 AND df < {DF_CAP}),
+        textq AS MATERIALIZED (SELECT string_agg(tq::text, ' | ')::tsquery AS tq FROM terms)"""  # noqa: S608 (module constants only; values are parameters)
+        text_hits = f"""
+        text_hits AS (
+            SELECT id, score, row_number() OVER (ORDER BY score DESC, id) AS rank FROM (
+                SELECT id, score, max(score) OVER () AS best FROM (
+                    SELECT c.id, (SELECT sum(idf) FROM terms WHERE c.search_vector @@ terms.tq) AS score
+                    FROM features_chunk c, textq
+                    WHERE c.owner_id = %(owner)s AND c.search_vector @@ textq.tq{clause}
+                    ORDER BY score DESC, c.id LIMIT %(n)s) s) scored
+            WHERE score >= {TEXT_MIN_SHARE} * best)"""  # noqa: S608 (module constants only; values are parameters)
+    else:
+        query = "q AS MATERIALIZED (SELECT '{}'::text[] AS lexemes)"
+        text_hits = "text_hits AS (SELECT NULL::bigint AS id, NULL::float AS score, NULL::bigint AS rank WHERE false)"
+    candidates = f"""candidates AS MATERIALIZED (SELECT count(*) AS rows FROM (
+            SELECT 1 FROM features_chunk c WHERE c.owner_id = %(owner)s{clause} LIMIT %(count_cap)s) s)"""  # noqa: S608 (module constants only; values are parameters)
+    columns = ", ".join(f"{table}.{column}" for table, names in SHOWN_COLUMNS for column in names)
+    return f"""
+        WITH {candidates}, {query}, {vector_hits}, {text_hits},
+        fused AS (
+            SELECT coalesce(v.id, t.id) AS id, v.rank AS vector_rank, t.rank AS text_rank, t.score AS text_score,
+                   coalesce(1.0 / ({RRF_K} + v.rank), 0) + coalesce(1.0 / ({RRF_K} + t.rank), 0) AS relevance
+            FROM vector_hits v FULL JOIN text_hits t ON v.id = t.id
+            ORDER BY relevance DESC, id LIMIT %(m)s),
+        top AS MATERIALIZED (
+            SELECT f.*, c.embedding, c.search_vector FROM fused f JOIN features_chunk c ON c.id = f.id)
+        SELECT t.relevance, t.vector_rank, t.text_rank, t.text_score,
+               t.embedding <=> %(vector)s::vector AS distance,
+               CASE WHEN (SELECT rows FROM candidates) <= %(exact_max)s THEN 'exact' ELSE 'hnsw' END,
+               ARRAY(SELECT l FROM unnest(q.lexemes) l WHERE l = ANY(tsvector_to_array(t.search_vector))),
+               ARRAY(SELECT (1 - (t.embedding <=> o.embedding))::real FROM top o ORDER BY o.relevance DESC, o.id),
+               {columns}
+        FROM top t JOIN features_chunk c ON c.id = t.id
+             JOIN features_cleandocument cd ON cd.id = c.clean_document_id
+             JOIN ingestion_document d ON d.id = cd.document_id
+             JOIN ingestion_source s ON s.id = d.source_id, q
+        ORDER BY t.relevance DESC, t.id"""  # noqa: S608 (module constants only; values are parameters)
+
+
+# What a result carries (the wide columns stay in the database: the vector, whole documents).
+SHOWN_COLUMNS = (
+    ("c", ("id", "owner_id", "clean_document_id", "index", "text", "token_count", "embedding_model", "metadata")),
+    ("cd", ("id", "owner_id", "document_id", "category", "title", "raw_hash", "cleaned_at")),
+    ("d", ("id", "owner_id", "source_id", "category", "title", "url", "content_hash", "fetched_at", "created_at")),
+    ("s", ("id", "owner_id", "kind", "name", "url", "category", "created_at", "last_synced_at")),
+)
+# The plan-time settings, local to the statement's own implicit transaction (one round trip:
+# several statements in one simple query run as one transaction). enable_sort off keeps the
+# planner on the HNSW index for a large owner instead of an owner-index-and-sort plan it
+# underestimates; with it the plan is costed past jit_above_cost, and JIT compiling would
+# take seconds for a millisecond query.
+PLAN_SETTINGS = (
+    "SET LOCAL jit = off; SET LOCAL enable_sort = off; SET LOCAL hnsw.iterative_scan = relaxed_order; "
+    f"SET LOCAL hnsw.ef_search = {HNSW_EF_SEARCH}; "
+)
+RESET_SETTINGS = "; RESET jit; RESET enable_sort; RESET hnsw.iterative_scan; RESET hnsw.ef_search"
+
+
+def _prepared(owner_id: int, text: str | None, embedding, k: int, filters: Filters) -> tuple[str, dict]:
+    clause, filter_params = filters.sql(owner_id)
+    # The clause appears in several places; named parameters keep its values in place.
+    params = {"vector": vector_literal(embedding), "owner": owner_id, "text": text}
+    params |= {"n": max(CANDIDATES_PER_LIST, k), "m": max(2 * k, 10)}
+    params |= {"exact_max": EXACT_SEARCH_MAX_ROWS, "count_cap": EXACT_SEARCH_MAX_ROWS + 1}
+    for i, value in enumerate(filter_params):
+        clause = clause.replace("%s", f"%(f{i})s", 1)
+        params[f"f{i}"] = value
+    return _statement(bool(text and text.strip()), clause), params
+
+
+def ranked_candidates(owner_id: int, text: str | None, embedding, k: int, filters: Filters) -> list[tuple]:
+    """Fused candidates, best first: (Match, similarities to every candidate, row values)."""
+    sql, params = _prepared(owner_id, text, embedding, k, filters)
+    with connection.cursor() as cursor:
+        # Inside a transaction (a test, an atomic view) the settings are reset after the statement;
+        # otherwise they end with the statement's implicit transaction.
+        cursor.execute(PLAN_SETTINGS + sql + (RESET_SETTINGS if connection.in_atomic_block else ""), params)
+        while cursor.description is None:  # past the SET results
+            cursor.nextset()
+        found = cursor.fetchall()
+        while cursor.nextset():  # and the RESET ones, so the connection is ready for the next query
+            pass
+    words = re.findall(r"\w+", (text or "").lower())
+    out = []
+    for relevance, vector_rank, text_rank, text_score, distance, plan, lexemes, similarities, *values in found:
+        match = Match(
+            relevance=float(relevance),
+            vector_rank=vector_rank,
+            similarity=1.0 - float(distance),
+            text_rank=text_rank,
+            text_score=None if text_score is None else float(text_score),
+            matched_terms=[_query_word(lexeme, words) for lexeme in lexemes],
+            plan=plan,
+        )
+        out.append((match, np.asarray(similarities, dtype=np.float32), values))
+    return out
+
+
+def explain(owner_id: int, text: str | None, embedding, k: int = 10, filters: Filters | None = None) -> str:
+    """EXPLAIN ANALYZE of the search statement under its settings (tests and the benchmark)."""
+    sql, params = _prepared(owner_id, text, embedding, k, filters or Filters())
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(PLAN_SETTINGS.rstrip("; "))
+        cursor.execute("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + sql, params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def _query_word(lexeme: str, words: list[str]) -> str:
+    """The question's own word for a stemmed lexeme ("retri" -> "retries"), for display."""
+    return next((w for w in words if w.startswith(lexeme)), lexeme)
+
+
+def mmr(candidates: list[tuple], k: int) -> list[tuple]:
+    """Maximal marginal relevance over the fused candidates, redundancy counted only for near-duplicates."""
+    if not candidates:
+        return []
+    top = candidates[0][0].relevance
+    chosen, remaining = [], list(range(len(candidates)))
+    while remaining and len(chosen) < k:
+
+        def gain(i):
+            relevance = candidates[i][0].relevance / top
+            redundancy = max((candidates[i][1][j] for j in chosen), default=0.0)
+            return MMR_LAMBDA * relevance - (1 - MMR_LAMBDA) * (
+                redundancy if redundancy >= NEAR_DUPLICATE_SIMILARITY else 0.0
+            )
+
+        best = max(remaining, key=lambda i: (gain(i), -i))
+        chosen.append(best)
+        remaining.remove(best)
+    return [candidates[i] for i in chosen]
+
+
+def as_chunks(candidates: list[tuple]) -> list:
+    """Chunk instances with their document and source attached (no further queries), and
+    `.match`; the columns left out (the vector, whole texts) load lazily if ever read."""
+    from ingestion.models import Document, Source
+
+    from .models import Chunk, CleanDocument
+
+    models = (Chunk, CleanDocument, Document, Source)
+    results = []
+    for match, _, values in candidates:
+        instances, offset = [], 0
+        for model, (_, names) in zip(models, SHOWN_COLUMNS, strict=True):
+            row = list(values[offset : offset + len(names)])
+            offset += len(names)
+            if "metadata" in names and isinstance(row[names.index("metadata")], str):
+                row[names.index("metadata")] = json.loads(row[names.index("metadata")])
+            instances.append(model.from_db(connection.alias, list(names), row))
+        chunk, clean, document, source = instances
+        document.source, clean.document, chunk.clean_document = source, document, clean
+        chunk.match, chunk.distance = match, 1.0 - match.similarity
+        results.append(chunk)
+    return results
