@@ -210,7 +210,7 @@ def generate_answer_events(answer: Message) -> Iterator[Event]:
     try:
         plan = plan_answer(owner, answer, count_tokens)
         retrieval_ms = int((time.perf_counter() - started) * 1000)
-        answer.sources = [_source_entry(chunk) for chunk in plan.chunks]
+        answer.sources = [_source_entry(chunk) for chunk in plan.chunks] if plan.has_notes else []
         yield Event("sources", answer.sources)
 
         if plan.has_notes:

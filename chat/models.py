@@ -52,6 +52,10 @@ class Message(models.Model):
         return f"{self.role}: {self.content[:60]}"
 
     @property
+    def unsupported_sentences(self) -> int:
+        return sum(s.get("supported") is False for s in (self.grounding or {}).get("sentences", []))
+
+    @property
     def grounding_percent(self) -> int | None:
         score = (self.grounding or {}).get("score")
         return None if score is None else round(score * 100)
