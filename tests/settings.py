@@ -48,3 +48,6 @@ REST_FRAMEWORK = {
     },
 }
 WHITENOISE_AUTOREFRESH = True
+# Crawls in tests: no politeness pauses worth waiting for, short backoff.
+TWIN_CRAWL_DELAY_SECONDS = 0.001
+TWIN_CRAWL_BACKOFF_SECONDS = 0.01
