@@ -58,7 +58,7 @@ def add_source(request, kind):
         except SourceRefused as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, f"Added “{source.name}”; syncing it now.")
+            messages.success(request, f"Added “{source.name}”; ingesting it now.")
             return redirect("sources")
     return _sources_page(request, bound_form=form, bound_kind=kind, status=400)
 

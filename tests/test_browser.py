@@ -50,7 +50,7 @@ def test_signup_upload_and_chat_with_cited_sources(page):
 
     page.goto("/sources/")
     corpus = Path(settings.BASE_DIR) / "demo" / "corpus" / "sourdough-starter.md"
-    page.set_input_files("#id_file", str(corpus))
+    page.set_input_files("#upload-form input[type=file]", str(corpus))
     page.click("#upload-form button[type=submit]")
     expect(page.locator(".messages")).to_contain_text("ingesting it now")
     row = page.locator("#source-table tr", has_text="Gerald")

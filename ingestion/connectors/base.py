@@ -58,6 +58,7 @@ def first_line_title(text: str, fallback: str) -> str:
 
 
 MIN_WORDS_OUTSIDE_LINKS = 40
+MIN_ARTICLE_WORDS = 10
 MAX_LINK_WORD_SHARE = 0.6
 
 
@@ -93,7 +94,7 @@ def extract_article(html: str, url: str) -> tuple[str, str]:
     if navigation_only(html):
         raise ConnectorError("The page has only navigation links, no article text.")
     title, text = extract_html(html, url)
-    if not text:
+    if len(text.split()) < MIN_ARTICLE_WORDS:  # "Loading…": a page that renders in JavaScript
         raise ConnectorError("No article text was found on that page.")
     return title, text
 
