@@ -7,20 +7,11 @@ import pytest
 from django.conf import settings
 from playwright.sync_api import expect, sync_playwright
 
+from ingestion.connectors.article.browser import CHROMIUM_ARGS  # one set of flags for Debian's Chromium
+
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's build, installed by `make setup`; never `playwright install`
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-]
 
 
 @pytest.fixture
