@@ -1,11 +1,14 @@
 """Multi-step writes on sources and documents, shared by views, the API and tasks."""
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from .connectors import FetchedDocument
+from twinsite.jobs import JobStatus
+
 from .models import CrawlRun, Document, Source, content_hash
 from .signals import documents_changed
 
@@ -22,30 +25,43 @@ def _check_source_limit(owner):
         raise SourceRefused(f"You have reached the limit of {limit} sources; delete one to add another.")
 
 
-def do_add_upload_source(owner, upload, *, category: str, name: str = "") -> Source:
-    """Store an already validated upload privately and queue its ingestion."""
+def do_add_source(owner, kind: str, cleaned_data: dict) -> Source:
+    """Add a source of any registered kind from its connector form's cleaned data, and queue its sync.
+
+    The connector turns the form's data into the source's fields (name, url, category,
+    options, and an uploaded file, stored privately); the row and the file are written
+    together or not at all.
+    """
+    from .connectors import connector_named
+
+    fields = connector_named(kind).source_fields(cleaned_data)
+    upload = fields.pop("upload", None)
     with transaction.atomic():
         _check_source_limit(owner)
-        name = name or getattr(upload, "extracted_title", "") or upload.name
-        source = Source(owner=owner, kind=Source.Kind.UPLOAD, category=category, name=name[:300])
-        source.upload.save(upload.name, upload, save=False)
+        if fields.get("url") and Source.objects.filter(owner=owner, url=fields["url"]).exists():
+            raise SourceRefused("You have already added that address.")
+        source = Source(owner=owner, kind=kind, **fields)
+        source.name = (source.name or source.url or (upload.name if upload else kind))[:300]
+        if upload is not None:
+            source.upload.save(upload.name, upload, save=False)
         try:
             source.save()
             do_sync_source(source)
         except BaseException:
-            source.upload.delete(save=False)  # no orphan file when the row is rolled back
+            if upload is not None:
+                source.upload.delete(save=False)  # no orphan file when the row is rolled back
             raise
     return source
 
 
+def do_add_upload_source(owner, upload, *, category: str, name: str = "") -> Source:
+    """An uploaded file (kept for callers that predate the registry)."""
+    return do_add_source(owner, Source.Kind.UPLOAD, {"file": upload, "category": category, "name": name})
+
+
 def do_add_article_source(owner, url: str, *, category: str) -> Source:
-    with transaction.atomic():
-        _check_source_limit(owner)
-        if Source.objects.filter(owner=owner, url=url).exists():
-            raise SourceRefused("You have already added that address.")
-        source = Source.objects.create(owner=owner, kind=Source.Kind.ARTICLE, url=url, name=url, category=category)
-        do_sync_source(source)
-    return source
+    """One article URL (kept for callers that predate the registry)."""
+    return do_add_source(owner, Source.Kind.ARTICLE, {"url": url, "category": category})
 
 
 def do_sync_source(source: Source) -> CrawlRun:
@@ -60,6 +76,26 @@ def do_sync_source(source: Source) -> CrawlRun:
     return run
 
 
+def do_cancel_sync(source: Source) -> CrawlRun | None:
+    """Cancel the source's queued or running crawl; it stops at its next item, keeping what it stored."""
+    run = source.crawl_runs.active().first()
+    if run and run.request_cancel():
+        return run
+    return None
+
+
+def do_reprocess_source(source: Source) -> int:
+    """Send the source's present documents through the feature pipeline again.
+
+    The retry for a failed feature run: a re-sync skips unchanged documents, so it
+    would never rebuild what failed. Features skip documents already built, so only
+    the missing work is done.
+    """
+    ids = list(source.documents.present().values_list("pk", flat=True))
+    do_send_changed(source.owner_id, ids)
+    return len(ids)
+
+
 def do_delete_source(source: Source):
     """Delete the source with its documents (features cascade from them) and its file."""
     upload, storage = source.upload.name, source.upload.storage
@@ -69,49 +105,75 @@ def do_delete_source(source: Source):
             transaction.on_commit(lambda: storage.delete(upload))
 
 
-def do_store_documents(run: CrawlRun, fetched: list[FetchedDocument]) -> list[int]:
-    """Upsert the crawl's documents by (source, url); return the ids whose text changed.
+def do_upsert_document(source: Source, item) -> tuple[str, int | None, str]:
+    """Store one crawled item by (source, url): (outcome, document id, note for the user).
 
-    All in one transaction: a failure stores nothing. A text the owner already has
-    under another source is skipped, so nothing is embedded or trained on twice.
+    In one transaction of its own: a later failure never undoes it, and a failure here
+    leaves the stored document as it was. A text the owner already has under another
+    document is skipped, so nothing is embedded or trained on twice.
     """
-    source, changed, counts = run.source, [], {"created": 0, "updated": 0, "unchanged": 0}
-    limit = settings.TWIN_MAX_DOCUMENT_CHARS
+    text = item.text[: settings.TWIN_MAX_DOCUMENT_CHARS]
+    digest = content_hash(text)
+    validators = {"etag": item.etag, "last_modified": item.last_modified, "body_hash": item.body_hash}
     with transaction.atomic():
-        for item in fetched:
-            text = item.text[:limit]
-            digest = content_hash(text)
-            existing = Document.objects.select_for_update().filter(source=source, url=item.url).first()
-            duplicate = Document.objects.filter(owner=source.owner, content_hash=digest)
-            if existing:
-                duplicate = duplicate.exclude(pk=existing.pk)
-            if (existing and existing.content_hash == digest) or duplicate.exists():
-                counts["unchanged"] += 1
-                continue
-            if existing:
-                existing.title, existing.raw_text, existing.content_hash = item.title, text, digest
-                existing.fetched_at = timezone.now()
-                existing.save(update_fields=["title", "raw_text", "content_hash", "fetched_at"])
-                doc, counts["updated"] = existing, counts["updated"] + 1
-            else:
-                doc = Document.objects.create(
-                    owner=source.owner,
-                    source=source,
-                    category=source.category,
-                    title=item.title,
-                    url=item.url,
-                    raw_text=text,
-                    content_hash=digest,
-                )
-                counts["created"] += 1
-            changed.append(doc.pk)
-        source.last_synced_at = timezone.now()
-        source.save(update_fields=["last_synced_at"])
-        run.documents_created, run.documents_updated = counts["created"], counts["updated"]
-        run.documents_unchanged = counts["unchanged"]
-        if changed:
-            owner_id = source.owner_id
-            transaction.on_commit(
-                lambda: documents_changed.send(sender=Document, owner_id=owner_id, document_ids=changed)
-            )
-    return changed
+        existing = Document.objects.select_for_update().filter(source=source, url=item.url).first()
+        if existing and existing.content_hash == digest:
+            for name, value in {**validators, "gone_at": None}.items():
+                setattr(existing, name, value)
+            existing.save(update_fields=[*validators, "gone_at"])
+            return "unchanged", existing.pk, ""
+        duplicate = Document.objects.filter(owner=source.owner, content_hash=digest)
+        if existing:
+            duplicate = duplicate.exclude(pk=existing.pk)
+        if twin := duplicate.first():
+            return "skipped", None, f"Same text as “{twin.title}”, which is already stored."
+        values = {
+            "title": item.title[:500],
+            "raw_text": text,
+            "content_hash": digest,
+            "category": item.category or source.category,
+            "metadata": item.metadata,
+            "fetched_at": timezone.now(),
+            "gone_at": None,
+            **validators,
+        }
+        if existing:
+            for name, value in values.items():
+                setattr(existing, name, value)
+            existing.save(update_fields=list(values))
+            return "updated", existing.pk, ""
+        document = Document.objects.create(owner=source.owner, source=source, url=item.url, **values)
+        return "created", document.pk, ""
+
+
+def do_mark_gone(source: Source, urls: list[str]) -> int:
+    """Documents whose item left the source are marked, never silently deleted."""
+    if not urls:
+        return 0
+    return source.documents.filter(url__in=urls, gone_at__isnull=True).update(gone_at=timezone.now())
+
+
+def do_send_changed(owner_id: int, document_ids: list[int]):
+    if document_ids:
+        ids = sorted(set(document_ids))
+        transaction.on_commit(lambda: documents_changed.send(sender=Document, owner_id=owner_id, document_ids=ids))
+
+
+def do_finish_crawl(run: CrawlRun, crawl, *, error: str = "", cancelled: bool = False):
+    """Close the run with its counts; a failed sync backs the source off, a good one clears that."""
+    crawl.send_changed()
+    source, fields = run.source, crawl.counters()
+    if cancelled:
+        CrawlRun.objects.filter(pk=run.pk).update(**fields)
+        run.refresh_from_db()
+        return
+    if error:
+        run.finish(JobStatus.FAILED, error=error, **fields)
+        source.failure_streak += 1
+        hours = min(settings.TWIN_RECRAWL_HOURS * 2 ** (source.failure_streak - 1), settings.TWIN_MAX_BACKOFF_HOURS)
+        source.retry_after = timezone.now() + timedelta(hours=hours)
+        source.save(update_fields=["failure_streak", "retry_after"])
+        return
+    run.finish(JobStatus.SUCCEEDED, message=crawl.summary(), **fields)
+    source.last_synced_at, source.failure_streak, source.retry_after = timezone.now(), 0, None
+    source.save(update_fields=["last_synced_at", "failure_streak", "retry_after", "state"])

@@ -5,9 +5,15 @@ from rest_framework.generics import get_object_or_404  # a malformed id is a 404
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
-from .actions import SourceRefused, do_add_article_source, do_add_upload_source, do_delete_source, do_sync_source
-from .connectors.article.forms import ArticleSourceForm
-from .connectors.upload.forms import UploadSourceForm
+from .actions import (
+    SourceRefused,
+    do_add_source,
+    do_cancel_sync,
+    do_delete_source,
+    do_reprocess_source,
+    do_sync_source,
+)
+from .connectors import CONNECTORS, recognise
 from .models import CrawlRun, Document, Source
 
 
@@ -23,6 +29,11 @@ class CrawlRunSerializer(serializers.ModelSerializer):
             "documents_created",
             "documents_updated",
             "documents_unchanged",
+            "documents_failed",
+            "documents_skipped",
+            "documents_gone",
+            "requests_made",
+            "failures",
             "created_at",
             "started_at",
             "finished_at",
@@ -34,24 +45,43 @@ class SourceSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Source
-        fields = ["id", "kind", "name", "url", "category", "created_at", "last_synced_at", "last_run"]
+        fields = [
+            "id",
+            "kind",
+            "name",
+            "url",
+            "category",
+            "options",
+            "recrawl_hours",
+            "failure_streak",
+            "retry_after",
+            "created_at",
+            "last_synced_at",
+            "last_run",
+        ]
 
 
 class SourceCreateSerializer(serializers.Serializer):
-    url = serializers.CharField(required=False, help_text="An article URL (or send `file` as multipart).")
-    file = serializers.FileField(required=False, help_text="A Markdown, text or HTML file.")
+    kind = serializers.ChoiceField(
+        choices=[(kind, f"{c.label}: {c.help_text}") for kind, c in CONNECTORS.items()],
+        required=False,
+        help_text="Recognised from `url` or `file` when left out.",
+    )
+    url = serializers.CharField(required=False, help_text="A page, blog, feed, profile or repository address.")
+    file = serializers.FileField(required=False, help_text="A file or archive (multipart).")
     category = serializers.CharField(required=False, default="article")
+    recrawl_hours = serializers.IntegerField(required=False, allow_null=True)
 
 
 class DocumentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Document
-        fields = ["id", "source", "category", "title", "url", "content_hash", "fetched_at", "word_count"]
+        fields = ["id", "source", "category", "title", "url", "content_hash", "fetched_at", "gone_at", "word_count"]
 
 
 class DocumentDetailSerializer(DocumentSerializer):
     class Meta(DocumentSerializer.Meta):
-        fields = [*DocumentSerializer.Meta.fields, "raw_text"]
+        fields = [*DocumentSerializer.Meta.fields, "metadata", "raw_text"]
 
 
 def _form_errors(form) -> dict:
@@ -61,7 +91,8 @@ def _form_errors(form) -> dict:
 class SourceViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
 ):
-    """Your sources. POST a `url` (JSON) or a `file` (multipart) to add one; it is ingested in the background."""
+    """Your sources. POST a `url` (JSON) or a `file` (multipart), with a `kind` or without
+    (it is recognised); it is synced in the background, and `last_run` shows the progress."""
 
     serializer_class = SourceSerializer
     parser_classes = [JSONParser, MultiPartParser, FormParser]
@@ -71,22 +102,31 @@ class SourceViewSet(
 
     @extend_schema(request=SourceCreateSerializer, responses={201: SourceSerializer})
     def create(self, request):
-        if not isinstance(request.data, dict):
+        if not hasattr(request.data, "get"):
             return Response(
                 {"detail": "Send a JSON object with `url`, or a multipart form with `file`."},
                 status=status.HTTP_400_BAD_REQUEST,
             )
-        category = request.data.get("category", "article")
-        if "file" in request.FILES:
-            form = UploadSourceForm({"category": category}, {"file": request.FILES["file"]})
-            add = lambda data: do_add_upload_source(request.user, data["file"], category=data["category"])  # noqa: E731
-        else:
-            form = ArticleSourceForm({"url": request.data.get("url", ""), "category": category})
-            add = lambda data: do_add_article_source(request.user, data["url"], category=data["category"])  # noqa: E731
+        data = {key: request.data.get(key) for key in request.data if key != "file"}
+        data.setdefault("category", "article")
+        upload = request.FILES.get("file")
+        kind = data.get("kind") or ""
+        connector = (
+            CONNECTORS.get(kind)
+            if kind
+            else recognise(url=str(data.get("url") or ""), filename=getattr(upload, "name", ""))
+        )
+        if connector is None:
+            known = ", ".join(CONNECTORS)
+            return Response(
+                {"kind": [f"Give a `url` or a `file` and, if it is not recognised, a `kind`: one of {known}."]},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        form = connector.form_class(data, {"file": upload} if upload else {})
         if not form.is_valid():
             return Response(_form_errors(form), status=status.HTTP_400_BAD_REQUEST)
         try:
-            source = add(form.cleaned_data)
+            source = do_add_source(request.user, connector.kind, form.cleaned_data)
         except SourceRefused as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         return Response(SourceSerializer(source).data, status=status.HTTP_201_CREATED)
@@ -100,6 +140,22 @@ class SourceViewSet(
         """Crawl the source again (returns the queued or running crawl)."""
         run = do_sync_source(get_object_or_404(self.get_queryset(), pk=pk))
         return Response(CrawlRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={200: CrawlRunSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Cancel the running or queued sync; what it stored is kept. 409 when none is running."""
+        run = do_cancel_sync(get_object_or_404(self.get_queryset(), pk=pk))
+        if run is None:
+            return Response({"detail": "No sync is running."}, status=status.HTTP_409_CONFLICT)
+        return Response(CrawlRunSerializer(run).data)
+
+    @extend_schema(request=None, responses={202: None})
+    @action(detail=True, methods=["post"])
+    def reprocess(self, request, pk=None):
+        """Send the source's documents through the feature pipeline again (retry after a failed run)."""
+        count = do_reprocess_source(get_object_or_404(self.get_queryset(), pk=pk))
+        return Response({"documents": count}, status=status.HTTP_202_ACCEPTED)
 
 
 class DocumentViewSet(viewsets.ReadOnlyModelViewSet):

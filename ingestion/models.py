@@ -1,13 +1,15 @@
 """The data warehouse: sources a user links, crawl runs, and the raw documents they yield."""
 
 import hashlib
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from twinsite.jobs import Job
+from twinsite.jobs import ACTIVE_STATUSES, Job, JobStatus
 from twinsite.ownership import OwnedQuerySet
 
 
@@ -18,10 +20,22 @@ class Category(models.TextChoices):
 
 
 class SourceQuerySet(OwnedQuerySet):
-    def due_for_recrawl(self, older_than):
-        """Article sources not synced since `older_than` (uploads never change)."""
-        return self.filter(kind=Source.Kind.ARTICLE).filter(
-            models.Q(last_synced_at__lt=older_than) | models.Q(last_synced_at__isnull=True)
+    def due_for_recrawl(self, kinds, now=None):
+        """Sources of the given (recrawlable) kinds whose interval has passed and that are
+        not backing off after failures. Each source's interval is its own `recrawl_hours`,
+        or TWIN_RECRAWL_HOURS when unset; 0 means "only when I ask"."""
+        now = now or timezone.now()
+        default_hours = settings.TWIN_RECRAWL_HOURS
+        interval = models.ExpressionWrapper(
+            Coalesce("recrawl_hours", default_hours) * timedelta(hours=1),
+            output_field=models.DurationField(),
+        )
+        return (
+            self.filter(kind__in=kinds)
+            .exclude(recrawl_hours=0)
+            .filter(models.Q(retry_after__isnull=True) | models.Q(retry_after__lte=now))
+            .annotate(due_at=models.F("last_synced_at") + interval)
+            .filter(models.Q(last_synced_at__isnull=True) | models.Q(due_at__lte=now))
         )
 
 
@@ -30,18 +44,29 @@ def upload_path(source, filename):
 
 
 class Source(models.Model):
-    class Kind(models.TextChoices):
-        UPLOAD = "upload", "Uploaded file"
-        ARTICLE = "article", "Article URL"
+    class Kind:
+        """Names of the two oldest kinds, for callers that create sources directly. The
+        registry (`ingestion.connectors.CONNECTORS`) is the list of kinds: the column has
+        no choices, so a new connector needs no migration."""
+
+        UPLOAD = "upload"
+        ARTICLE = "article"
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sources")
-    kind = models.CharField(max_length=16, choices=Kind.choices)
+    kind = models.CharField(max_length=16, help_text="A connector kind from the registry.")
     name = models.CharField(max_length=300)
     url = models.URLField(max_length=2000, blank=True)
     upload = models.FileField(upload_to=upload_path, blank=True, max_length=500)
     category = models.CharField(max_length=16, choices=Category.choices, default=Category.ARTICLE)
     created_at = models.DateTimeField(auto_now_add=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
+    options = models.JSONField(default=dict, blank=True, help_text="The connector's own settings for this source.")
+    state = models.JSONField(default=dict, blank=True, help_text="What the connector remembers between syncs.")
+    recrawl_hours = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Hours between scheduled syncs; empty: the site default; 0: never."
+    )
+    failure_streak = models.PositiveIntegerField(default=0, help_text="Failed syncs in a row.")
+    retry_after = models.DateTimeField(null=True, blank=True, help_text="No scheduled sync before this (backoff).")
 
     objects = SourceQuerySet.as_manager()
 
@@ -60,6 +85,16 @@ class Source(models.Model):
     def last_run(self):
         return self.crawl_runs.order_by("-created_at").first()
 
+    @property
+    def connector(self):
+        from .connectors import connector_for
+
+        return connector_for(self)
+
+    @property
+    def kind_label(self) -> str:
+        return self.connector.label
+
 
 class CrawlRun(Job):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="crawl_runs")
@@ -67,12 +102,46 @@ class CrawlRun(Job):
     documents_created = models.PositiveIntegerField(default=0)
     documents_updated = models.PositiveIntegerField(default=0)
     documents_unchanged = models.PositiveIntegerField(default=0)
+    documents_failed = models.PositiveIntegerField(default=0)
+    documents_skipped = models.PositiveIntegerField(default=0)
+    documents_gone = models.PositiveIntegerField(default=0)
+    requests_made = models.PositiveIntegerField(default=0, help_text="HTTP requests, robots.txt included.")
+    failures = models.JSONField(default=list, blank=True, help_text="[{url, reason}] of the items that failed.")
 
     class Meta(Job.Meta):
         pass
 
     def __str__(self):
         return f"Crawl of {self.source} ({self.status})"
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.status == JobStatus.CANCELLED
+
+    def request_cancel(self) -> bool:
+        """Cancel a queued or running crawl; the task notices at its next item and stops."""
+        done = CrawlRun.objects.filter(pk=self.pk, status__in=ACTIVE_STATUSES).update(
+            status=JobStatus.CANCELLED, finished_at=timezone.now(), message="Cancelled"
+        )
+        self.refresh_from_db()
+        return bool(done)
+
+    def cancelled_meanwhile(self) -> bool:
+        return CrawlRun.objects.filter(pk=self.pk, status=JobStatus.CANCELLED).exists()
+
+    def finish(self, status, **fields) -> bool:
+        """Finish a running crawl, unless the user cancelled it in the meantime."""
+        fields.update(status=status, finished_at=timezone.now())
+        if status == JobStatus.SUCCEEDED:
+            fields["progress"] = 100
+        done = CrawlRun.objects.filter(pk=self.pk, status=JobStatus.RUNNING).update(**fields)
+        self.refresh_from_db()
+        return bool(done)
+
+
+class DocumentQuerySet(OwnedQuerySet):
+    def present(self):
+        return self.filter(gone_at__isnull=True)
 
 
 def content_hash(text: str) -> str:
@@ -91,8 +160,13 @@ class Document(models.Model):
     content_hash = models.CharField(max_length=64)
     fetched_at = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(auto_now_add=True)
+    metadata = models.JSONField(default=dict, blank=True, help_text="Connector facts: path, language, published…")
+    etag = models.CharField(max_length=300, blank=True, help_text="The server's ETag, for a conditional re-fetch.")
+    last_modified = models.CharField(max_length=100, blank=True, help_text="The server's Last-Modified.")
+    body_hash = models.CharField(max_length=64, blank=True, help_text="sha256 of the bytes fetched.")
+    gone_at = models.DateTimeField(null=True, blank=True, help_text="When the source stopped having it.")
 
-    objects = OwnedQuerySet.as_manager()
+    objects = DocumentQuerySet.as_manager()
 
     class Meta:
         ordering = ["-fetched_at"]

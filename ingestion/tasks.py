@@ -2,44 +2,74 @@ import logging
 from datetime import timedelta
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.utils import timezone
 
-from .actions import do_store_documents, do_sync_source
-from .connectors import ConnectorError, connector_for
+from twinsite.jobs import JobStatus
+
+from .actions import do_finish_crawl, do_sync_source
+from .connectors import CONNECTORS, ConnectorError, connector_for
+from .crawling import Crawl, RunStopped
 from .models import CrawlRun, Source
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(acks_late=True)
+# The crawl stops itself at TWIN_CRAWL_RUN_SECONDS; Celery's limits are the backstop
+# for a crawl stuck where it cannot look at its clock.
+@shared_task(
+    acks_late=True,
+    soft_time_limit=settings.TWIN_CRAWL_RUN_SECONDS + 60,
+    time_limit=settings.TWIN_CRAWL_RUN_SECONDS + 120,
+)
 def crawl_source(run_id: int):
     run = CrawlRun.objects.select_related("source").filter(pk=run_id).first()
     if run is None or not run.claim():
-        return  # deleted, finished, or being run by another worker
+        return  # deleted, finished, cancelled, or being run by another worker
+    crawl = Crawl(run)
     try:
-        fetched = connector_for(run.source).fetch(run.source, run.report)
-        run.report(80, "Storing documents")
-        do_store_documents(run, fetched)
+        connector_for(run.source).sync(crawl)
+    except RunStopped as exc:
+        cancelled = run.cancelled_meanwhile()
+        do_finish_crawl(run, crawl, error="" if cancelled else str(exc), cancelled=cancelled)
+        return
     except ConnectorError as exc:
-        run.fail(str(exc))
+        do_finish_crawl(run, crawl, error=str(exc))
+        return
+    except SoftTimeLimitExceeded:
+        do_finish_crawl(run, crawl, error="The sync ran past its time limit and was stopped; what it fetched is kept.")
         return
     except Exception:
         logger.exception("crawl run %s failed", run_id)
-        run.fail("An unexpected error stopped this crawl. It has been logged; try again later.")
+        do_finish_crawl(
+            run, crawl, error="An unexpected error stopped this crawl. It has been logged; try again later."
+        )
         raise
-    done = run.documents_created + run.documents_updated
-    run.succeed(
-        f"{done} new or changed, {run.documents_unchanged} unchanged",
-        documents_created=run.documents_created,
-        documents_updated=run.documents_updated,
-        documents_unchanged=run.documents_unchanged,
-    )
+    do_finish_crawl(run, crawl)
 
 
 @shared_task
 def recrawl_stale_sources():
-    """Beat: re-sync article sources not synced for TWIN_RECRAWL_HOURS."""
-    older_than = timezone.now() - timedelta(hours=settings.TWIN_RECRAWL_HOURS)
-    for source in Source.objects.due_for_recrawl(older_than).iterator():
+    """Beat: re-sync sources whose recrawl interval passed (not those backing off after failures)."""
+    kinds = [kind for kind, connector in CONNECTORS.items() if connector.recrawls]
+    for source in Source.objects.due_for_recrawl(kinds).iterator():
         do_sync_source(source)
+
+
+@shared_task
+def resend_stale_queued_crawls():
+    """Beat: a queued crawl whose message was lost would block its source forever.
+
+    Re-send it (claiming makes a duplicate delivery harmless); one queued for a day
+    is failed so that the user sees it and can sync again.
+    """
+    now = timezone.now()
+    stale = CrawlRun.objects.filter(
+        status=JobStatus.QUEUED, created_at__lt=now - timedelta(minutes=settings.TWIN_CRAWL_RESEND_AFTER_MINUTES)
+    )
+    stale.filter(created_at__lt=now - timedelta(days=1)).update(
+        status=JobStatus.FAILED, finished_at=now, error="No worker picked this sync up. Sync again."
+    )
+    for run_id in stale.values_list("pk", flat=True):
+        crawl_source.delay(run_id)

@@ -1,11 +1,18 @@
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from .actions import SourceRefused, do_add_article_source, do_add_upload_source, do_delete_source, do_sync_source
-from .connectors.article.forms import ArticleSourceForm
-from .connectors.upload.forms import UploadSourceForm
+from .actions import (
+    SourceRefused,
+    do_add_source,
+    do_cancel_sync,
+    do_delete_source,
+    do_reprocess_source,
+    do_sync_source,
+)
+from .connectors import CONNECTORS, connector_named
 from .models import Document, Source
 
 
@@ -17,12 +24,18 @@ def _get_document_for_user(request, document_id) -> Document:
     return get_object_or_404(Document.objects.for_user(request.user).select_related("source"), pk=document_id)
 
 
-def _sources_page(request, upload_form=None, article_form=None, status=200):
+def _sources_page(request, bound_form=None, bound_kind="", status=200):
     sources = Source.objects.for_user(request.user).prefetch_related("crawl_runs")
+    cards = [
+        {
+            "connector": connector,
+            "form": bound_form if kind == bound_kind else connector.form_class(auto_id=f"id_{kind}_%s"),
+        }
+        for kind, connector in CONNECTORS.items()
+    ]
     context = {
         "sources": sources,
-        "upload_form": upload_form or UploadSourceForm(),
-        "article_form": article_form or ArticleSourceForm(),
+        "cards": cards,
         "any_active": any(s.last_run and s.last_run.is_active for s in sources),
     }
     template = "ingestion/_source_table.html" if request.htmx and request.method == "GET" else "ingestion/sources.html"
@@ -36,43 +49,43 @@ def sources(request):
 
 @login_required
 @require_POST
-def add_upload(request):
-    form = UploadSourceForm(request.POST, request.FILES)
+def add_source(request, kind):
+    connector = connector_named(kind)
+    form = connector.form_class(request.POST, request.FILES, auto_id=f"id_{kind}_%s")
     if form.is_valid():
         try:
-            source = do_add_upload_source(
-                request.user, form.cleaned_data["file"], category=form.cleaned_data["category"]
-            )
+            source = do_add_source(request.user, kind, form.cleaned_data)
         except SourceRefused as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, f"“{source.name}” uploaded; ingesting it now.")
+            messages.success(request, f"Added “{source.name}”; ingesting it now.")
             return redirect("sources")
-    return _sources_page(request, upload_form=form, status=400)
+    return _sources_page(request, bound_form=form, bound_kind=kind, status=400)
 
 
-@login_required
-@require_POST
-def add_article(request):
-    form = ArticleSourceForm(request.POST)
-    if form.is_valid():
-        try:
-            source = do_add_article_source(
-                request.user, form.cleaned_data["url"], category=form.cleaned_data["category"]
-            )
-        except SourceRefused as exc:
-            form.add_error("url", str(exc))
-        else:
-            messages.success(request, f"Added {source.url}; fetching it now.")
-            return redirect("sources")
-    return _sources_page(request, article_form=form, status=400)
+def _source_context(source):
+    runs = list(source.crawl_runs.all()[:20])
+    return {
+        "source": source,
+        "runs": runs,
+        "live_run": runs[0] if runs and runs[0].is_active else None,
+        "last_run": runs[0] if runs else None,
+        "documents": source.documents.all(),
+        "default_recrawl_hours": settings.TWIN_RECRAWL_HOURS,
+    }
 
 
 @login_required
 def source_detail(request, source_id):
     source = _get_source_for_user(request, source_id)
-    context = {"source": source, "runs": source.crawl_runs.all()[:20], "documents": source.documents.all()}
-    return render(request, "ingestion/source_detail.html", context)
+    return render(request, "ingestion/source_detail.html", _source_context(source))
+
+
+@login_required
+def source_progress(request, source_id):
+    """The live progress block of the source page (htmx polls it while a sync runs)."""
+    source = _get_source_for_user(request, source_id)
+    return render(request, "ingestion/_crawl_progress.html", _source_context(source))
 
 
 @login_required
@@ -81,6 +94,26 @@ def sync_source(request, source_id):
     source = _get_source_for_user(request, source_id)
     do_sync_source(source)
     messages.info(request, f"Syncing “{source.name}”.")
+    return redirect("source-detail", source_id=source.pk)
+
+
+@login_required
+@require_POST
+def cancel_sync(request, source_id):
+    source = _get_source_for_user(request, source_id)
+    if do_cancel_sync(source):
+        messages.info(request, "Cancelled the sync; what it had stored is kept.")
+    else:
+        messages.info(request, "No sync was running.")
+    return redirect("source-detail", source_id=source.pk)
+
+
+@login_required
+@require_POST
+def reprocess_source(request, source_id):
+    source = _get_source_for_user(request, source_id)
+    count = do_reprocess_source(source)
+    messages.info(request, f"Sent {count} documents through the feature pipeline again.")
     return redirect("source-detail", source_id=source.pk)
 
 

@@ -9,21 +9,11 @@ from django.conf import settings
 from playwright.sync_api import expect, sync_playwright
 
 from chat.actions import no_notes_answer
+from ingestion.connectors.article.browser import CHROMIUM_ARGS  # one set of flags for Debian's Chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's build, installed by `make setup`; never `playwright install`
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-]
 
 
 @pytest.fixture
@@ -53,7 +43,7 @@ def test_signup_upload_and_chat_with_cited_sources(page):
 
     page.goto("/sources/")
     corpus = Path(settings.BASE_DIR) / "demo" / "corpus" / "sourdough-starter.md"
-    page.set_input_files("#id_file", str(corpus))
+    page.set_input_files("#upload-form input[type=file]", str(corpus))
     page.click("#upload-form button[type=submit]")
     expect(page.locator(".messages")).to_contain_text("ingesting it now")
     row = page.locator("#source-table tr", has_text="Gerald")

@@ -147,7 +147,10 @@ STAFF_ONLY = {"owner": 403, "other": 403}
 OBJECT_ROUTES = [
     # pages
     Route("source-detail", "get", "/sources/{source}/"),
+    Route("source-progress", "get", "/sources/{source}/progress/"),
     Route("sync-source", "post", "/sources/{source}/sync/"),
+    Route("cancel-sync", "post", "/sources/{source}/cancel/"),
+    Route("reprocess-source", "post", "/sources/{source}/reprocess/"),
     Route("delete-source", "post", "/sources/{source}/delete/"),
     Route("document-detail", "get", "/documents/{document}/"),
     Route("document-chunks", "get", "/documents/{document}/chunks/"),
@@ -166,6 +169,8 @@ OBJECT_ROUTES = [
     Route("api:source-detail", "get", "/api/v1/sources/{source}.json"),  # format suffixes: the same views
     Route("api:source-detail", "delete", "/api/v1/sources/{source}/"),
     Route("api:source-sync", "post", "/api/v1/sources/{source}/sync/"),
+    Route("api:source-cancel", "post", "/api/v1/sources/{source}/cancel/", expect={"owner": 409}),
+    Route("api:source-reprocess", "post", "/api/v1/sources/{source}/reprocess/"),
     Route("api:document-detail", "get", "/api/v1/documents/{document}/"),
     Route("api:dataset-detail", "get", "/api/v1/datasets/{dataset}/"),
     Route("api:training-run-detail", "get", "/api/v1/training-runs/{run}/"),
@@ -188,8 +193,8 @@ COLLECTION_ROUTES = [
     Route("delete-account", "get", "/account/delete/"),
     Route("delete-account", "post", "/account/delete/", {"password": "correct horse battery"}),
     Route("sources", "get", "/sources/"),
-    Route("add-upload", "post", "/sources/upload/", {"category": "article"}),
-    Route("add-article", "post", "/sources/article/", {"url": "https://example.com/", "category": "article"}),
+    Route("add-source", "post", "/sources/add/upload/", {"category": "article"}),
+    Route("add-source", "post", "/sources/add/article/", {"url": "https://example.com/", "category": "article"}),
     Route("datasets", "get", "/datasets/"),
     Route("search", "get", "/search/", {"q": "honey"}),
     Route("training", "get", "/training/"),

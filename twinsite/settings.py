@@ -314,3 +314,35 @@ if SENTRY_DSN:
         traces_sample_rate=float(os.environ.get("SENTRY_TRACES_SAMPLE_RATE", "0")),
         send_default_pii=False,
     )
+
+# Data collection (ingestion connectors): crawl limits, politeness, archives, the browser path.
+TWIN_CRAWL_ALLOWED_PORTS = [int(port) for port in envlist("TWIN_CRAWL_ALLOWED_PORTS", "")]  # besides 80 and 443
+TWIN_DNS_TIMEOUT = envint("TWIN_DNS_TIMEOUT", 5)
+TWIN_FETCH_DEADLINE = envint("TWIN_FETCH_DEADLINE", 2 * TWIN_FETCH_TIMEOUT)  # wall clock for one download
+TWIN_CRAWL_RUN_SECONDS = envint("TWIN_CRAWL_RUN_SECONDS", 30 * 60)  # wall clock for one sync
+TWIN_CRAWL_DELAY_SECONDS = float(os.environ.get("TWIN_CRAWL_DELAY_SECONDS", "1.0"))  # between requests to a host
+TWIN_CRAWL_RETRIES = envint("TWIN_CRAWL_RETRIES", 2)  # on 429 and 5xx
+TWIN_CRAWL_BACKOFF_SECONDS = float(os.environ.get("TWIN_CRAWL_BACKOFF_SECONDS", "5"))
+TWIN_CRAWL_MAX_BACKOFF_SECONDS = envint("TWIN_CRAWL_MAX_BACKOFF_SECONDS", 60)
+TWIN_CRAWL_MAX_PAGES = envint("TWIN_CRAWL_MAX_PAGES", 200)  # pages one blog sync fetches
+TWIN_CRAWL_MAX_DEPTH = envint("TWIN_CRAWL_MAX_DEPTH", 2)  # link hops from a blog's home page
+TWIN_CRAWL_RESEND_AFTER_MINUTES = envint("TWIN_CRAWL_RESEND_AFTER_MINUTES", 10)
+TWIN_MAX_BACKOFF_HOURS = envint("TWIN_MAX_BACKOFF_HOURS", 7 * 24)  # a failing source waits at most this
+TWIN_MAX_ARCHIVE_BYTES = envint("TWIN_MAX_ARCHIVE_BYTES", 20 * 1024 * 1024)  # a .zip upload
+TWIN_ZIP_MAX_ENTRIES = envint("TWIN_ZIP_MAX_ENTRIES", 2000)
+TWIN_ZIP_MAX_TOTAL_BYTES = envint("TWIN_ZIP_MAX_TOTAL_BYTES", 100 * 1024 * 1024)
+TWIN_ZIP_MAX_RATIO = envint("TWIN_ZIP_MAX_RATIO", 100)
+TWIN_PDF_MAX_PAGES = envint("TWIN_PDF_MAX_PAGES", 500)
+TWIN_BROWSER_PATH = os.environ.get("TWIN_BROWSER_PATH", "/usr/bin/chromium")
+TWIN_BROWSER_MIN_WORDS = envint("TWIN_BROWSER_MIN_WORDS", 60)  # fewer words found statically: render
+TWIN_BROWSER_TIMEOUT = envint("TWIN_BROWSER_TIMEOUT", 20)
+TWIN_BROWSER_MAX_REQUESTS = envint("TWIN_BROWSER_MAX_REQUESTS", 30)
+TWIN_GITHUB_API_URL = os.environ.get("TWIN_GITHUB_API_URL", "https://api.github.com")
+TWIN_GITHUB_TOKEN = os.environ.get("TWIN_GITHUB_TOKEN", "")  # optional: a higher API rate limit
+TWIN_GIT_MAX_REPOS = envint("TWIN_GIT_MAX_REPOS", 20)
+TWIN_GIT_MAX_FILE_BYTES = envint("TWIN_GIT_MAX_FILE_BYTES", 200 * 1024)
+TWIN_GIT_ALLOW_LOCAL = envbool("TWIN_GIT_ALLOW_LOCAL", "0")  # file:// and paths: tests only
+CELERY_BEAT_SCHEDULE["resend-stale-crawls"] = {
+    "task": "ingestion.tasks.resend_stale_queued_crawls",
+    "schedule": timedelta(minutes=5),
+}

@@ -13,6 +13,8 @@ ENDPOINTS = {
     "/api/v1/sources/": {"get", "post"},
     "/api/v1/sources/{id}/": {"get", "delete"},
     "/api/v1/sources/{id}/sync/": {"post"},
+    "/api/v1/sources/{id}/cancel/": {"post"},
+    "/api/v1/sources/{id}/reprocess/": {"post"},
     "/api/v1/documents/": {"get"},
     "/api/v1/documents/{id}/": {"get"},
     "/api/v1/search/": {"get"},

@@ -123,3 +123,12 @@ def closed_port() -> int:
     """A loopback port nothing listens on (bound, then released)."""
     with socket.create_server(("127.0.0.1", 0)) as sock:
         return sock.getsockname()[1]
+
+
+@pytest.fixture
+def site(allow_loopback):
+    from tests.ingestion.sites import Site
+
+    server = Site()
+    yield server
+    server.close()

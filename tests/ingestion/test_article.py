@@ -30,7 +30,7 @@ BREAD = article_html(
 
 
 def add_article(client, url, category="article"):
-    return client.post(reverse("add-article"), {"url": url, "category": category})
+    return client.post(reverse("add-source", args=["article"]), {"url": url, "category": category})
 
 
 def test_an_article_url_becomes_one_document_with_chunks(owner_client, owner, local_site):
@@ -60,9 +60,10 @@ def test_a_plain_text_article_is_stored_as_it_is(owner, local_site):
 @pytest.mark.parametrize(
     ("url", "reason"),
     [
-        ("http://127.0.0.1:9/", "resolves to a loopback address"),
-        ("http://169.254.169.254/latest/meta-data/", "resolves to a link-local address"),
-        ("http://no-such-blog.invalid/post", "The host no-such-blog.invalid could not be found."),
+        ("http://127.0.0.1/", "127.0.0.1 is a loopback address"),
+        ("http://127.0.0.1:9/", "Refused: port 9 (only 80, 443 can be crawled)."),
+        ("http://example.com:99999/", "That address has an invalid port: ports run from 1 to 65535."),
+        ("http://169.254.169.254/latest/meta-data/", "is a link-local address"),
         ("ftp://example.com/post", "Only http:// and https:// addresses can be crawled."),
         ("http://user:secret@example.com/", "Addresses with a user name or password are not accepted."),
     ],
@@ -73,6 +74,14 @@ def test_a_refused_address_is_answered_400_and_nothing_is_stored(owner_client, u
     assert response.status_code == 400
     assert reason in response.content.decode()
     assert not Source.objects.exists() and not CrawlRun.objects.exists()
+
+
+def test_an_unknown_host_is_looked_up_by_the_worker_and_fails_the_run_with_the_reason(owner_client, owner):
+    response = add_article(owner_client, "http://no-such-blog.invalid/post")
+
+    assert response.status_code == 302  # no DNS lookup in the web request
+    run = Source.objects.get(owner=owner).last_run
+    assert run.status == "failed" and "The host no-such-blog.invalid could not be found." in run.error
 
 
 def test_an_unreachable_host_leaves_a_failed_run_with_its_error_on_the_source_page(owner_client, owner, local_site):

@@ -18,9 +18,8 @@ PAGE = "<html><head><title>Hello</title></head><body><p>Hello from the test site
     ("url", "reason"),
     [
         ("http://127.0.0.1/", "loopback"),
-        ("http://127.8.9.10:8000/admin", "loopback"),
+        ("http://127.8.9.10/admin", "loopback"),
         ("http://[::1]/", "loopback"),
-        ("http://localhost/", "loopback"),
         ("http://10.0.0.1/", "private"),
         ("http://172.16.5.4/", "private"),
         ("http://192.168.1.1/router", "private"),
@@ -52,9 +51,17 @@ def test_check_url_refuses_credentials_in_the_address(url):
         check_url(url)
 
 
-def test_check_url_says_an_unknown_host_could_not_be_found():
+def test_an_unknown_host_could_not_be_found_when_fetching():
     with pytest.raises(FetchError, match=r"The host no-such-blog\.invalid could not be found"):
-        check_url("https://no-such-blog.invalid/post")
+        fetch("https://no-such-blog.invalid/post")
+
+
+def test_check_url_does_no_dns_lookup(monkeypatch):
+    def no_dns(*args, **kwargs):
+        raise AssertionError("check_url looked a name up")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    assert check_url("https://no-such-blog.invalid/post") == "https://no-such-blog.invalid/post"
 
 
 def test_check_url_refuses_an_address_without_a_host():
@@ -66,19 +73,29 @@ def test_check_url_accepts_a_public_address():
     assert check_url("  http://93.184.216.34/post?id=1  ") == "http://93.184.216.34/post?id=1"
 
 
-def test_check_url_refuses_a_public_name_that_resolves_to_an_internal_address(monkeypatch):
+def test_a_public_name_that_resolves_to_an_internal_address_is_refused_before_connecting(monkeypatch):
     monkeypatch.setattr(
         socket, "getaddrinfo", lambda *args, **kwargs: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.1.2.3", 80))]
     )
     with pytest.raises(FetchError, match=re.escape("blog.example.com resolves to a private network address")):
-        check_url("http://blog.example.com/")
+        fetch("http://blog.example.com/")
 
 
 def test_loopback_is_refused_unless_the_host_is_explicitly_allowed(settings):
     with pytest.raises(FetchError, match="loopback"):
+        check_url("http://127.0.0.1/")
+    with pytest.raises(FetchError, match="port 8000"):
         check_url("http://127.0.0.1:8000/")
     settings.TWIN_CRAWL_ALLOWED_HOSTS = ["127.0.0.1"]
     assert check_url("http://127.0.0.1:8000/") == "http://127.0.0.1:8000/"
+
+
+def test_a_port_from_the_setting_is_allowed(settings):
+    settings.TWIN_CRAWL_ALLOWED_PORTS = [8080]
+
+    assert check_url("http://example.com:8080/") == "http://example.com:8080/"
+    with pytest.raises(FetchError, match=re.escape("Refused: port 8081 (only 80, 443, 8080 can be crawled).")):
+        check_url("http://example.com:8081/")
 
 
 def test_fetch_returns_the_page_from_an_allowed_host(local_site):
@@ -99,9 +116,10 @@ def test_fetch_follows_a_redirect_within_the_allowed_host(local_site):
 @pytest.mark.parametrize(
     ("location", "reason"),
     [
-        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 resolves to a link-local address"),
-        ("http://10.0.0.1/", "10.0.0.1 resolves to a private network address"),
-        ("http://localhost:1/", "localhost resolves to a loopback address"),
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a link-local address"),
+        ("http://10.0.0.1/", "10.0.0.1 is a private network address"),
+        ("http://localhost/", "localhost resolves to a loopback address"),
+        ("http://example.com:25/", "Refused: port 25"),
         ("file:///etc/passwd", "Only http:// and https://"),
     ],
 )
@@ -209,42 +227,69 @@ def test_a_page_that_stalls_after_its_headers_hits_the_timeout(raw_server, setti
 
 
 def test_a_page_trickling_in_byte_by_byte_is_cut_off_at_the_deadline(raw_server, settings):
-    settings.TWIN_FETCH_TIMEOUT = 1
+    settings.TWIN_FETCH_TIMEOUT, settings.TWIN_FETCH_DEADLINE = 1, 2
     server = raw_server(trickle(every_seconds=0.1))
 
     started = time.monotonic()
-    with pytest.raises(FetchError, match="took too long"):
+    with pytest.raises(FetchError, match="took longer than the 2 second limit"):
         fetch(server.url)
-    assert time.monotonic() - started < 4  # 2 x the timeout, and some slack
+    assert time.monotonic() - started < 4  # the deadline, and some slack
 
 
-def test_dns_rebinding_to_loopback_is_refused_at_the_socket(local_site, monkeypatch):
-    """The name looks public when checked, then resolves to 127.0.0.1 when connecting."""
-    url = local_site.page("/secret", "internal only")
-    port = local_site.server.server_port
-    real_getaddrinfo = socket.getaddrinfo
-    answers = iter(["93.184.216.34"])
+def test_headers_dripping_in_byte_by_byte_are_cut_off_at_the_deadline(raw_server, settings):
+    """Each byte comes well within the read timeout; only a wall-clock deadline ends it."""
+    settings.TWIN_FETCH_TIMEOUT, settings.TWIN_FETCH_DEADLINE = 1, 2
 
-    def rebinding_getaddrinfo(host, *args, **kwargs):
-        if host != "rebind.example.com":
-            return real_getaddrinfo(host, *args, **kwargs)
-        address = next(answers, "127.0.0.1")
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+    def drip_headers(conn, stopped):
+        for byte in b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Slow: " + b"a" * 10_000:
+            if stopped.wait(0.2):
+                return
+            conn.sendall(bytes([byte]))
 
-    monkeypatch.setattr(socket, "getaddrinfo", rebinding_getaddrinfo)
+    server = raw_server(drip_headers)
 
-    with pytest.raises(FetchError, match=re.escape("rebind.example.com resolves to a loopback address")):
-        fetch(url.replace("127.0.0.1", "rebind.example.com"))
-    assert next(answers, None) is None  # check_url did see the public answer, and passed it
+    started = time.monotonic()
+    with pytest.raises(FetchError, match="took longer than the 2 second limit"):
+        fetch(server.url)
+    assert time.monotonic() - started < 4
 
 
-def test_the_socket_guard_refuses_even_when_check_url_is_bypassed(local_site, monkeypatch, settings):
+def test_the_connection_goes_to_the_vetted_address_not_to_a_second_lookup(monkeypatch, settings):
+    """A name that answers public, then loopback (DNS rebinding), is looked up once: the
+    socket connects to the address that was checked, so loopback is never reached."""
+    from urllib3.util import connection
+
+    answers = iter(["93.184.216.34", "127.0.0.1", "127.0.0.1"])
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda host, port, *args, **kwargs: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))],
+    )
+    connected = []
+
+    def record(address, *args, **kwargs):
+        connected.append(address)
+        raise OSError("not reachable from the tests")
+
+    monkeypatch.setattr(connection, "create_connection", record)
+
+    with pytest.raises(FetchError, match=re.escape("Could not connect to rebind.example.com")):
+        fetch("http://rebind.example.com/secret")
+    assert connected == [("93.184.216.34", 80)]
+    assert next(answers) == "127.0.0.1"  # the second answer was never asked for
+
+
+def test_the_socket_guard_refuses_even_when_the_checks_are_bypassed(local_site, monkeypatch, settings):
     from ingestion import safe_http
 
     url = local_site.page("/secret", "internal only")
     settings.TWIN_CRAWL_ALLOWED_HOSTS = []
+    settings.TWIN_CRAWL_ALLOWED_PORTS = [local_site.server.server_port]
     monkeypatch.setattr(safe_http, "check_url", lambda url: url)
+    with pytest.raises(FetchError, match=re.escape("127.0.0.1 resolves to a loopback address")):
+        fetch(url)
 
+    monkeypatch.setattr(safe_http, "vetted_addresses", safe_http.resolve)
     with pytest.raises(FetchError, match=re.escape("127.0.0.1 resolves to a loopback address")):
         fetch(url)
 

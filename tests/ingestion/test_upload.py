@@ -33,7 +33,9 @@ PLAIN_TEXT = (
 
 
 def upload(client, name, content: bytes, category="article"):
-    return client.post(reverse("add-upload"), {"category": category, "file": SimpleUploadedFile(name, content)})
+    return client.post(
+        reverse("add-source", args=["upload"]), {"category": category, "file": SimpleUploadedFile(name, content)}
+    )
 
 
 def assert_nothing_stored(media_root):
@@ -91,7 +93,7 @@ def test_a_utf8_file_with_a_byte_order_mark_is_accepted(owner_client, owner):
         ("empty.md", b"", "The submitted file is empty."),
         ("photo.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "“photo.png” is not a supported file type"),
         ("script.exe", b"MZ\x90\x00", "is not a supported file type"),
-        ("notes.md.pdf", b"%PDF-1.4", "is not a supported file type"),
+        ("notes.md.pdf", b"%PDF-1.4", "That PDF could not be read"),
         ("binary.md", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "That file looks binary"),
         ("latin1.txt", "Un café crème".encode("latin-1"), "That file is not UTF-8 text"),
         ("blank.md", b"   \n\n\t\n", "No readable text was found in that file."),
@@ -174,7 +176,14 @@ def test_the_same_text_under_two_sources_of_one_owner_is_stored_once(owner):
     assert Document.objects.filter(owner=owner).count() == 1
     assert Document.objects.get(owner=owner).source == first
     run = second.last_run
-    assert run.status == "succeeded" and run.documents_created == 0 and run.documents_unchanged == 1
+    assert run.status == "succeeded" and run.documents_created == 0 and run.documents_skipped == 1
+    assert run.failures == [
+        {
+            "url": "upload://bees-copy.md",
+            "reason": "Same text as “Keeping bees on a city roof”, which is already stored.",
+            "failed": False,
+        }
+    ]
 
 
 def test_the_same_text_is_stored_for_each_owner_that_uploads_it(owner, other):

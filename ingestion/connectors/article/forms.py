@@ -1,15 +1,13 @@
 from django import forms
 
-from ...models import Category
-from ...safe_http import FetchError, check_url
+from ..forms import UrlSourceForm
 
 
-class ArticleSourceForm(forms.Form):
-    url = forms.URLField(max_length=2000, assume_scheme="https", help_text="A public blog post or article.")
-    category = forms.ChoiceField(choices=Category.choices, initial=Category.ARTICLE)
-
-    def clean_url(self):
-        try:
-            return check_url(self.cleaned_data["url"])
-        except FetchError as exc:
-            raise forms.ValidationError(str(exc)) from None
+class ArticleSourceForm(UrlSourceForm):
+    render_js = forms.BooleanField(
+        required=False,
+        label="Render with a browser",
+        help_text=(
+            "For pages whose text appears only after JavaScript runs (used anyway when too little text is found)."
+        ),
+    )

@@ -1,39 +1,35 @@
-from pathlib import Path
-
 from django import forms
 from django.conf import settings
-from django.template.defaultfilters import filesizeformat
 
-from ...models import Category
-from ..base import ConnectorError, extract_text
-from .crawler import ALLOWED_EXTENSIONS, decode_upload
+from ..base import ConnectorError
+from ..forms import FileSourceForm
+from .files import ALLOWED_EXTENSIONS, DOCUMENT_EXTENSIONS, archive_members, open_archive, read_document
 
 
-class UploadSourceForm(forms.Form):
-    file = forms.FileField(help_text="Markdown, plain text or HTML, UTF-8.")
-    category = forms.ChoiceField(choices=Category.choices, initial=Category.ARTICLE)
+class UploadSourceForm(FileSourceForm):
+    extensions = ALLOWED_EXTENSIONS
+    name = forms.CharField(required=False, max_length=300, widget=forms.HiddenInput)
 
-    def clean_file(self):
-        upload = self.cleaned_data["file"]
-        name = Path(upload.name).name
-        if not name.lower().endswith(ALLOWED_EXTENSIONS):
-            raise forms.ValidationError(
-                f"“{name}” is not a supported file type. Upload one of: {', '.join(ALLOWED_EXTENSIONS)}."
-            )
-        limit = settings.TWIN_MAX_UPLOAD_BYTES
-        if upload.size > limit:
-            raise forms.ValidationError(
-                f"That file is {filesizeformat(upload.size)}; the limit is {filesizeformat(limit)}."
-            )
+    def max_bytes(self) -> int:
+        name = getattr(self.files.get("file"), "name", "").lower()
+        return settings.TWIN_MAX_ARCHIVE_BYTES if name.endswith(".zip") else settings.TWIN_MAX_UPLOAD_BYTES
+
+    def check_content(self, upload):
+        """A single file is read now, so a bad one is refused before anything is stored; an
+        archive is opened (entry count) and its entries are read, each on its own, by the sync."""
         data = upload.read()
         upload.seek(0)
         try:
-            title, text = extract_text(decode_upload(data), name)
+            if upload.name.lower().endswith(".zip"):
+                with open_archive(data) as archive:
+                    members = archive_members(archive)
+                    if not any(
+                        isinstance(body, bytes) and name.lower().endswith(DOCUMENT_EXTENSIONS) for name, body in members
+                    ):
+                        raise ConnectorError("That archive has no file that could be read.")
+                upload.extracted_title = upload.name
+            else:
+                upload.extracted_title, _ = read_document(upload.name, data)
         except ConnectorError as exc:
             raise forms.ValidationError(str(exc)) from None
-        if len(text) > settings.TWIN_MAX_DOCUMENT_CHARS:
-            raise forms.ValidationError(
-                f"That document has {len(text):,} characters; the limit is {settings.TWIN_MAX_DOCUMENT_CHARS:,}."
-            )
-        upload.extracted_title = title
         return upload

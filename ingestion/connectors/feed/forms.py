@@ -1,0 +1,5 @@
+from ..forms import UrlSourceForm
+
+
+class FeedSourceForm(UrlSourceForm):
+    pass

@@ -1,0 +1,332 @@
+"""One sync of a source: what every connector fetches through, and where each item lands.
+
+A connector's `sync(crawl)` asks `crawl.fetch` for pages and hands each item it finds
+to `crawl.store` (or says it was unchanged, failed, skipped or gone). The crawl:
+- obeys robots.txt for every path it fetches (RFC 9309: a missing file allows all, an
+  unreachable one forbids all), and its Crawl-delay;
+- sends one request at a time per host across all workers, with a delay between them
+  (a Redis key per host), with an honest user agent (safe_http.USER_AGENT);
+- backs off and retries on 429 and 5xx, honouring Retry-After within limits;
+- sends conditional requests (ETag, Last-Modified) for pages it has stored;
+- stores each item in its own transaction, so a failure, a cancel or the run's deadline
+  keeps everything stored before it and damages nothing;
+- keeps the run's counts and failed items up to date for the live progress row, and
+  stops at the next item once the user cancels or the run's deadline passes.
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit
+from urllib.robotparser import RobotFileParser
+
+import redis
+from django.conf import settings
+from django.utils import timezone
+
+from twinsite.jobs import JobStatus
+
+from .actions import do_mark_gone, do_send_changed, do_upsert_document
+from .models import CrawlRun, Document
+from .safe_http import ROBOTS_AGENT, TEXT_CONTENT_TYPES, USER_AGENT, FetchError, HTTPStatusError, fetch
+
+logger = logging.getLogger(__name__)
+MAX_FAILURES_KEPT = 200
+GONE_STATUSES = (404, 410)
+
+
+class RunStopped(Exception):
+    """The user cancelled the run, or it reached its deadline: stop at once, keep what is stored."""
+
+
+@dataclass
+class Item:
+    """One document as a connector found it."""
+
+    url: str
+    title: str
+    text: str
+    category: str = ""  # the source's category when empty
+    metadata: dict = field(default_factory=dict)
+    etag: str = ""
+    last_modified: str = ""
+    body_hash: str = ""
+
+
+class HostPacer:
+    """One request at a time per host, TWIN_CRAWL_DELAY_SECONDS apart, across every worker."""
+
+    def __init__(self):
+        cache = settings.CACHES["default"]
+        self.redis = redis.Redis.from_url(cache["LOCATION"])
+        self.prefix = f"{cache.get('KEY_PREFIX', '')}:crawl-host:"
+
+    def acquire(self, host: str, deadline: float, hold_seconds: float):
+        key = self.prefix + host
+        while not self.redis.set(key, "busy", nx=True, px=max(1, int(hold_seconds * 1000))):
+            if time.monotonic() > deadline:
+                raise RunStopped(f"Waited too long for a turn to fetch from {host}.")
+            time.sleep(0.01)
+        return key
+
+    def release(self, key: str, delay: float):
+        if delay > 0:
+            self.redis.set(key, "resting", px=max(1, int(delay * 1000)))
+        else:
+            self.redis.delete(key)
+
+
+class Crawl:
+    def __init__(self, run):
+        self.run, self.source = run, run.source
+        self.started = time.monotonic()
+        self.deadline = self.started + settings.TWIN_CRAWL_RUN_SECONDS
+        self.known = {
+            doc.url: doc
+            for doc in self.source.documents.only(
+                "id", "url", "title", "content_hash", "etag", "last_modified", "body_hash", "gone_at", "metadata"
+            )
+        }
+        self.seen: set[str] = set()
+        self.changed: list[int] = []
+        self.counts = {"created": 0, "updated": 0, "unchanged": 0, "failed": 0, "skipped": 0, "gone": 0}
+        self.failures: list[dict] = []
+        self.requests = 0
+        self.robots: dict[str, tuple[RobotFileParser | None, str]] = {}
+        self.pacer = HostPacer()
+        self.page_limit = settings.TWIN_CRAWL_MAX_PAGES
+        self._saved_at = 0.0
+        self.last_page = None  # the page sync_page fetched last (the blog follows its links)
+
+    # -- fetching -------------------------------------------------------------------
+    def fetch(
+        self,
+        url: str,
+        *,
+        accept=TEXT_CONTENT_TYPES,
+        conditional: bool = False,
+        validators=None,
+        max_bytes=None,
+        headers=None,
+        is_api: bool = False,
+    ):
+        """A polite, robots-checked, retried fetch; 304 comes back as `page.not_modified`.
+
+        `conditional`: send the stored document's ETag / Last-Modified; `validators`: send
+        these instead ({"etag", "last_modified"}, for pages that are not documents: feeds).
+        `is_api`: a documented API (GitHub's REST API), which robots.txt does not govern.
+        """
+        self.check_stopped()
+        if not is_api and not self.allowed_by_robots(url):
+            raise FetchError(f"robots.txt of {urlsplit(url).netloc} asks crawlers not to fetch {urlsplit(url).path}.")
+        headers = dict(headers or {})
+        known = self.known.get(url)
+        if validators is None and conditional and known:
+            validators = {"etag": known.etag, "last_modified": known.last_modified}
+        if validators:
+            if validators.get("etag"):
+                headers["If-None-Match"] = validators["etag"]
+            if validators.get("last_modified"):
+                headers["If-Modified-Since"] = validators["last_modified"]
+        return self._fetch_with_backoff(url, accept=accept, headers=headers, max_bytes=max_bytes)
+
+    user_agent = USER_AGENT
+
+    def pages_left(self) -> int:
+        """Requests this sync may still make under TWIN_CRAWL_MAX_PAGES."""
+        return max(0, self.page_limit - self.requests)
+
+    def fetch_quietly(self, url: str):
+        """For the browser's requests: robots.txt and pacing, any content type, no database."""
+        if not self.allowed_by_robots(url):
+            raise FetchError(f"robots.txt disallows {url}.")
+        return self._paced_fetch(urlsplit(url).netloc.lower(), url, accept=None, headers={}, max_bytes=None)
+
+    def _fetch_with_backoff(self, url, **kwargs):
+        host = urlsplit(url).netloc.lower()
+        for attempt in range(settings.TWIN_CRAWL_RETRIES + 1):
+            try:
+                return self._paced_fetch(host, url, **kwargs)
+            except HTTPStatusError as exc:
+                if (exc.status != 429 and exc.status < 500) or attempt == settings.TWIN_CRAWL_RETRIES:
+                    raise
+                wait = min(
+                    exc.retry_after
+                    if exc.retry_after is not None
+                    else settings.TWIN_CRAWL_BACKOFF_SECONDS * 2**attempt,
+                    settings.TWIN_CRAWL_MAX_BACKOFF_SECONDS,
+                )
+                if time.monotonic() + wait > self.deadline:
+                    raise
+                logger.info("HTTP %s from %s; retrying in %.2fs", exc.status, host, wait)
+                time.sleep(wait)
+                self.check_stopped()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _paced_fetch(self, host, url, **kwargs):
+        hold = settings.TWIN_FETCH_DEADLINE + 5
+        key = self.pacer.acquire(host, self.deadline, hold)
+        try:
+            self.requests += 1
+            return fetch(url, deadline=self.deadline, **kwargs)
+        finally:
+            self.pacer.release(key, max(settings.TWIN_CRAWL_DELAY_SECONDS, self._crawl_delay(url)))
+
+    def _robots_for(self, url):
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if origin not in self.robots:
+            self.robots[origin] = self._read_robots(origin)
+        return self.robots[origin]
+
+    def _read_robots(self, origin):
+        """(parser, refusal): a missing robots.txt allows everything; an unreachable one nothing."""
+        try:
+            page = self._fetch_with_backoff(f"{origin}/robots.txt", accept=None, headers={}, max_bytes=512 * 1024)
+        except HTTPStatusError as exc:
+            if exc.status < 500:
+                return None, ""
+            return None, f"robots.txt of {origin} answered HTTP {exc.status}, so nothing there is fetched."
+        except FetchError as exc:  # unreachable: nothing there can be fetched, for the same reason
+            return None, str(exc)
+        parser = RobotFileParser()
+        parser.parse(page.text.splitlines())
+        return parser, ""
+
+    def robots_refusal(self, url) -> str:
+        return self._robots_for(url)[1]
+
+    def allowed_by_robots(self, url: str) -> bool:
+        parser, refusal = self._robots_for(url)
+        if refusal:
+            raise FetchError(refusal)
+        return parser is None or parser.can_fetch(ROBOTS_AGENT, url)
+
+    def sitemaps_from_robots(self, url) -> list[str]:
+        parser, _ = self._robots_for(url)
+        return list(parser.site_maps() or []) if parser else []
+
+    def _crawl_delay(self, url) -> float:
+        parts = urlsplit(url)
+        parser, _ = self.robots.get(f"{parts.scheme}://{parts.netloc}", (None, ""))
+        delay = parser.crawl_delay(ROBOTS_AGENT) if parser else None
+        return min(float(delay or 0), settings.TWIN_CRAWL_MAX_BACKOFF_SECONDS)
+
+    # -- outcomes -------------------------------------------------------------------
+    def store(self, item: Item) -> str:
+        """Upsert one item; returns created, updated, unchanged or skipped."""
+        self.seen.add(item.url)
+        outcome, document_id, reason = do_upsert_document(self.source, item)
+        self.counts[outcome] += 1
+        if outcome in ("created", "updated"):
+            self.changed.append(document_id)
+        if reason:
+            self._remember(item.url, reason, failed=False)
+        self._save()
+        return outcome
+
+    def unchanged(self, url: str, page=None):
+        """The server said 304, or the bytes hash as before: nothing to extract or process."""
+        self.seen.add(url)
+        if page is not None and not page.not_modified and (page.etag or page.last_modified):
+            Document.objects.filter(source=self.source, url=url).update(
+                etag=page.etag, last_modified=page.last_modified
+            )
+        self.counts["unchanged"] += 1
+        self._save(soon=True)
+
+    def fail(self, url: str, reason: str):
+        self.seen.add(url)  # a failing page is not gone: its stored document stays as it was
+        self.counts["failed"] += 1
+        self._remember(url, reason, failed=True)
+        self._save()
+
+    def skip(self, url: str, reason: str):
+        self.counts["skipped"] += 1
+        self._remember(url, reason, failed=False)
+        self._save(soon=True)
+
+    def gone(self, url: str):
+        self.seen.add(url)
+        if do_mark_gone(self.source, [url]):
+            self.counts["gone"] += 1
+        self._save()
+
+    def _remember(self, url, reason, *, failed: bool):
+        if len(self.failures) < MAX_FAILURES_KEPT:
+            self.failures.append({"url": url, "reason": reason, "failed": failed})
+
+    def unseen_urls(self) -> list[str]:
+        """Stored documents this run has not met yet (still present ones first)."""
+        return [url for url, doc in self.known.items() if url not in self.seen and doc.gone_at is None]
+
+    def mark_unseen_gone(self):
+        """For connectors whose listing is complete (an archive, a repository)."""
+        urls = self.unseen_urls()
+        self.counts["gone"] += do_mark_gone(self.source, urls)
+        self.seen.update(urls)
+
+    # -- progress and stopping -----------------------------------------------------------
+    def progress(self, percent: float, message: str):
+        self.check_stopped()
+        self.run.message = message[:300]
+        self.run.progress = max(0, min(99, int(percent)))
+        self._save()
+
+    def check_stopped(self):
+        now = time.monotonic()
+        if now > self.deadline:
+            raise RunStopped(
+                f"The sync stopped at its limit of {settings.TWIN_CRAWL_RUN_SECONDS} seconds; "
+                "what it fetched is kept and the next sync goes on from there."
+            )
+        if self.run.cancelled_meanwhile():  # one indexed lookup per request: cheap beside the request
+            raise RunStopped("Cancelled")
+
+    def counters(self) -> dict:
+        return {
+            "documents_created": self.counts["created"],
+            "documents_updated": self.counts["updated"],
+            "documents_unchanged": self.counts["unchanged"],
+            "documents_failed": self.counts["failed"],
+            "documents_skipped": self.counts["skipped"],
+            "documents_gone": self.counts["gone"],
+            "requests_made": self.requests,
+            "failures": self.failures,
+        }
+
+    def _save(self, *, soon: bool = False):
+        """Write the counts to the run row the user watches: at once for work done (a stored
+        or failed item, a progress step), within half a second for the cheap outcomes
+        (unchanged, skipped), so an unchanged sync of a big site is not a stream of UPDATEs."""
+        now = time.monotonic()
+        if soon and now - self._saved_at < 0.5:
+            return
+        self._saved_at = now
+        fields = self.counters()
+        CrawlRun.objects.filter(pk=self.run.pk, status=JobStatus.RUNNING).update(
+            progress=self.run.progress, message=self.run.message, heartbeat_at=timezone.now(), **fields
+        )
+
+    def send_changed(self):
+        """Changed documents re-enter the feature pipeline (one batch per run)."""
+        if self.changed:
+            do_send_changed(self.source.owner_id, self.changed)
+            self.changed = []
+
+    def summary(self) -> str:
+        c = self.counts
+        text = f"{c['created']} new, {c['updated']} updated, {c['unchanged']} unchanged"
+        for key in ("failed", "skipped", "gone"):
+            if c[key]:
+                text += f", {c[key]} {key}"
+        return text
+
+
+def same_site(url: str, base: str) -> bool:
+    return urlsplit(url).netloc.lower() == urlsplit(base).netloc.lower()
+
+
+def absolute(base: str, href: str) -> str:
+    """An absolute link without its #fragment."""
+    return urljoin(base, href.strip()).split("#", 1)[0]
