@@ -15,7 +15,7 @@ import traceback
 
 from . import common
 
-BENCHMARKS = ["ingest", "retrieval", "chat", "adapter_switch", "training"]
+BENCHMARKS = ["ingest", "retrieval", "chat", "adapter_switch", "training", "fidelity"]
 
 
 def main(argv=None) -> int:

@@ -89,7 +89,10 @@ def test_a_twin_is_built_and_served_through_a_real_worker(worker, owner, staff, 
     assert run.status == "succeeded", run.error
     assert len(run.loss_history) == run.total_steps
 
-    model_version = ModelVersion.objects.get(training_run=run)
+    # The evaluation gate runs next, on queue "default"; staff approve a candidate it passed.
+    evaluated = lambda: ModelVersion.objects.filter(training_run=run, evaluation_status="done").first()  # noqa: E731
+    model_version = wait_for(evaluated, worker, "the evaluation gate")
+    assert model_version.verdict == "passed", model_version.eval_report.get("checks")
     client.force_login(staff)
     response = client.post(
         reverse("admin:training_modelversion_changelist"),
