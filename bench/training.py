@@ -1,10 +1,14 @@
-"""LoRA training throughput: train_lora (HF Trainer + peft) against a plain loop.
+"""LoRA training throughput: train_lora (HF Trainer + peft) against a plain loop, and packing.
 
-Both train the packaged SmolLM2 (fp32, CPU) with the app's LoRA shape (r 8,
-alpha 16, dropout 0.05 on q/k/v/o), batch 4 x 256 tokens, AdamW at the same
-learning rate. The records have answers longer than the window, so every
-sample is exactly 256 tokens and every batch has the same shape whatever order
-the Trainer shuffles them in.
+Both train the packaged SmolLM2 (fp32, CPU) with the app's default LoRA shape
+(training.hyperparameters for smollm2), batch 4 x 256 tokens, AdamW at the same
+learning rate. The training text is raw author-style windows (style_fraction 1)
+cut from long documents, so every sequence is exactly 256 tokens and every batch
+has the same shape whatever order the Trainer shuffles them in.
+
+Packing: train_lora on Q&A samples only (short answers), packed into 256-token
+sequences against unpacked (padded per batch), same number of steps; the figure is
+real (non-padding) tokens per second.
 
 App: `training.lora.train_lora`, which also sets up the Trainer, runs a
 warm-up/cosine schedule, clips gradients and writes a checkpoint every 10
@@ -25,41 +29,51 @@ from .common import log, median, row, timed
 SEQ_LEN, BATCH = 256, 4
 
 
-def make_records(count: int, seed: int) -> list[dict]:
-    """Instruct records whose answers are longer than the window (no padding after truncation)."""
+def make_texts(count: int, seed: int) -> list[str]:
+    """Long documents of shuffled demo sentences: each yields full 256-token windows."""
     rng = random.Random(seed)
     sentences = common.corpus_sentences()
-    records = []
-    for i in range(count):
-        answer = " ".join(rng.choice(sentences) for _ in range(24))  # about 500 tokens
-        context = [" ".join(rng.choice(sentences) for _ in range(2))] if i % 2 else []
-        records.append(
-            {"split": "train", "instruction": f"Tell me about topic {i}.", "context": context, "answer": answer}
-        )
-    records.append({**records[0], "split": "test"})
-    return records
+    return [" ".join(rng.choice(sentences) for _ in range(60)) for _ in range(count)]
+
+
+def make_qa_records(count: int, seed: int) -> list[dict]:
+    """Short Q&A samples (one to three sentences), the case packing is for."""
+    rng = random.Random(seed)
+    sentences = common.corpus_sentences()
+    return [
+        {
+            "split": "train",
+            "instruction": f"Tell me about topic {i}.",
+            "context": [],
+            "answer": " ".join(rng.choice(sentences) for _ in range(rng.randint(1, 3))),
+            "document_id": i,
+            "title": f"Topic {i}",
+        }
+        for i in range(count)
+    ]
 
 
 class PlainLoop:
     """transformers + peft, nothing else: forward, backward, AdamW; run a few steps at a time."""
 
-    def __init__(self, path: str, records: list[dict], hp):
+    def __init__(self, path: str, texts: list[str], hp):
         import torch
         from peft import get_peft_model
         from transformers import AutoTokenizer
 
-        from training.lora import collate, encode
+        from training.lora import collate, lora_config
+        from training.samples import text_windows
 
         torch.manual_seed(hp.seed)
         tokenizer = AutoTokenizer.from_pretrained(path)
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        self.model = get_peft_model(common.load_base(path), common.app_lora_config())
+        self.model = get_peft_model(common.load_base(path), lora_config(hp))
         self.model.train()
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         # What the Trainer uses on torch >= 2.8 ("adamw_torch_fused"), and no KV cache in training
         # forwards (Trainer sets config.use_cache = False; left on, every step builds a cache).
         self.optimizer = torch.optim.AdamW(trainable, lr=hp.learning_rate, fused=True)
-        self.samples = [encode(tokenizer, "Robin", r, hp.max_seq_len) for r in records if r["split"] == "train"]
+        self.samples = [w for w in text_windows(tokenizer, texts, hp.max_seq_len) if len(w["input_ids"]) == SEQ_LEN]
         self.collate = collate(pad_id)
         self.step_s, self.tokens, self.losses = [], 0, []
 
@@ -80,7 +94,7 @@ class PlainLoop:
         return {"seconds": sum(self.step_s), "tokens": self.tokens, "step_s": self.step_s, "losses": self.losses}
 
 
-def app_train(path: str, records: list[dict], hp) -> dict:
+def app_train(path: str, split, records: list[dict], hp, name: str = "run") -> dict:
     import time
 
     from training.lora import train_lora
@@ -95,10 +109,11 @@ def app_train(path: str, records: list[dict], hp) -> dict:
         stop_checks.append(time.perf_counter())  # the last check comes right after trainer.train()
         return False
 
-    work = common.data_dir() / "bench-training"
+    work = common.data_dir() / "bench-training" / name
     with timed() as wall:
         result = train_lora(
             base_path=path,
+            split=split,
             records=records,
             twin_name="Robin",
             hp=hp,
@@ -121,24 +136,48 @@ def app_train(path: str, records: list[dict], hp) -> dict:
     }
 
 
+def packing_comparison(path: str, steps: int) -> dict:
+    """Real tokens/s of train_lora on short Q&A samples, packed against padded, same steps."""
+    from training.hyperparameters import defaults_for
+    from training.samples import DataSplit
+
+    split = DataSplit(train_texts=[], heldout_texts=[], heldout_document_ids=[])
+    records = make_qa_records(200, seed=5)
+    out = {}
+    for packing in (False, True, False, True):  # interleaved: background load hits both
+        hp = defaults_for("smollm2", max_steps=steps, batch_size=BATCH, max_seq_len=SEQ_LEN)
+        hp.style_fraction, hp.packing, hp.save_every = 0.0, packing, 10_000
+        result = app_train(path, split, records, hp, name=f"packing-{packing}-{len(out)}")
+        key = "packed" if packing else "padded"
+        out.setdefault(key, []).append(result)
+        log(f"{key}: {result['tokens'] / result['seconds']:.0f} real tok/s over {result['steps']} steps")
+    return {
+        key: {"tokens": sum(r["tokens"] for r in runs), "seconds": sum(r["seconds"] for r in runs)}
+        for key, runs in out.items()
+    }
+
+
 def run(quick: bool) -> dict:
     common.setup_django()
-    from training.lora import Hyperparameters
+    from training.hyperparameters import defaults_for
+    from training.samples import DataSplit
 
     steps = 6 if quick else 12
-    hp = Hyperparameters(max_steps=steps, batch_size=BATCH, max_seq_len=SEQ_LEN)
+    hp = defaults_for("smollm2", max_steps=steps, batch_size=BATCH, max_seq_len=SEQ_LEN)
+    hp.style_fraction, hp.epochs, hp.save_every = 1.0, 50.0, 10
     params = {"steps": steps, "batch_size": BATCH, "seq_len": SEQ_LEN} | {
         k: v for k, v in hp.as_dict().items() if k.startswith("lora") or k in ("learning_rate", "save_every")
     }
     path = common.base_model_path()
-    records = make_records(steps * BATCH, seed=3)
+    texts = make_texts(steps * BATCH, seed=3)
+    split = DataSplit(train_texts=texts, heldout_texts=[], heldout_document_ids=[])
 
     # Plain, app, plain: half the baseline steps on each side of the app's run, so a change
     # in background load during the run hits both.
-    plain = PlainLoop(path, records, hp)
+    plain = PlainLoop(path, texts, hp)
     plain.run(steps // 2)
     log("plain loop, first half: steps (s) " + ", ".join(f"{s:.1f}" for s in plain.step_s))
-    app = app_train(path, records, hp)
+    app = app_train(path, split, [], hp)
     log(
         f"train_lora: {app['tokens'] / app['seconds']:.0f} tok/s, steps (s) "
         + ", ".join(f"{s:.1f}" for s in app["step_s"])
@@ -149,6 +188,7 @@ def run(quick: bool) -> dict:
         f"plain loop: {baseline['tokens'] / baseline['seconds']:.0f} tok/s, steps (s) "
         + ", ".join(f"{s:.1f}" for s in baseline["step_s"])
     )
+    packing = packing_comparison(path, 3 if quick else 6)
 
     tokens_per_step = BATCH * SEQ_LEN
     rows = [
@@ -158,7 +198,7 @@ def run(quick: bool) -> dict:
             baseline["tokens"] / baseline["seconds"],
             "tok/s",
             lower_is_better=False,
-            note="train_lora's own figure vs all plain steps",
+            note="train_lora's own figure vs all plain steps (keep ≥ 0.95: ratio ≤ ×1.05)",
         ),
         row(
             "tokens/s, median step",
@@ -169,13 +209,22 @@ def run(quick: bool) -> dict:
             note="first step left out",
         ),
         row("first step", app["step_s"][0], baseline["step_s"][0], "s"),
+        row(
+            "real tokens/s, packed vs padded Q&A",
+            packing["packed"]["tokens"] / packing["packed"]["seconds"],
+            packing["padded"]["tokens"] / packing["padded"]["seconds"],
+            "tok/s",
+            lower_is_better=False,
+            note="non-padding tokens; target ≥ 1.3x (ratio ≤ ×0.77)",
+        ),
     ]
     notes = [
         f"{steps} steps of {BATCH} x {SEQ_LEN} tokens; app counted {app['tokens']} tokens, "
         f"the loop {baseline['tokens']}.",
         f"train_lora wall time {app['wall_s']:.0f} s, of which training {app['seconds']:.0f} s; the rest is model "
-        "loading, tokenising, evaluation, sample answers and saving the adapter.",
+        "loading, tokenising and saving the adapter.",
         f"Losses: plain {baseline['losses']}, train_lora {app['losses']}.",
+        f"Packing: {packing}.",
     ]
     return {
         "name": "training",
@@ -183,5 +232,5 @@ def run(quick: bool) -> dict:
         "params": params,
         "rows": rows,
         "notes": notes,
-        "details": {"plain": baseline, "app": app},
+        "details": {"plain": baseline, "app": app, "packing": packing},
     }

@@ -24,7 +24,7 @@ from chat.actions import do_answer
 from chat.models import Conversation, Message
 from features.models import Chunk, DatasetVersion
 from ingestion.models import CrawlRun, Document, Source
-from tests.api.conftest import stub_train_lora
+from tests.api.conftest import stub_evaluate, stub_train_lora
 from tests.conftest import SAMPLE_MARKDOWN, add_markdown_source, api_client_for
 from training.actions import do_start_training_run
 from training.models import ModelVersion, TrainingRun
@@ -102,6 +102,7 @@ class World:
 @pytest.fixture(autouse=True)
 def _quick_training(monkeypatch):
     monkeypatch.setattr("training.tasks.train_lora", stub_train_lora)
+    monkeypatch.setattr("training.tasks.evaluate", stub_evaluate)
 
 
 @pytest.fixture
@@ -159,6 +160,7 @@ OBJECT_ROUTES = [
     Route("training-run", "get", "/training/runs/{run}/"),
     Route("cancel-training", "post", "/training/runs/{run}/cancel/"),
     Route("retry-training", "post", "/training/runs/{run}/retry/"),
+    Route("tune-training", "get", "/training/runs/{run}/hyperparameters/", expect=STAFF_ONLY),
     Route("model-detail", "get", "/models/{model_version}/"),
     Route("conversation", "get", "/chat/{conversation}/"),
     Route("chat-send", "post", "/chat/send/", {"message": "And in winter?", "conversation": "{conversation}"}),
@@ -175,9 +177,18 @@ OBJECT_ROUTES = [
     Route("api:dataset-detail", "get", "/api/v1/datasets/{dataset}/"),
     Route("api:training-run-detail", "get", "/api/v1/training-runs/{run}/"),
     Route("api:training-run-list", "post", "/api/v1/training-runs/", {"dataset_version": "{dataset}"}),
+    Route(
+        "api:training-run-hyperparameters",
+        "patch",
+        "/api/v1/training-runs/{run}/hyperparameters/",
+        {"hyperparameters": {"seed": 7}},
+        expect=STAFF_ONLY,
+    ),
     Route("api:model-version-detail", "get", "/api/v1/models/{model_version}/"),
     Route("api:model-version-approve", "post", "/api/v1/models/{model_version}/approve/", expect=STAFF_ONLY),
     Route("api:model-version-reject", "post", "/api/v1/models/{model_version}/reject/", expect=STAFF_ONLY),
+    Route("api:model-version-rollback", "post", "/api/v1/models/{model_version}/rollback/", expect=STAFF_ONLY),
+    Route("api:model-version-export", "get", "/api/v1/models/{model_version}/export/"),
     Route("api:conversation-detail", "get", "/api/v1/conversations/{conversation}/"),
     Route("api:chat", "post", "/api/v1/chat/", {"message": "And in winter?", "conversation": "{conversation}"}),
     Route("api:api-token-detail", "get", "/api/v1/auth/tokens/{token}/"),

@@ -121,7 +121,10 @@ def test_a_twin_is_built_and_served_through_a_real_worker(workers, owner, staff,
     assert "ingestion.tasks.crawl_source" in tasks_in(workers["default"])
     assert not tasks_in(workers["gpu"]) - {"training.tasks.train_model"}
 
-    model_version = ModelVersion.objects.get(training_run=run)
+    # The evaluation gate runs next, on queue "default"; staff approve a candidate it passed.
+    evaluated = lambda: ModelVersion.objects.filter(training_run=run, evaluation_status="done").first()  # noqa: E731
+    model_version = wait_for(evaluated, workers, "the evaluation gate")
+    assert model_version.verdict == "passed", model_version.eval_report.get("checks")
     client.force_login(staff)
     response = client.post(
         reverse("admin:training_modelversion_changelist"),

@@ -4,31 +4,54 @@ import shutil
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
 from features.models import DatasetVersion
 from twinsite.jobs import JobStatus
 
-from .lora import Hyperparameters
-from .models import BaseModel, ModelVersion, TrainingRun
+from .hyperparameters import Hyperparameters, defaults_for
+from .models import BaseModel, ModelVersion, ModelVersionEvent, TrainingRun
 
 
 class TrainingRefused(Exception):
-    """The run cannot start; the message says why."""
+    """The run cannot start (or the review cannot happen); the message says why."""
 
 
-def default_hyperparameters() -> Hyperparameters:
-    return Hyperparameters(
+def default_hyperparameters(base_identifier: str | None = None) -> Hyperparameters:
+    """The base model's measured defaults, with the operator's TWIN_TRAIN_* settings on top."""
+    return defaults_for(
+        base_identifier or settings.TWIN_BASE_MODEL,
         max_steps=settings.TWIN_TRAIN_MAX_STEPS,
+        epochs=settings.TWIN_TRAIN_EPOCHS,
         batch_size=settings.TWIN_TRAIN_BATCH_SIZE,
         max_seq_len=settings.TWIN_TRAIN_MAX_SEQ_LEN,
     )
 
 
+def checked_hyperparameters(base: Hyperparameters, overrides: dict) -> Hyperparameters:
+    """The defaults with the overrides applied, or TrainingRefused naming every bad field."""
+    unknown = sorted(set(overrides) - set(Hyperparameters.__dataclass_fields__))
+    if unknown:
+        raise TrainingRefused(f"Unknown hyperparameters: {', '.join(unknown)}.")
+    try:
+        hp = Hyperparameters.from_dict({**base.as_dict(), **overrides})
+        errors = hp.errors()
+    except (TypeError, ValueError) as exc:
+        raise TrainingRefused(f"Invalid hyperparameters: {exc}.") from None
+    if errors:
+        raise TrainingRefused("Invalid hyperparameters: " + "; ".join(f"{k} {v}" for k, v in errors.items()) + ".")
+    return hp
+
+
+def _active_run_refusal(run: TrainingRun) -> TrainingRefused:
+    return TrainingRefused(f"Training run {run.pk} is still {run.status}; wait for it or cancel it.")
+
+
 def do_start_training_run(owner, dataset: DatasetVersion | None = None, **overrides) -> TrainingRun:
-    """Queue a LoRA run on the owner's latest (or given) dataset; one active run per twin."""
+    """Queue a LoRA run on the owner's latest (or given) dataset; one active run per twin
+    (a partial unique index enforces it even against concurrent requests)."""
     from .tasks import train_model
 
     dataset = dataset or DatasetVersion.objects.filter(owner=owner).first()
@@ -38,21 +61,40 @@ def do_start_training_run(owner, dataset: DatasetVersion | None = None, **overri
         raise TrainingRefused("That dataset is not yours.")
     if dataset.train_count == 0:
         raise TrainingRefused("The dataset has no training samples yet; add more writing.")
-    with transaction.atomic():
-        active = TrainingRun.objects.select_for_update().filter(owner=owner).active().first()
-        if active:
-            raise TrainingRefused(f"Training run {active.pk} is still {active.status}; wait for it or cancel it.")
-        hp = default_hyperparameters()
-        hp = Hyperparameters.from_dict({**hp.as_dict(), **overrides})
-        run = TrainingRun.objects.create(
-            owner=owner,
-            dataset_version=dataset,
-            base_model=BaseModel.default(),
-            hyperparameters=hp.as_dict(),
-            total_steps=hp.max_steps,
-            message="Waiting for a GPU (or CPU) worker",
-        )
-        transaction.on_commit(lambda: train_model.delay(run.pk))
+    base_model = BaseModel.default()
+    hp = checked_hyperparameters(default_hyperparameters(base_model.identifier), overrides)
+    try:
+        with transaction.atomic():
+            run = TrainingRun.objects.create(
+                owner=owner,
+                dataset_version=dataset,
+                base_model=base_model,
+                hyperparameters=hp.as_dict(),
+                total_steps=hp.max_steps,
+                message="Waiting for a GPU (or CPU) worker",
+            )
+    except IntegrityError:
+        active = TrainingRun.objects.filter(owner=owner).active().first()
+        if active is None:
+            raise
+        raise _active_run_refusal(active) from None
+    transaction.on_commit(lambda: train_model.delay(run.pk))
+    return run
+
+
+def do_update_hyperparameters(run: TrainingRun, changes: dict, editor) -> TrainingRun:
+    """Staff tune a run that has not started (queued) or will resume (failed)."""
+    if not getattr(editor, "is_staff", False):
+        raise TrainingRefused("Only staff can change hyperparameters.")
+    if run.status not in (JobStatus.QUEUED, JobStatus.FAILED):
+        raise TrainingRefused(f"Run {run.pk} is {run.status}; only a queued or failed run can be changed.")
+    hp = checked_hyperparameters(Hyperparameters.from_dict(run.hyperparameters), changes)
+    updated = TrainingRun.objects.filter(pk=run.pk, status__in=[JobStatus.QUEUED, JobStatus.FAILED]).update(
+        hyperparameters=hp.as_dict(), total_steps=hp.max_steps
+    )
+    if not updated:
+        raise TrainingRefused(f"Run {run.pk} started meanwhile; its hyperparameters are fixed now.")
+    run.refresh_from_db()
     return run
 
 
@@ -72,7 +114,7 @@ def do_register_model_version(run: TrainingRun, result) -> ModelVersion:
         if existing:
             return existing
         version = (ModelVersion.objects.filter(owner=run.owner).aggregate(v=Max("version"))["v"] or 0) + 1
-        return ModelVersion.objects.create(
+        model_version = ModelVersion.objects.create(
             owner=run.owner,
             training_run=run,
             base_model=run.base_model,
@@ -81,34 +123,134 @@ def do_register_model_version(run: TrainingRun, result) -> ModelVersion:
             adapter_path=str(result.adapter_dir.relative_to(settings.TWIN_DATA_DIR)),
             sha256=result.sha256,
             hyperparameters=run.hyperparameters,
-            eval_report=result.eval_report,
+            eval_report={"training": result.eval_report},
         )
-
-
-def do_approve_model_version(model_version: ModelVersion, reviewer) -> ModelVersion:
-    """Make the version the twin's production model; the previous one stays for rollback."""
-    if model_version.status == ModelVersion.Status.REJECTED:
-        raise TrainingRefused("A rejected model cannot be approved; train a new one.")
-    with transaction.atomic():
-        get_user_model().objects.select_for_update().get(pk=model_version.owner_id)  # one promotion at a time
-        ModelVersion.objects.filter(owner=model_version.owner_id, status=ModelVersion.Status.PRODUCTION).exclude(
-            pk=model_version.pk
-        ).update(status=ModelVersion.Status.APPROVED)
-        model_version.status = ModelVersion.Status.PRODUCTION
-        model_version.reviewed_by = reviewer
-        model_version.reviewed_at = timezone.now()
-        model_version.save(update_fields=["status", "reviewed_by", "reviewed_at"])
+        _record(model_version, "", ModelVersion.Status.CANDIDATE, None, f"Trained by run {run.pk}")
     return model_version
 
 
-def do_reject_model_version(model_version: ModelVersion, reviewer) -> ModelVersion:
+def do_record_evaluation(model_version: ModelVersion, report: dict) -> ModelVersion:
+    """Store the gate's report and verdict next to what training reported; kept in the history."""
+    model_version.eval_report = {"training": model_version.eval_report.get("training", {}), **report}
+    model_version.verdict = ModelVersion.Verdict.PASSED if report["passed"] else ModelVersion.Verdict.FAILED
+    model_version.fidelity_score = report.get("fidelity_score")
+    model_version.evaluation_status = ModelVersion.Evaluation.DONE
+    model_version.save(update_fields=["eval_report", "verdict", "fidelity_score", "evaluation_status"])
+    failed = [c["metric"] for c in report["checks"] if not c["passed"]]
+    why = f"failed on {', '.join(failed)}" if failed else f"beats the {report['reference']} model"
+    _record(model_version, model_version.status, model_version.status, None, f"Evaluation gate: {why}")
+    return model_version
+
+
+def do_requeue_evaluation(model_version: ModelVersion) -> ModelVersion:
+    """Run the gate again (e.g. after production changed, or after a failed evaluation)."""
+    from .tasks import evaluate_model_version
+
+    ModelVersion.objects.filter(pk=model_version.pk).update(
+        evaluation_status=ModelVersion.Evaluation.PENDING, verdict=ModelVersion.Verdict.NONE, evaluation_error=""
+    )
+    transaction.on_commit(lambda: evaluate_model_version.delay(model_version.pk))
+    return model_version
+
+
+def _record(model_version: ModelVersion, from_status: str, to_status: str, actor, reason: str = ""):
+    ModelVersionEvent.objects.create(
+        owner_id=model_version.owner_id,
+        model_version=model_version,
+        from_status=from_status,
+        to_status=to_status,
+        actor=actor,
+        reason=reason,
+    )
+
+
+def _require_staff(reviewer):
+    if not getattr(reviewer, "is_staff", False):
+        raise TrainingRefused("Only staff can review model versions.")
+
+
+def _promote(model_version: ModelVersion, reviewer, reason: str) -> ModelVersion:
+    """Make the version production inside one locked transaction; the previous one stays for rollback."""
+    with transaction.atomic():
+        get_user_model().objects.select_for_update().get(pk=model_version.owner_id)  # one promotion at a time
+        for previous in ModelVersion.objects.filter(
+            owner=model_version.owner_id, status=ModelVersion.Status.PRODUCTION
+        ).exclude(pk=model_version.pk):
+            previous.status = ModelVersion.Status.APPROVED
+            previous.save(update_fields=["status"])
+            _record(
+                previous,
+                ModelVersion.Status.PRODUCTION,
+                previous.status,
+                reviewer,
+                f"Replaced by v{model_version.version}",
+            )
+        from_status = model_version.status
+        model_version.status = ModelVersion.Status.PRODUCTION
+        model_version.reviewed_by = reviewer
+        model_version.reviewed_at = timezone.now()
+        model_version.save(update_fields=["status", "reviewed_by", "reviewed_at", "override_reason"])
+        _record(model_version, from_status, model_version.status, reviewer, reason)
+    return model_version
+
+
+def do_approve_model_version(model_version: ModelVersion, reviewer, override_reason: str = "") -> ModelVersion:
+    """Promote a candidate the evaluation gate passed; any other needs a written override reason."""
+    _require_staff(reviewer)
+    model_version.refresh_from_db()
+    if model_version.status == ModelVersion.Status.REJECTED:
+        raise TrainingRefused("A rejected model cannot be approved; train a new one.")
+    override_reason = (override_reason or "").strip()
+    if model_version.status == ModelVersion.Status.CANDIDATE and not model_version.passed_gate:
+        if not override_reason:
+            why = {
+                ModelVersion.Evaluation.PENDING: "its evaluation has not run yet",
+                ModelVersion.Evaluation.RUNNING: "its evaluation is still running",
+                ModelVersion.Evaluation.FAILED: "its evaluation failed",
+            }.get(model_version.evaluation_status, "it failed the evaluation gate")
+            raise TrainingRefused(
+                f"Model v{model_version.version} cannot be approved: {why}. "
+                "Approve with a written override reason to serve it anyway."
+            )
+        model_version.override_reason = override_reason
+    reason = f"Override: {override_reason}" if model_version.override_reason and override_reason else "Approved"
+    return _promote(model_version, reviewer, reason)
+
+
+def do_reject_model_version(model_version: ModelVersion, reviewer, reason: str = "") -> ModelVersion:
+    _require_staff(reviewer)
     if model_version.status == ModelVersion.Status.PRODUCTION:
         raise TrainingRefused("This model is serving; approve another version first, then reject this one.")
+    from_status = model_version.status
     model_version.status = ModelVersion.Status.REJECTED
     model_version.reviewed_by = reviewer
     model_version.reviewed_at = timezone.now()
     model_version.save(update_fields=["status", "reviewed_by", "reviewed_at"])
+    _record(model_version, from_status, model_version.status, reviewer, reason or "Rejected")
     return model_version
+
+
+def do_rollback(owner, reviewer, reason: str = "") -> ModelVersion:
+    """One click: the previous production version (the newest one kept for rollback) serves again."""
+    _require_staff(reviewer)
+    current = ModelVersion.objects.production_for(owner)
+    if current is None:
+        raise TrainingRefused("Nothing serves yet: there is no production version to roll back from.")
+    replaced = (
+        ModelVersionEvent.objects.filter(
+            owner=owner,
+            from_status=ModelVersion.Status.PRODUCTION,
+            model_version__status=ModelVersion.Status.APPROVED,
+        )
+        .exclude(model_version=current)
+        .select_related("model_version")
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+    previous = replaced.model_version if replaced else None
+    if previous is None:
+        raise TrainingRefused("There is no earlier approved version to roll back to.")
+    return _promote(previous, reviewer, f"Rollback from v{current.version}" + (f": {reason}" if reason else ""))
 
 
 def remove_checkpoints(run: TrainingRun):

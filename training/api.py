@@ -1,6 +1,8 @@
-from drf_spectacular.utils import extend_schema
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.generics import get_object_or_404  # a malformed id is a 404, not a 500
 from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
@@ -8,8 +10,16 @@ from rest_framework.response import Response
 from accounts.permissions import TokenScope, model_permission
 from features.models import DatasetVersion
 
-from .actions import TrainingRefused, do_approve_model_version, do_reject_model_version, do_start_training_run
-from .models import ModelVersion, TrainingRun
+from .actions import (
+    TrainingRefused,
+    do_approve_model_version,
+    do_reject_model_version,
+    do_rollback,
+    do_start_training_run,
+    do_update_hyperparameters,
+)
+from .export import ExportRefused, export_zip, folder_name
+from .models import ModelVersion, ModelVersionEvent, TrainingRun
 
 
 class TrainingRunSerializer(serializers.ModelSerializer):
@@ -30,6 +40,7 @@ class TrainingRunSerializer(serializers.ModelSerializer):
             "current_step",
             "total_steps",
             "loss_history",
+            "val_history",
             "metrics",
             "created_at",
             "started_at",
@@ -40,10 +51,27 @@ class TrainingRunSerializer(serializers.ModelSerializer):
 
 class TrainingRunCreateSerializer(serializers.Serializer):
     dataset_version = serializers.IntegerField(required=False, help_text="Defaults to your latest dataset.")
+    hyperparameters = serializers.DictField(
+        required=False,
+        help_text="Staff only: overrides of the base model's defaults (see training/hyperparameters.py).",
+    )
+
+
+class HyperparametersSerializer(serializers.Serializer):
+    hyperparameters = serializers.DictField(help_text="The fields to change; the others keep their values.")
+
+
+class ModelVersionEventSerializer(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor.username", read_only=True, default=None)
+
+    class Meta:
+        model = ModelVersionEvent
+        fields = ["from_status", "to_status", "actor", "reason", "created_at"]
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
     base_model = serializers.CharField(source="base_model.name", read_only=True)
+    events = ModelVersionEventSerializer(many=True, read_only=True)
 
     class Meta:
         model = ModelVersion
@@ -56,34 +84,69 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "training_run",
             "sha256",
             "hyperparameters",
+            "evaluation_status",
+            "verdict",
+            "fidelity_score",
+            "grounding_score",
+            "override_reason",
             "eval_report",
+            "events",
             "reviewed_at",
             "created_at",
         ]
 
 
+class ReviewSerializer(serializers.Serializer):
+    override_reason = serializers.CharField(
+        required=False, allow_blank=True, help_text="Needed to approve a candidate the gate did not pass; kept."
+    )
+    reason = serializers.CharField(required=False, allow_blank=True, help_text="Why (kept in the history).")
+
+
+def _refused(exc) -> Response:
+    return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+
+
 class TrainingRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
-    """Your LoRA training runs; POST starts one on your latest (or a given) dataset."""
+    """Your LoRA training runs; POST starts one on your latest (or a given) dataset.
+    Staff may set hyperparameters when starting a run and change those of a queued or failed run."""
 
     serializer_class = TrainingRunSerializer
 
     def get_queryset(self):
+        if self.action == "hyperparameters":
+            return TrainingRun.objects.all()  # staff-only action below
         return TrainingRun.objects.for_user(self.request.user).select_related("base_model")
 
     @extend_schema(request=TrainingRunCreateSerializer, responses={201: TrainingRunSerializer})
     def create(self, request):
         body = TrainingRunCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        overrides = body.validated_data.get("hyperparameters") or {}
+        if overrides and not request.user.is_staff:
+            raise PermissionDenied("Only staff can set hyperparameters.")
         dataset = None
         if "dataset_version" in body.validated_data:
             dataset = get_object_or_404(
                 DatasetVersion.objects.for_user(request.user), pk=body.validated_data["dataset_version"]
             )
         try:
-            run = do_start_training_run(request.user, dataset)
+            run = do_start_training_run(request.user, dataset, **overrides)
         except TrainingRefused as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+            return _refused(exc)
         return Response(TrainingRunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=HyperparametersSerializer, responses=TrainingRunSerializer)
+    @action(detail=True, methods=["patch"], permission_classes=[IsAdminUser])
+    def hyperparameters(self, request, pk=None):
+        run = get_object_or_404(self.get_queryset(), pk=pk)
+        body = HyperparametersSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            do_update_hyperparameters(run, body.validated_data["hyperparameters"], request.user)
+        except TrainingRefused as exc:
+            return _refused(exc)
+        return Response(TrainingRunSerializer(run).data)
 
 
 # The admin's Approve / Reject need the same permission; a scoped token needs "review".
@@ -91,29 +154,60 @@ REVIEW_PERMISSIONS = [IsAdminUser, model_permission("training.change_modelversio
 
 
 class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
-    """Your model versions. Staff may approve (promote to production) or reject any version."""
+    """Your model versions with their evaluation report and history. Staff approve (only a candidate
+    that passed the gate, or with a written override reason), reject, or roll a twin back."""
 
     serializer_class = ModelVersionSerializer
 
     def get_queryset(self):
-        if self.action in ("approve", "reject"):
-            return ModelVersion.objects.all()  # staff-only actions below
+        if self.action in ("approve", "reject", "rollback") or (self.action == "export" and self.request.user.is_staff):
+            return ModelVersion.objects.select_related("base_model")  # staff only
         return ModelVersion.objects.for_user(self.request.user).select_related("base_model")
 
     def _review(self, request, pk, review):
         model_version = get_object_or_404(self.get_queryset(), pk=pk)
+        body = ReviewSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
         try:
-            review(model_version, request.user)
+            model_version = review(model_version, request.user, body.validated_data)
         except TrainingRefused as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+            return _refused(exc)
         return Response(ModelVersionSerializer(model_version).data)
 
-    @extend_schema(request=None, responses=ModelVersionSerializer)
+    @extend_schema(request=ReviewSerializer, responses=ModelVersionSerializer)
     @action(detail=True, methods=["post"], permission_classes=REVIEW_PERMISSIONS)
     def approve(self, request, pk=None):
-        return self._review(request, pk, do_approve_model_version)
+        return self._review(
+            request, pk, lambda mv, user, body: do_approve_model_version(mv, user, body.get("override_reason", ""))
+        )
 
-    @extend_schema(request=None, responses=ModelVersionSerializer)
+    @extend_schema(request=ReviewSerializer, responses=ModelVersionSerializer)
     @action(detail=True, methods=["post"], permission_classes=REVIEW_PERMISSIONS)
     def reject(self, request, pk=None):
-        return self._review(request, pk, do_reject_model_version)
+        return self._review(
+            request, pk, lambda mv, user, body: do_reject_model_version(mv, user, body.get("reason", ""))
+        )
+
+    @extend_schema(request=ReviewSerializer, responses=ModelVersionSerializer)
+    @action(detail=True, methods=["post"], permission_classes=REVIEW_PERMISSIONS)
+    def rollback(self, request, pk=None):
+        """Roll this (production) version's twin back to the version that served before it."""
+
+        def roll_back(model_version, user, body):
+            if model_version.status != ModelVersion.Status.PRODUCTION:
+                raise TrainingRefused(f"Model v{model_version.version} is not serving; roll back from the one that is.")
+            return do_rollback(model_version.owner, user, body.get("reason", ""))
+
+        return self._review(request, pk, roll_back)
+
+    @extend_schema(responses={(200, "application/zip"): OpenApiResponse(description="PEFT adapter directory, zipped")})
+    @action(detail=True, methods=["get"])
+    def export(self, request, pk=None):
+        model_version = get_object_or_404(self.get_queryset(), pk=pk)
+        try:
+            body = export_zip(model_version)
+        except ExportRefused as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        response = HttpResponse(body, content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="{folder_name(model_version)}.zip"'
+        return response

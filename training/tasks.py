@@ -7,20 +7,52 @@ from django.utils import timezone
 
 from accounts.models import Twin
 from features.datasets import read_records
-from features.models import DatasetVersion
+from features.models import CleanDocument, DatasetVersion
 from twinsite.jobs import JobStatus
 
 from . import base_models
-from .actions import TrainingRefused, do_register_model_version, do_start_training_run, remove_checkpoints
+from .actions import (
+    TrainingRefused,
+    do_record_evaluation,
+    do_register_model_version,
+    do_start_training_run,
+    remove_checkpoints,
+)
+from .evaluation import GateConfig, evaluate
 from .lora import Hyperparameters, Stopped, train_lora
-from .models import TrainingRun
+from .models import ModelVersion, TrainingRun
+from .samples import DataSplit, split_documents
 
 logger = logging.getLogger(__name__)
 
 
+def load_data(dataset: DatasetVersion) -> tuple[list[dict], DataSplit]:
+    """The dataset's records and the split of its documents' cleaned text into trained and held out."""
+    records = read_records(dataset.file_path)
+    ids = [d["id"] for d in dataset.lineage.get("documents", [])] or sorted(
+        {r["document_id"] for r in records if r.get("document_id")}
+    )
+    documents = CleanDocument.objects.filter(owner=dataset.owner_id, document_id__in=ids).values_list(
+        "document_id", "text"
+    )
+    return records, split_documents(sorted(documents))
+
+
+def gate_config() -> GateConfig:
+    return GateConfig(
+        metrics=list(settings.TWIN_GATE_METRICS),
+        style_tolerance=settings.TWIN_GATE_STYLE_TOLERANCE,
+        similarity_floor=settings.TWIN_GATE_SIMILARITY_FLOOR,
+        max_copy_rate=settings.TWIN_GATE_MAX_COPY_RATE,
+        generations=settings.TWIN_GATE_GENERATIONS,
+        max_new_tokens=settings.TWIN_GATE_MAX_NEW_TOKENS,
+    )
+
+
 @shared_task(acks_late=True)
 def train_model(run_id: int):
-    """Train one run (queue "gpu"); a redelivered task resumes from the last checkpoint."""
+    """Train one run (queue "gpu"); a redelivered task resumes from the last checkpoint.
+    The candidate it registers is then evaluated by `evaluate_model_version` (queue "default")."""
     run = TrainingRun.objects.select_related("owner", "dataset_version", "base_model").filter(pk=run_id).first()
     if run is None or not run.claim():
         return
@@ -38,19 +70,26 @@ def train_model(run_id: int):
             loss_history=history,
         )
 
+    def on_validation(step: int, loss: float):
+        history = [point for point in run.val_history if point[0] < step] + [[step, round(loss, 4)]]
+        run.report(run.progress, run.message or "Validating", val_history=history)
+
     def cancelled() -> bool:
         return TrainingRun.objects.filter(pk=run.pk, status=JobStatus.CANCELLED).exists()
 
     try:
         run.report(1, "Loading the base model and dataset")
+        records, split = load_data(run.dataset_version)
         result = train_lora(
             base_path=base_models.resolve(run.base_model.identifier),
-            records=read_records(run.dataset_version.file_path),
+            split=split,
+            records=records,
             twin_name=Twin.for_user(run.owner).name,
             hp=hp,
             work_dir=run.run_dir,
             adapter_dir=settings.TWIN_DATA_DIR / "adapters" / str(run.owner_id) / f"run-{run.pk}",
             on_step=on_step,
+            on_validation=on_validation,
             should_stop=cancelled,
         )
     except Stopped:
@@ -63,15 +102,59 @@ def train_model(run_id: int):
     model_version = do_register_model_version(run, result)
     remove_checkpoints(run)
     run.succeed(
-        f"Model v{model_version.version} is waiting for approval",
+        f"Model v{model_version.version} is being evaluated",
         device=result.device,
         metrics={
             "train_seconds": round(result.train_seconds, 1),
             "train_tokens": result.train_tokens,
             "tokens_per_second": round(result.train_tokens / max(result.train_seconds, 1e-6), 1),
             "steps": result.steps,
+            **{k: v for k, v in result.eval_report.items() if k != "split"},
         },
     )
+    evaluate_model_version.delay(model_version.pk)
+
+
+@shared_task(acks_late=True)
+def evaluate_model_version(model_version_id: int):
+    """The evaluation gate on a candidate (queue "default"); idempotent, a redelivery evaluates again."""
+    claimed = (
+        ModelVersion.objects.filter(pk=model_version_id)
+        .exclude(evaluation_status=ModelVersion.Evaluation.DONE)
+        .update(evaluation_status=ModelVersion.Evaluation.RUNNING, evaluation_error="")
+    )
+    if not claimed:
+        return
+    model_version = ModelVersion.objects.select_related("base_model", "dataset_version", "owner").get(
+        pk=model_version_id
+    )
+    production = ModelVersion.objects.production_for(model_version.owner)
+    if production is not None and production.pk == model_version.pk:
+        production = None
+    try:
+        from features.embeddings import embed
+
+        records, split = load_data(model_version.dataset_version)
+        report = evaluate(
+            base_path=base_models.resolve(model_version.base_model.identifier),
+            candidate_dir=model_version.adapter_dir,
+            production_dir=production.adapter_dir if production else None,
+            split=split,
+            records=records,
+            twin_name=Twin.for_user(model_version.owner).name,
+            embed=embed,
+            config=gate_config(),
+        )
+    except Exception as exc:
+        logger.exception("evaluation of model version %s failed", model_version_id)
+        ModelVersion.objects.filter(pk=model_version_id).update(
+            evaluation_status=ModelVersion.Evaluation.FAILED,
+            evaluation_error=f"{exc.__class__.__name__}: {str(exc)[:300]}",
+        )
+        raise
+    if production is not None:
+        report["production_version"] = production.version
+    do_record_evaluation(model_version, report)
 
 
 @shared_task

@@ -8,5 +8,6 @@ urlpatterns = [
     path("training/runs/<int:run_id>/", views.run_detail, name="training-run"),
     path("training/runs/<int:run_id>/cancel/", views.cancel_run, name="cancel-training"),
     path("training/runs/<int:run_id>/retry/", views.retry_run, name="retry-training"),
+    path("training/runs/<int:run_id>/hyperparameters/", views.tune_run, name="tune-training"),
     path("models/<int:model_id>/", views.model_detail, name="model-detail"),
 ]

@@ -1,11 +1,14 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from features.models import DatasetVersion
 
 from .actions import TrainingRefused, do_cancel_training_run, do_retry_training_run, do_start_training_run
+from .forms import HyperparametersForm
+from .hyperparameters import Hyperparameters
 from .models import ModelVersion, TrainingRun
 
 
@@ -48,6 +51,26 @@ def run_detail(request, run_id):
 
 
 @login_required
+def tune_run(request, run_id):
+    """Staff only: train the run's twin again, on the same dataset, with changed hyperparameters."""
+    if not request.user.is_staff:
+        raise PermissionDenied
+    run = get_object_or_404(TrainingRun.objects.select_related("owner", "dataset_version"), pk=run_id)
+    form = HyperparametersForm(
+        request.POST or None, initial_hp=Hyperparameters.from_dict(run.hyperparameters), prefix="hp"
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            new_run = do_start_training_run(run.owner, run.dataset_version, **form.hyperparameters())
+        except TrainingRefused as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"Training run {new_run.pk} queued for {run.owner} with these hyperparameters.")
+            return redirect("admin:training_trainingrun_change", new_run.pk)
+    return render(request, "training/tune_run.html", {"run": run, "form": form})
+
+
+@login_required
 @require_POST
 def cancel_run(request, run_id):
     run = _get_run_for_user(request, run_id)
@@ -70,5 +93,17 @@ def retry_run(request, run_id):
 
 @login_required
 def model_detail(request, model_id):
+    """The evaluation report: gate verdict, metrics per model, side-by-side answers, plots, history."""
     model_version = _get_model_version_for_user(request, model_id)
-    return render(request, "training/model_detail.html", {"model_version": model_version})
+    versions = list(ModelVersion.objects.for_user(request.user).order_by("version"))
+
+    def points(which, metric):
+        return [[v.version, (v.eval_report.get("models", {}).get(which) or {}).get(metric)] for v in versions]
+
+    context = {
+        "model_version": model_version,
+        "perplexity_points": points("candidate", "perplexity"),
+        "delta_points": points("candidate", "delta"),
+        "fidelity_points": [[v.version, v.fidelity_score] for v in versions],
+    }
+    return render(request, "training/model_detail.html", context)

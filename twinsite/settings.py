@@ -172,9 +172,24 @@ TWIN_HISTORY_TOKENS = envint("TWIN_HISTORY_TOKENS", 256)  # earlier turns kept i
 TWIN_TORCH_THREADS = envint("TWIN_TORCH_THREADS", 0)  # 0: torch's default
 
 # Training defaults: short, so a CPU run of the demo twin takes minutes.
-TWIN_TRAIN_MAX_STEPS = envint("TWIN_TRAIN_MAX_STEPS", 40)
-TWIN_TRAIN_BATCH_SIZE = envint("TWIN_TRAIN_BATCH_SIZE", 4)
-TWIN_TRAIN_MAX_SEQ_LEN = envint("TWIN_TRAIN_MAX_SEQ_LEN", 384)
+# Training budget: epochs over the twin's data, capped in steps. Unset, each base model's
+# measured defaults apply (training/hyperparameters.py); staff can change them per run.
+TWIN_TRAIN_EPOCHS = float(os.environ["TWIN_TRAIN_EPOCHS"]) if os.environ.get("TWIN_TRAIN_EPOCHS") else None
+TWIN_TRAIN_MAX_STEPS = envint("TWIN_TRAIN_MAX_STEPS", 0) or None
+TWIN_TRAIN_BATCH_SIZE = envint("TWIN_TRAIN_BATCH_SIZE", 0) or None
+TWIN_TRAIN_MAX_SEQ_LEN = envint("TWIN_TRAIN_MAX_SEQ_LEN", 0) or None
+# Evaluation gate: the metrics a candidate must win on against production (or the base model).
+TWIN_GATE_METRICS = [
+    m for m in os.environ.get("TWIN_GATE_METRICS", "perplexity,style,similarity,copy_rate").split(",") if m
+]
+TWIN_GATE_STYLE_TOLERANCE = float(os.environ.get("TWIN_GATE_STYLE_TOLERANCE", "0.02"))
+TWIN_GATE_SIMILARITY_FLOOR = float(os.environ.get("TWIN_GATE_SIMILARITY_FLOOR", "0.8"))
+TWIN_GATE_MAX_COPY_RATE = float(os.environ.get("TWIN_GATE_MAX_COPY_RATE", "0.25"))
+TWIN_GATE_GENERATIONS = envint("TWIN_GATE_GENERATIONS", 8)
+TWIN_GATE_MAX_NEW_TOKENS = envint("TWIN_GATE_MAX_NEW_TOKENS", 96)
+# Optional push of approved adapters to a private Hugging Face Hub repository.
+TWIN_HF_TOKEN = os.environ.get("TWIN_HF_TOKEN", "")
+TWIN_HF_REPO_PREFIX = os.environ.get("TWIN_HF_REPO_PREFIX", "")  # "org/twinsite-"; the twin's id is appended
 TWIN_AUTO_TRAIN_MIN_SAMPLES = envint("TWIN_AUTO_TRAIN_MIN_SAMPLES", 8)  # new samples since the last run
 TWIN_AUTO_TRAIN_SETTLE_SECONDS = envint("TWIN_AUTO_TRAIN_SETTLE_SECONDS", 60)
 
@@ -185,7 +200,10 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"training.tasks.train_model": {"queue": "gpu"}}
+CELERY_TASK_ROUTES = {
+    "training.tasks.train_model": {"queue": "gpu"},
+    "training.tasks.evaluate_model_version": {"queue": "default"},
+}
 # Every task has a time limit: a pathological input fails its job (the soft limit raises
 # inside the task, whose handler marks the job failed) instead of holding a worker forever.
 # Training takes hours, so it gets its own, below the visibility timeout: a run is over

@@ -7,7 +7,9 @@ for real, and a real run costs seconds to tens of seconds on a busy machine.
 """
 
 import pytest
+import torch
 from django.core.cache.backends.locmem import LocMemCache
+from safetensors.torch import save_file
 
 from chat.actions import do_answer
 from features.models import DatasetVersion
@@ -17,12 +19,15 @@ from training.actions import do_start_training_run
 from training.models import ModelVersion
 
 
-def stub_train_lora(*, hp, adapter_dir, on_step, **_):
+def stub_train_lora(*, hp, adapter_dir, on_step, on_validation=lambda step, loss: None, **_):
     """Stands in for training.lora.train_lora: reports every step and writes a small adapter."""
+    on_validation(0, 2.5)
     for step in range(1, hp.max_steps + 1):
         on_step(step, hp.max_steps, round(2.0 / step, 4))
+    on_validation(hp.max_steps, 2.0)
     adapter_dir.mkdir(parents=True, exist_ok=True)
     (adapter_dir / "adapter_config.json").write_text('{"stub": true}')
+    save_file({"stub": torch.zeros(1)}, adapter_dir / "adapter_model.safetensors")
     return lora.TrainingResult(
         adapter_dir=adapter_dir,
         sha256=lora.directory_sha256(adapter_dir),
@@ -30,21 +35,33 @@ def stub_train_lora(*, hp, adapter_dir, on_step, **_):
         device="cpu",
         train_seconds=0.01,
         train_tokens=100 * hp.max_steps,
-        eval_report={
-            "base_loss": 2.5,
-            "adapter_loss": 2.0,
-            "base_perplexity": 12.18,
-            "adapter_perplexity": 7.39,
-            "test_samples": 1,
-            "train_samples": 3,
-            "samples": [],
-        },
+        eval_report={"train_sequences": 3, "heldout_windows": 1, "val_loss_start": 2.5, "val_loss_end": 2.0},
+        val_history=[[0, 2.5], [hp.max_steps, 2.0]],
     )
+
+
+def stub_evaluate(**_):
+    """Stands in for training.evaluation.evaluate: a candidate that beats the base model."""
+    models = {
+        "base": {"loss": 2.5, "perplexity": 12.18, "delta": 1.2, "similarity": 0.5, "copy_rate": 0.0},
+        "candidate": {"loss": 2.0, "perplexity": 7.39, "delta": 1.0, "similarity": 0.5, "copy_rate": 0.01},
+    }
+    return {
+        "passed": True,
+        "reference": "base",
+        "models": models,
+        "checks": [{"metric": "perplexity", "candidate": 7.39, "reference": 12.18, "passed": True, "rule": "lower"}],
+        "fidelity_score": 23.2,
+        "samples": [{"prompt": "Tell me about bees.", "reference": "Bees.", "base": "Hm.", "candidate": "Bees!"}],
+        "heldout": {"windows": 1, "words": 40, "documents": [], "prompts": 1},
+        "seconds": 0.01,
+    }
 
 
 @pytest.fixture
 def stub_training(monkeypatch):
     monkeypatch.setattr("training.tasks.train_lora", stub_train_lora)
+    monkeypatch.setattr("training.tasks.evaluate", stub_evaluate)
 
 
 @pytest.fixture

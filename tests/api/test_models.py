@@ -118,3 +118,54 @@ def test_model_versions_are_read_only(owner_api, owner_model_version):
     assert owner_api.patch(url, {"status": "production"}, format="json").status_code == 405
     owner_model_version.refresh_from_db()
     assert owner_model_version.status == "candidate"
+
+
+def test_the_report_and_history_come_with_the_version(owner_api, owner_model_version):
+    body = owner_api.get(f"{URL}{owner_model_version.pk}/").json()
+
+    assert body["evaluation_status"] == "done" and body["verdict"] == "passed" and body["fidelity_score"] == 23.2
+    assert body["grounding_score"] is None  # filled by chat's grounding check, never by training
+    assert [(e["from_status"], e["to_status"]) for e in body["events"]] == [
+        ("", "candidate"),
+        ("candidate", "candidate"),
+    ]
+
+
+def test_a_failing_candidate_needs_a_written_override_reason(staff_api, owner_model_version):
+    ModelVersion.objects.filter(pk=owner_model_version.pk).update(verdict="failed")
+
+    refused = approve(staff_api, owner_model_version)
+    assert refused.status_code == 400 and "failed the evaluation gate" in refused.json()["detail"]
+
+    response = staff_api.post(
+        f"{URL}{owner_model_version.pk}/approve/", {"override_reason": "Known-good data, noisy gate"}, format="json"
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "production" and body["override_reason"] == "Known-good data, noisy gate"
+    assert body["events"][-1]["reason"] == "Override: Known-good data, noisy gate" and body["events"][-1]["actor"]
+
+
+def test_staff_roll_a_twin_back_in_one_call(staff_api, owner_model_version, owner):
+    approve(staff_api, owner_model_version)
+    newer = ModelVersion.objects.get(training_run=do_start_training_run(owner))
+    approve(staff_api, newer)
+
+    assert staff_api.post(f"{URL}{owner_model_version.pk}/rollback/").status_code == 400  # not the serving one
+    response = staff_api.post(f"{URL}{newer.pk}/rollback/", {"reason": "regression"}, format="json")
+
+    assert response.status_code == 200 and response.json()["id"] == owner_model_version.pk
+    assert ModelVersion.objects.production_for(owner) == owner_model_version
+
+
+def test_owners_cannot_roll_back(owner_api, staff_api, owner_model_version):
+    approve(staff_api, owner_model_version)
+    assert owner_api.post(f"{URL}{owner_model_version.pk}/rollback/").status_code == 403
+
+
+def test_export_of_a_version_without_adapter_files_is_a_clear_409(owner_api, owner_model_version):
+    (owner_model_version.adapter_dir / "adapter_model.safetensors").unlink()
+
+    response = owner_api.get(f"{URL}{owner_model_version.pk}/export/")
+
+    assert response.status_code == 409 and "adapter_model.safetensors" in response.json()["detail"]

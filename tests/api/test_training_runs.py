@@ -33,7 +33,8 @@ def test_without_a_dataset_id_the_latest_dataset_is_used(owner_api, owner_datase
     assert response.status_code == 201
     body = response.json()
     assert body["dataset_version"] == owner_dataset.pk and body["status"] == "queued"
-    assert body["total_steps"] == settings.TWIN_TRAIN_MAX_STEPS and body["base_model"]
+    assert body["total_steps"] == settings.TWIN_TRAIN_MAX_STEPS and body["base_model"]  # the cap until it runs
+    assert body["hyperparameters"]["epochs"] > 0 and body["hyperparameters"]["packing"] is True
 
 
 def test_without_any_dataset_the_run_is_refused_with_a_reason(owner_api, owner):
@@ -85,6 +86,7 @@ def test_retrieving_a_run_shows_its_progress_and_losses(owner_api, owner_model_v
     assert body["status"] == "succeeded" and body["progress"] == 100
     assert body["current_step"] == body["total_steps"] == settings.TWIN_TRAIN_MAX_STEPS
     assert [step for step, _ in body["loss_history"]] == list(range(1, settings.TWIN_TRAIN_MAX_STEPS + 1))
+    assert [step for step, _ in body["val_history"]] == [0, settings.TWIN_TRAIN_MAX_STEPS]
     assert body["device"] == "cpu" and body["metrics"]["tokens_per_second"] > 0
 
 
@@ -106,3 +108,46 @@ def test_anonymous_callers_are_refused(anon_api, owner_dataset):
     assert anon_api.get(URL).status_code == 401
     assert anon_api.post(URL, {}, format="json").status_code == 401
     assert not TrainingRun.objects.exists()
+
+
+def test_only_staff_set_hyperparameters_when_starting(owner_api, staff_api, owner_dataset, queued_only):
+    body = {"hyperparameters": {"learning_rate": 0.001}}
+
+    assert owner_api.post(URL, body, format="json").status_code == 403
+    assert not TrainingRun.objects.exists()
+
+
+def test_staff_change_the_hyperparameters_of_a_queued_run(owner_api, staff_api, owner_dataset, queued_only):
+    run = owner_api.post(URL, {}, format="json").json()
+    url = f"{URL}{run['id']}/hyperparameters/"
+
+    assert owner_api.patch(url, {"hyperparameters": {"lora_r": 4}}, format="json").status_code == 403
+    response = staff_api.patch(url, {"hyperparameters": {"lora_r": 4, "max_steps": 9}}, format="json")
+
+    assert response.status_code == 200
+    stored = TrainingRun.objects.get(pk=run["id"])
+    assert stored.hyperparameters["lora_r"] == 4 and stored.total_steps == 9
+    assert stored.hyperparameters["seed"] == run["hyperparameters"]["seed"]  # the rest is kept
+
+
+def test_bad_hyperparameters_are_a_400_that_names_them(owner_api, staff_api, owner_dataset, queued_only):
+    run = owner_api.post(URL, {}, format="json").json()
+
+    response = staff_api.patch(
+        f"{URL}{run['id']}/hyperparameters/", {"hyperparameters": {"lora_dropout": 2, "shape": 1}}, format="json"
+    )
+
+    assert response.status_code == 400 and "Unknown hyperparameters: shape" in response.json()["detail"]
+    response = staff_api.patch(
+        f"{URL}{run['id']}/hyperparameters/", {"hyperparameters": {"lora_dropout": 2}}, format="json"
+    )
+    assert response.status_code == 400 and "lora_dropout must be at least 0 and below 1" in response.json()["detail"]
+    assert TrainingRun.objects.get(pk=run["id"]).hyperparameters == run["hyperparameters"]
+
+
+def test_a_finished_runs_hyperparameters_are_fixed(staff_api, owner_model_version):
+    run = owner_model_version.training_run
+
+    response = staff_api.patch(f"{URL}{run.pk}/hyperparameters/", {"hyperparameters": {"seed": 1}}, format="json")
+
+    assert response.status_code == 400 and "only a queued or failed run" in response.json()["detail"]

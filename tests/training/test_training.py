@@ -2,6 +2,7 @@
 
 import pytest
 from django.conf import settings
+from django.db import IntegrityError
 
 from features.models import Chunk, DatasetVersion
 from training import lora
@@ -33,46 +34,69 @@ def trained(owner_source, owner):
     return run
 
 
-def test_a_run_trains_an_adapter_and_registers_a_candidate(trained, owner):
+def test_a_run_trains_an_adapter_and_registers_an_evaluated_candidate(trained, owner):
     assert trained.status == "succeeded", trained.error
     assert trained.progress == 100 and trained.current_step == trained.total_steps == settings.TWIN_TRAIN_MAX_STEPS
     assert [step for step, _ in trained.loss_history] == [1, 2, 3, 4]
+    assert [step for step, _ in trained.val_history] == [0, 2, 4]  # step 0 is the base model
     assert trained.metrics["tokens_per_second"] > 0 and trained.device == expected_device()
+    metrics = trained.metrics  # one page: its Q&A samples are test-split or cut from the held-out tail
+    assert (
+        metrics["style_sequences"] >= 1
+        and metrics["train_sequences"] == metrics["style_sequences"] + metrics["qa_sequences"]
+    )
 
     model_version = ModelVersion.objects.get(training_run=trained)
     assert model_version.status == "candidate" and model_version.owner == owner
     assert (model_version.adapter_dir / "adapter_model.safetensors").exists()
     assert model_version.sha256 == lora.directory_sha256(model_version.adapter_dir)
+    assert model_version.evaluation_status == "done" and model_version.verdict in ("passed", "failed")
     report = model_version.eval_report
-    assert report["test_samples"] >= 1 and report["base_loss"] > 0 and report["adapter_loss"] > 0
+    assert set(report["models"]) == {"base", "candidate"} and report["reference"] == "base"
+    assert report["models"]["base"]["perplexity"] > 0 and report["heldout"]["windows"] >= 1
+    assert [c["metric"] for c in report["checks"]] == settings.TWIN_GATE_METRICS
+    assert report["samples"] and {"prompt", "base", "candidate", "reference"} <= set(report["samples"][0])
     assert not (trained.run_dir / "checkpoints").exists()  # only kept for resuming
+
+
+def test_the_budget_is_epochs_over_the_data_capped_in_steps(owner_source, owner):
+    run = do_start_training_run(owner, epochs=1.0, max_steps=50, batch_size=1)
+    run.refresh_from_db()
+    sequences = run.metrics["train_sequences"]
+    assert run.status == "succeeded", run.error
+    assert run.total_steps == sequences < 50 and run.metrics["epochs_done"] == 1.0
 
 
 def test_one_active_run_per_twin(owner_source, owner, monkeypatch):
     monkeypatch.setattr("training.tasks.train_model.delay", lambda run_id: None)  # stays queued
-    do_start_training_run(owner)
-    with pytest.raises(TrainingRefused, match="still queued"):
+    first = do_start_training_run(owner)
+    with pytest.raises(TrainingRefused, match=f"Training run {first.pk} is still queued"):
         do_start_training_run(owner)
+
+
+def test_the_database_refuses_a_second_active_run(owner_source, owner, monkeypatch):
+    """Even a writer that skips the start action (or races it) cannot queue two runs."""
+    monkeypatch.setattr("training.tasks.train_model.delay", lambda run_id: None)
+    first = do_start_training_run(owner)
+    with pytest.raises(IntegrityError):
+        TrainingRun.objects.create(
+            owner=owner, dataset_version=first.dataset_version, base_model=first.base_model, status="running"
+        )
+
+
+def test_bad_hyperparameters_are_refused_with_every_reason(owner_source, owner):
+    with pytest.raises(TrainingRefused) as refused:
+        do_start_training_run(owner, learning_rate=-1, target_modules=["lm_head"], epochs=0)
+    assert "learning_rate" in str(refused.value) and "target_modules" in str(refused.value)
+    assert "epochs" in str(refused.value)
+    with pytest.raises(TrainingRefused, match="Unknown hyperparameters: warp"):
+        do_start_training_run(owner, warp=9)
+    assert not TrainingRun.objects.exists()
 
 
 def test_training_needs_a_dataset(owner):
     with pytest.raises(TrainingRefused, match="no dataset"):
         do_start_training_run(owner)
-
-
-def test_approval_promotes_and_keeps_the_previous_version_for_rollback(trained, owner, staff):
-    first = ModelVersion.objects.get(training_run=trained)
-    second_run = do_start_training_run(owner)
-    second = ModelVersion.objects.get(training_run=second_run)
-
-    do_approve_model_version(first, staff)
-    do_approve_model_version(second, staff)
-    first.refresh_from_db()
-
-    assert ModelVersion.objects.production_for(owner) == second
-    assert first.status == "approved" and second.reviewed_by == staff
-    do_approve_model_version(first, staff)  # rollback
-    assert ModelVersion.objects.production_for(owner) == first
 
 
 def test_rejected_versions_never_serve(trained, staff):
@@ -103,7 +127,7 @@ def test_a_failed_run_resumes_from_its_last_checkpoint(owner_source, owner, monk
     monkeypatch.setattr("training.tasks.train_lora", crash_after_checkpoint)
     with monkeypatch.context() as queued_only:
         queued_only.setattr("training.tasks.train_model.delay", lambda run_id: None)
-        run = do_start_training_run(owner, save_every=2)
+        run = do_start_training_run(owner, save_every=2, eval_every=2)
     with pytest.raises(RuntimeError):
         train_model(run.pk)  # what the worker runs
     run.refresh_from_db()
@@ -116,6 +140,7 @@ def test_a_failed_run_resumes_from_its_last_checkpoint(owner_source, owner, monk
     assert run.status == "succeeded", run.error
     steps = [step for step, _ in run.loss_history]
     assert steps == [1, 2, 3, 4]  # steps 1-2 from the first attempt, 3-4 after resuming
+    assert [step for step, _ in run.val_history] == [0, 2, 4]
     assert ModelVersion.objects.filter(training_run=run).exists()
 
 

@@ -1,8 +1,10 @@
-"""An inline SVG loss curve: no charting library, no JavaScript, renders in any page."""
+"""Inline SVG charts (loss curves, metrics per version): no charting library, no JavaScript."""
 
 from django import template
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+
+from ..models import ModelVersion
 
 register = template.Library()
 
@@ -18,33 +20,61 @@ def smoothed(values: list[float]) -> list[float]:
     return out
 
 
-@register.simple_tag
-def loss_curve(history, total_steps=0):
-    if not history:
-        return mark_safe('<p class="muted">The loss curve appears after the first step.</p>')
-    steps = [point[0] for point in history]
-    losses = [point[1] for point in history]
-    max_step = max(total_steps or 0, max(steps), 1)
-    low, high = min(losses), max(losses)
+def _scale(series: list[list], max_x: float):
+    """A function (x, y) -> "x,y" in SVG space, and the y range, for all the series' points."""
+    values = [y for points in series for _, y in points]
+    low, high = min(values), max(values)
     span = (high - low) or 1.0
+    max_x = max_x or 1
 
-    def xy(step, loss):
-        x = PAD + (WIDTH - 2 * PAD) * step / max_step
-        y = PAD / 2 + (HEIGHT - 1.5 * PAD) * (1 - (loss - low) / span)
-        return f"{x:.1f},{y:.1f}"
+    def xy(x, y):
+        px = PAD + (WIDTH - 2 * PAD) * x / max_x
+        py = PAD / 2 + (HEIGHT - 1.5 * PAD) * (1 - (y - low) / span)
+        return f"{px:.1f},{py:.1f}"
 
-    points = " ".join(xy(s, v) for s, v in zip(steps, losses, strict=True))
-    trend = " ".join(xy(s, v) for s, v in zip(steps, smoothed(losses), strict=True))
-    labels = format_html_join(
+    return xy, low, high
+
+
+def _axis_labels(low: float, high: float):
+    return format_html_join(
         "",
         '<text x="2" y="{}" class="axis">{}</text>',
         [(PAD / 2 + 4, f"{high:.2f}"), (HEIGHT - PAD + 4, f"{low:.2f}")],
     )
+
+
+@register.simple_tag
+def loss_curve(history, total_steps=0, validation=None):
+    """Training loss (faint per step, a smoothed trend) and, when given, validation loss on
+    held-out documents (dashed, with dots; its step 0 is the base model)."""
+    if not history:
+        return mark_safe('<p class="muted">The loss curve appears after the first step.</p>')
+    validation = [list(p) for p in (validation or [])]
+    steps = [point[0] for point in history]
+    losses = [point[1] for point in history]
+    max_step = max(total_steps or 0, max(steps), 1)
+    xy, low, high = _scale([history, validation] if validation else [history], max_step)
+    points = " ".join(xy(s, v) for s, v in zip(steps, losses, strict=True))
+    trend = " ".join(xy(s, v) for s, v in zip(steps, smoothed(losses), strict=True))
+    val_line = ""
+    if validation:
+        val_points = " ".join(xy(s, v) for s, v in validation)
+        dots = format_html_join("", '<circle cx="{}" cy="{}" r="2.5"/>', (xy(s, v).split(",") for s, v in validation))
+        val_line = format_html(
+            '<g class="validation"><polyline fill="none" stroke="currentColor" stroke-dasharray="5 3" '
+            'stroke-width="2" points="{}"/>{}</g>'
+            '<text x="{}" y="12" class="axis" text-anchor="end">— training · - - held-out ({} → {})</text>',
+            val_points,
+            dots,
+            WIDTH - 4,
+            f"{validation[0][1]:.2f}",
+            f"{validation[-1][1]:.2f}",
+        )
     return format_html(
         '<svg class="loss-curve" viewBox="0 0 {w} {h}" role="img" '
         'aria-label="Training loss from {hi} to {last}">'
         '<polyline fill="none" stroke="currentColor" stroke-opacity="0.3" stroke-width="1.5" points="{points}"/>'
-        '<polyline class="trend" fill="none" stroke="currentColor" stroke-width="2.5" points="{trend}"/>{labels}'
+        '<polyline class="trend" fill="none" stroke="currentColor" stroke-width="2.5" points="{trend}"/>{val}{labels}'
         '<text x="{w2}" y="{h2}" class="axis" text-anchor="middle">step (of {steps})</text></svg>',
         w=WIDTH,
         h=HEIGHT,
@@ -52,8 +82,70 @@ def loss_curve(history, total_steps=0):
         last=f"{losses[-1]:.2f}",
         points=points,
         trend=trend,
-        labels=labels,
+        val=val_line,
+        labels=_axis_labels(low, high),
         w2=WIDTH / 2,
         h2=HEIGHT - 4,
         steps=max_step,
     )
+
+
+@register.simple_tag
+def version_chart(points, label):
+    """One metric across model versions: points [[version, value], ...] (None values skipped)."""
+    points = [[v, y] for v, y in points if y is not None]
+    if not points:
+        return format_html('<p class="muted">No {} measured yet.</p>', label)
+    first = points[0][0]
+    shifted = [[v - first + 0.5, y] for v, y in points]
+    span = max(1, points[-1][0] - first + 1)
+    xy, low, high = _scale([shifted], span)
+    line = " ".join(xy(x, y) for x, y in shifted)
+    dots = format_html_join(
+        "",
+        '<circle cx="{}" cy="{}" r="3.5"><title>v{}: {}</title></circle>',
+        ((*xy(x, y).split(","), v, y) for (x, y), (v, _) in zip(shifted, points, strict=True)),
+    )
+    return format_html(
+        '<svg class="version-chart" viewBox="0 0 {w} {h}" role="img" aria-label="{label} per model version">'
+        '<polyline fill="none" stroke="currentColor" stroke-width="2" points="{line}"/>{dots}{labels}'
+        '<text x="{w2}" y="{h2}" class="axis" text-anchor="middle">{label} by version (v{a}–v{b})</text></svg>',
+        w=WIDTH,
+        h=HEIGHT,
+        label=label,
+        line=line,
+        dots=dots,
+        labels=_axis_labels(low, high),
+        w2=WIDTH / 2,
+        h2=HEIGHT - 4,
+        a=points[0][0],
+        b=points[-1][0],
+    )
+
+
+def fidelity_trend(owner) -> dict:
+    """The twin-fidelity score of what serves (or of the newest evaluated version), and its trend."""
+    evaluated = list(
+        ModelVersion.objects.for_user(owner)
+        .filter(fidelity_score__isnull=False)
+        .order_by("version")
+        .values_list("version", "fidelity_score", "status")
+    )
+    if not evaluated:
+        return {"score": None, "points": []}
+    serving = [row for row in evaluated if row[2] == ModelVersion.Status.PRODUCTION]
+    current = serving[-1] if serving else evaluated[-1]
+    previous = [row for row in evaluated if row[0] < current[0]]
+    change = round(current[1] - previous[-1][1], 1) if previous else None
+    return {
+        "score": current[1],
+        "version": current[0],
+        "serving": bool(serving),
+        "change": change,
+        "points": [[v, s] for v, s, _ in evaluated],
+    }
+
+
+@register.inclusion_tag("training/_fidelity.html")
+def twin_fidelity(owner):
+    return fidelity_trend(owner)

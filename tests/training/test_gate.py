@@ -1,0 +1,133 @@
+"""The evaluation gate: its metrics, its verdict, and approval that needs a pass or a written reason."""
+
+import pytest
+
+from training.actions import TrainingRefused, do_approve_model_version, do_start_training_run
+from training.evaluation import GateConfig, fidelity_score, verdict
+from training.models import ModelVersion
+from training.stylometry import DeltaSpace, copy_rate, training_ngrams
+
+AUTHOR = (
+    "It is the nature of the thing that the world should be so, and of the man that he should know it. "
+    "Of all the follies of the age, the folly of the wise is the most to be pitied, and the least to be cured. "
+) * 30
+OTHER = (
+    "We went down to the river and we swam until dark, then we ate bread by a fire we had built ourselves. "
+    "My brother laughed at me because I was cold, but I did not care, we were happy and tired. "
+) * 30
+
+
+def models(candidate=None, production=None, base=None):
+    out = {"base": {"perplexity": 40.0, "delta": 1.0, "similarity": 0.5, "copy_rate": 0.0, **(base or {})}}
+    out["candidate"] = {**out["base"], **(candidate or {})}
+    if production is not None:
+        out["production"] = {**out["base"], **production}
+    return out
+
+
+def test_a_first_candidate_must_beat_the_base_model():
+    passed, checks, reference = verdict(models(candidate={"perplexity": 30.0, "delta": 0.9}), GateConfig())
+    assert passed and reference == "base" and all(c["passed"] for c in checks)
+
+    passed, checks, _ = verdict(models(candidate={"perplexity": 41.0}), GateConfig())
+    assert not passed and [c["metric"] for c in checks if not c["passed"]] == ["perplexity"]
+
+
+def test_a_later_candidate_must_beat_production_not_only_the_base():
+    better_than_base_only = models(candidate={"perplexity": 35.0}, production={"perplexity": 30.0})
+    passed, checks, reference = verdict(better_than_base_only, GateConfig())
+    assert not passed and reference == "production"
+    assert checks[0] == {
+        "metric": "perplexity",
+        "candidate": 35.0,
+        "reference": 30.0,
+        "passed": False,
+        "rule": "lower than the production",
+    }
+
+
+@pytest.mark.parametrize(
+    ("candidate", "failing"),
+    [
+        ({"perplexity": 30.0, "delta": 1.5}, "style"),  # sounds less like the author
+        ({"perplexity": 30.0, "similarity": 0.2}, "similarity"),  # drifts off topic
+        ({"perplexity": 30.0, "copy_rate": 0.6}, "copy_rate"),  # regurgitates its training text
+    ],
+)
+def test_each_configured_metric_can_fail_a_candidate(candidate, failing):
+    passed, checks, _ = verdict(models(candidate=candidate), GateConfig())
+    assert not passed and [c["metric"] for c in checks if not c["passed"]] == [failing]
+    passed, _, _ = verdict(models(candidate=candidate), GateConfig(metrics=["perplexity"]))
+    assert passed  # a metric that is not configured does not count
+
+
+def test_the_fidelity_score_is_the_mean_gain_over_the_base_model():
+    assert fidelity_score(models(candidate={"perplexity": 30.0, "delta": 0.9})) == 17.5  # (25 % + 10 %) / 2
+    assert fidelity_score(models()) == 0.0
+
+
+def test_burrows_delta_is_lower_for_the_same_author():
+    space = DeltaSpace([AUTHOR, OTHER])
+    same = space.delta(AUTHOR[: len(AUTHOR) // 2], AUTHOR[len(AUTHOR) // 2 :])
+    different = space.delta(OTHER, AUTHOR)
+    assert same < different
+    assert space.delta("", AUTHOR) is None
+
+
+def test_the_copy_rate_counts_generated_8_grams_seen_in_training_text():
+    seen = training_ngrams([AUTHOR])
+    assert copy_rate([AUTHOR[:300]], seen) == 1.0
+    assert copy_rate(["completely new words that nobody ever wrote down before today at all"], seen) == 0.0
+    assert copy_rate(["too short"], seen) is None
+
+
+@pytest.fixture
+def gate_on_perplexity(settings):
+    # The tiny random model writes gibberish: style and topicality are tested above, on real text.
+    settings.TWIN_GATE_METRICS = ["perplexity"]
+
+
+def test_the_gate_blocks_a_worse_candidate_and_an_override_needs_a_reason(
+    owner_source, owner, staff, gate_on_perplexity
+):
+    first = ModelVersion.objects.get(training_run=do_start_training_run(owner))
+    assert first.verdict == "passed", first.eval_report["checks"]
+    do_approve_model_version(first, staff)
+
+    # A run that barely trains is worse than production on held-out perplexity.
+    worse = ModelVersion.objects.get(training_run=do_start_training_run(owner, learning_rate=1e-7))
+    report = worse.eval_report
+    assert worse.evaluation_status == "done" and worse.verdict == "failed"
+    assert report["reference"] == "production" and report["production_version"] == first.version
+    assert set(report["models"]) == {"base", "production", "candidate"}
+    assert all({"base", "production", "candidate"} <= set(sample) for sample in report["samples"])
+
+    with pytest.raises(TrainingRefused, match="failed the evaluation gate"):
+        do_approve_model_version(worse, staff)
+    with pytest.raises(TrainingRefused, match="failed the evaluation gate"):
+        do_approve_model_version(worse, staff, override_reason="   ")
+    worse.refresh_from_db()
+    assert worse.status == "candidate" and ModelVersion.objects.production_for(owner) == first
+
+    do_approve_model_version(worse, staff, override_reason="The owner asked for the newer writing.")
+    worse.refresh_from_db()
+    assert worse.status == "production" and worse.override_reason == "The owner asked for the newer writing."
+    last = worse.events.last()
+    assert last.actor == staff and last.to_status == "production" and "newer writing" in last.reason
+
+
+def test_a_candidate_cannot_be_approved_before_its_evaluation(owner_source, owner, staff, monkeypatch):
+    monkeypatch.setattr("training.tasks.evaluate_model_version.delay", lambda pk: None)
+    model_version = ModelVersion.objects.get(training_run=do_start_training_run(owner))
+    assert model_version.evaluation_status == "pending"
+    with pytest.raises(TrainingRefused, match="evaluation has not run yet"):
+        do_approve_model_version(model_version, staff)
+
+
+def test_a_non_staff_user_cannot_approve(owner_source, owner, stub_training):
+    model_version = ModelVersion.objects.get(training_run=do_start_training_run(owner))
+    assert model_version.verdict == "passed"
+    with pytest.raises(TrainingRefused, match="Only staff"):
+        do_approve_model_version(model_version, owner)
+    model_version.refresh_from_db()
+    assert model_version.status == "candidate"

@@ -1,0 +1,125 @@
+"""Training does something: on a small corpus, the tiny model's adapter lowers the loss on held-out
+documents against its base model, and its sampled generations differ from the base's for the same seed.
+
+No stubs: the real train_lora (style windows + Q&A, packing, Trainer, checkpoints) and the real
+tiny Llama with the SmolLM2 tokenizer; the losses are measured here, independently of the trainer.
+"""
+
+import random
+
+import pytest
+import torch
+
+from features.datasets import build_records
+from training.base_models import resolve
+from training.hyperparameters import defaults_for
+from training.lora import collate, mean_loss, train_lora
+from training.samples import split_documents, text_windows
+
+SENTENCES = [
+    "I keep two hives on the flat roof of our building.",
+    "The bees fly over the traffic and find linden trees in the park three streets away.",
+    "In a good July each hive gives me about twelve kilograms of honey.",
+    "The first winter I lost one colony to damp, not cold.",
+    "I tilt each hive forward by two centimetres so that condensation runs out of the entrance.",
+    "I check the weight of each hive by lifting the back edge every fortnight.",
+    "Smoke calms the bees, but too much of it makes them angry and slow.",
+    "My neighbours were afraid at first, and now they ask for honey every autumn.",
+]
+
+
+def author_documents(count=8, seed=0) -> list[tuple[int, str, str]]:
+    rng = random.Random(seed)
+    documents = []
+    for doc_id in range(1, count + 1):
+        paragraphs = [" ".join(rng.sample(SENTENCES, 4)) for _ in range(4)]
+        documents.append((doc_id, f"Notes from the roof {doc_id}", "\n\n".join(paragraphs)))
+    return documents
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    documents = author_documents()
+    split = split_documents([(doc_id, text) for doc_id, _, text in documents])
+    hp = defaults_for("tiny", epochs=8.0, max_steps=24, batch_size=2, max_seq_len=128, save_every=100)
+    work = tmp_path_factory.mktemp("helps")
+    result = train_lora(
+        base_path=resolve("tiny"),
+        split=split,
+        # the style records: this test is about the author's words (tests/chat covers grounded answers)
+        records=[r for r in build_records(documents) if r["kind"] == "style"],
+        twin_name="Alice",
+        hp=hp,
+        work_dir=work / "run",
+        adapter_dir=work / "adapter",
+    )
+    return result, split
+
+
+def test_the_held_out_documents_were_never_trained_on(trained):
+    result, split = trained
+    assert split.heldout_document_ids and split.train_texts and split.heldout_texts
+    assert result.eval_report["split"]["heldout_document_ids"] == split.heldout_document_ids
+    assert result.eval_report["style_sequences"] >= 1 and result.eval_report["qa_sequences"] >= 1  # the mix
+
+
+def test_the_adapter_lowers_held_out_loss_against_its_base(trained):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    result, split = trained
+    path = resolve("tiny")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    windows = text_windows(tokenizer, split.heldout_texts, 128)
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(path), str(result.adapter_dir))
+
+    adapter_loss = mean_loss(model, windows, tokenizer.pad_token_id, 4)
+    with model.disable_adapter():
+        base_loss = mean_loss(model, windows, tokenizer.pad_token_id, 4)
+
+    assert adapter_loss < 0.85 * base_loss, (base_loss, adapter_loss)
+    assert result.val_history[0][1] == pytest.approx(base_loss, rel=0.05)  # the run's own curve agrees
+    assert result.val_history[-1][1] < result.val_history[0][1]
+
+
+def test_its_generations_differ_from_the_bases_for_the_same_seed(trained):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    result, _ = trained
+    path = resolve("tiny")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(path), str(result.adapter_dir)).eval()
+    prompt = tokenizer("I keep two hives", return_tensors="pt")
+
+    def sample():
+        torch.manual_seed(7)
+        out = model.generate(**prompt, do_sample=True, max_new_tokens=16, pad_token_id=tokenizer.pad_token_id)
+        return tokenizer.decode(out[0, prompt["input_ids"].shape[1] :])
+
+    with model.disable_adapter():
+        base_text, base_again = sample(), sample()
+    adapter_text = sample()
+
+    assert base_text == base_again  # the seed fixes the sample...
+    assert adapter_text != base_text  # ...so the difference is the adapter's
+    # ...and it leans toward the author's words: they are likelier under the adapter than the base
+    # (a count of corpus words in 16 sampled tokens of a random model proved a coin toss).
+    ids = tokenizer(" ".join(SENTENCES), return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        adapter_loss = model(input_ids=ids, labels=ids).loss.item()
+        with model.disable_adapter():
+            base_loss = model(input_ids=ids, labels=ids).loss.item()
+    assert adapter_loss < base_loss
+
+
+def test_packing_fills_sequences_and_keeps_answer_only_labels():
+    from training.samples import IGNORE_INDEX, pack
+
+    samples = [{"input_ids": [1] * 30, "labels": [IGNORE_INDEX] * 20 + [1] * 10} for _ in range(10)]
+    packed = pack(samples, 128)
+
+    assert [len(s["input_ids"]) for s in packed] == [120, 120, 60]
+    assert sum(label != IGNORE_INDEX for s in packed for label in s["labels"]) == 100
+    batch = collate(0)(packed)
+    assert batch["attention_mask"].sum().item() == 300

@@ -1,0 +1,237 @@
+"""The evaluation gate: does the candidate sound more like its author than what serves today?
+
+Offline and automatic, on every candidate. For the base model, the candidate and
+the current production adapter (when there is one), on the twin's held-out
+documents (text no run trained on):
+- perplexity on raw text windows of the held-out documents;
+- style: Burrows' Delta from the pooled generated answers to the held-out text;
+- topicality: mean cosine similarity (all-MiniLM-L6-v2) of each answer to its reference;
+- copying: share of generated 8-grams found verbatim in the training text;
+- side-by-side answers to the same prompts, sampled with the same seed.
+The verdict compares the candidate with production (or with the base model for a
+first version) on the configured metrics; `grounding_score` is a hook the chat
+grounding check fills (training never imports chat).
+
+Kept free of Django (the caller passes the embedding function) so the fidelity
+benchmark runs exactly this code.
+"""
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .lora import mean_loss
+from .prompts import build_messages, render_prompt
+from .samples import DataSplit, not_heldout, text_windows
+from .stylometry import DeltaSpace, copy_rate, training_ngrams
+
+METRICS = ("perplexity", "style", "similarity", "copy_rate")
+
+
+@dataclass
+class GateConfig:
+    metrics: list[str] = field(default_factory=lambda: list(METRICS))
+    style_tolerance: float = 0.02  # Delta may be this much above the reference and still pass
+    similarity_floor: float = 0.8  # the candidate keeps at least this share of the reference's topicality
+    max_copy_rate: float = 0.25
+    generations: int = 8
+    max_new_tokens: int = 96
+    max_windows: int = 48
+    window_len: int = 256
+    seed: int = 1234
+
+
+@dataclass
+class Prompt:
+    instruction: str
+    reference: str
+
+
+def gate_prompts(records: list[dict], split: DataSplit, count: int) -> list[Prompt]:
+    """Questions about held-out text (no run trained on their answers), one per distinct instruction."""
+    seen, prompts = set(), []
+    for record in sorted(records, key=lambda r: (r.get("document_id") or 0, r["instruction"])):
+        if not_heldout(record, split) or record["instruction"] in seen:
+            continue
+        seen.add(record["instruction"])
+        prompts.append(Prompt(record["instruction"], record["answer"]))
+    # Spread over documents rather than the first few of one document.
+    step = max(1, len(prompts) // count) if prompts else 1
+    chosen = prompts[::step][:count]
+    if not chosen:
+        chosen = [Prompt("Write a paragraph in your own words.", text[:800]) for text in split.heldout_texts[:count]]
+    return chosen
+
+
+def spread(items: list, limit: int) -> list:
+    if len(items) <= limit:
+        return items
+    return [items[round(i * (len(items) - 1) / (limit - 1))] for i in range(limit)] if limit > 1 else items[:1]
+
+
+@torch.no_grad()
+def _generate(model, tokenizer, prompts: list[str], config: GateConfig) -> list[str]:
+    torch.manual_seed(config.seed)
+    batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+    output = model.generate(
+        **batch,
+        max_new_tokens=config.max_new_tokens,
+        do_sample=True,
+        temperature=0.8,
+        top_p=0.95,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    width = batch["input_ids"].shape[1]
+    return [tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in output]
+
+
+def _perplexity(loss: float) -> float:
+    return round(math.exp(min(loss, 50)), 3)
+
+
+def _cosine_means(embed, generations: list[str], references: list[str]) -> float | None:
+    pairs = [(g, r) for g, r in zip(generations, references, strict=True) if g.strip()]
+    if not pairs:
+        return None
+    vectors = embed([g for g, _ in pairs] + [r for _, r in pairs])
+    n = len(pairs)
+    return float(sum(float(vectors[i] @ vectors[n + i]) for i in range(n)) / n)
+
+
+def _check(metric: str, candidate, reference, config: GateConfig, reference_name: str) -> dict:
+    if metric == "perplexity":
+        passed = candidate is not None and reference is not None and candidate < reference
+        rule = f"lower than the {reference_name}"
+    elif metric == "style":
+        passed = candidate is not None and (reference is None or candidate <= reference + config.style_tolerance)
+        rule = f"Delta at most the {reference_name}'s + {config.style_tolerance}"
+    elif metric == "similarity":
+        passed = candidate is not None and (reference is None or candidate >= config.similarity_floor * reference)
+        rule = f"at least {config.similarity_floor:.0%} of the {reference_name}'s"
+    else:  # copy_rate
+        passed = candidate is None or candidate <= config.max_copy_rate
+        rule = f"at most {config.max_copy_rate:.0%} of generated 8-grams copied from training text"
+    return {"metric": metric, "candidate": candidate, "reference": reference, "passed": bool(passed), "rule": rule}
+
+
+METRIC_KEYS = {"perplexity": "perplexity", "style": "delta", "similarity": "similarity", "copy_rate": "copy_rate"}
+
+
+def verdict(models: dict, config: GateConfig) -> tuple[bool, list[dict], str]:
+    reference_name = "production" if "production" in models else "base"
+    reference, candidate = models[reference_name], models["candidate"]
+    checks = [
+        _check(m, candidate.get(METRIC_KEYS[m]), reference.get(METRIC_KEYS[m]), config, reference_name)
+        for m in config.metrics
+    ]
+    return all(c["passed"] for c in checks), checks, reference_name
+
+
+def fidelity_score(models: dict) -> float | None:
+    """One number for the dashboard: percent closer to the author than the base model, averaging the
+    perplexity gain and the style (Delta) gain. 0 is the base model; negative is further away."""
+    base, candidate = models["base"], models["candidate"]
+    gains = []
+    if base.get("perplexity") and candidate.get("perplexity"):
+        gains.append(1 - candidate["perplexity"] / base["perplexity"])
+    if base.get("delta") and candidate.get("delta") is not None:
+        gains.append(1 - candidate["delta"] / base["delta"])
+    return round(100 * sum(gains) / len(gains), 1) if gains else None
+
+
+def evaluate(
+    *,
+    base_path: str,
+    candidate_dir: Path,
+    production_dir: Path | None,
+    split: DataSplit,
+    records: list[dict],
+    twin_name: str,
+    embed: Callable,
+    config: GateConfig | None = None,
+    on_progress: Callable[[str], None] = lambda message: None,
+) -> dict:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    config = config or GateConfig()
+    started = time.perf_counter()
+    timings = {}
+    cuda = torch.cuda.is_available()
+    tokenizer = AutoTokenizer.from_pretrained(base_path)
+    tokenizer.padding_side = "left"  # batched generation continues every prompt from its last token
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
+    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype).to("cuda" if cuda else "cpu").eval()
+    model = PeftModel.from_pretrained(base, str(candidate_dir), adapter_name="candidate")
+    names = ["base", "candidate"]
+    if production_dir is not None:
+        model.load_adapter(str(production_dir), adapter_name="production")
+        names.append("production")
+    timings["load_s"] = time.perf_counter() - started
+
+    windows = spread(text_windows(tokenizer, split.heldout_texts, config.window_len), config.max_windows)
+    prompts = gate_prompts(records, split, config.generations)
+    rendered = [render_prompt(tokenizer, build_messages(twin_name, p.instruction, [])) for p in prompts]
+    space = DeltaSpace(split.train_texts + split.heldout_texts)
+    heldout_text = "\n\n".join(split.heldout_texts)
+    seen = training_ngrams(split.train_texts)
+
+    models, generations = {}, {}
+    for name in names:
+        on_progress(f"Scoring the {name} model")
+        t0 = time.perf_counter()
+        if name == "base":
+            with model.disable_adapter():
+                loss = mean_loss(model, windows, pad_id, 8) if windows else None
+                outputs = _generate(model, tokenizer, rendered, config)
+        else:
+            model.set_adapter(name)
+            loss = mean_loss(model, windows, pad_id, 8) if windows else None
+            outputs = _generate(model, tokenizer, rendered, config)
+        generations[name] = outputs
+        pooled = "\n\n".join(outputs)
+        models[name] = {
+            "loss": None if loss is None else round(loss, 4),
+            "perplexity": None if loss is None else _perplexity(loss),
+            "delta": _round(space.delta(pooled, heldout_text)),
+            "similarity": _round(_cosine_means(embed, outputs, [p.reference for p in prompts])),
+            "copy_rate": _round(copy_rate(outputs, seen)),
+            "generated_words": len(pooled.split()),
+        }
+        timings[f"{name}_s"] = round(time.perf_counter() - t0, 2)
+
+    passed, checks, reference_name = verdict(models, config)
+    samples = [
+        {"prompt": p.instruction, "reference": p.reference[:500], **{n: generations[n][i] for n in names}}
+        for i, p in enumerate(prompts)
+    ]
+    return {
+        "passed": passed,
+        "reference": reference_name,
+        "models": models,
+        "checks": checks,
+        "fidelity_score": fidelity_score(models),
+        "samples": samples,
+        "heldout": {
+            "windows": len(windows),
+            "window_tokens": config.window_len,
+            "words": sum(len(t.split()) for t in split.heldout_texts),
+            "documents": split.heldout_document_ids,
+            "prompts": len(prompts),
+            "delta_mfw": len(space.vocabulary),
+            "delta_segments": space.segments,
+        },
+        "config": {k: v for k, v in config.__dict__.items()},
+        "seconds": round(time.perf_counter() - started, 1),
+        "timings": {k: round(v, 2) for k, v in timings.items()},
+        "device": torch.cuda.get_device_name(0) if cuda else "cpu",
+    }
+
+
+def _round(value, digits: int = 4):
+    return None if value is None else round(value, digits)
