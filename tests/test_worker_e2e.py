@@ -71,13 +71,19 @@ def workers(tmp_path):
     processes = [start_worker(queue, logs[queue], env) for queue in QUEUES]
     celery_app.conf.task_always_eager = False
     try:
+        # Started before the clock of each step runs: on a busy machine start-up alone takes minutes.
+        wait_for(lambda: all("ready." in log.read_text() for log in logs.values()), logs, "the workers to start")
         yield logs
     finally:
         celery_app.conf.task_always_eager = True
         for process in processes:
             process.terminate()
         for process in processes:
-            process.wait(timeout=30)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # still inside a task (warm shutdown waits for it)
+                process.kill()
+                process.wait()
 
 
 def wait_for(condition, logs, what):
