@@ -78,6 +78,22 @@ def do_build_features(document: Document) -> int:
     return len(pieces)
 
 
+def do_reembed_stale(owner=None, progress=None) -> tuple[int, int]:
+    """Re-embed every document whose chunks were embedded by another model than the current one
+    (a new TWIN_EMBEDDING_MODEL, or an int8 export); returns (documents, chunks written)."""
+    current = embeddings.model_id()
+    stale = Chunk.objects.exclude(embedding_model=current)
+    if owner is not None:
+        stale = stale.filter(owner=owner)
+    document_ids = sorted(set(stale.values_list("clean_document__document_id", flat=True)))
+    written = 0
+    for i, document in enumerate(Document.objects.filter(pk__in=document_ids).order_by("pk")):
+        if progress:
+            progress(i, len(document_ids), document)
+        written += do_build_features(document)
+    return len(document_ids), written
+
+
 def do_build_dataset_version(owner) -> tuple[DatasetVersion | None, bool]:
     """Build the owner's instruct dataset; a new version only when its content changed."""
     documents = list(

@@ -1,7 +1,16 @@
-"""The embedding model, loaded once per process and shared by ingestion and queries."""
+"""The embedding model, loaded once per process and shared by ingestion and queries.
 
+Backends (TWIN_EMBEDDING_BACKEND): "onnx" runs the packaged model exported to ONNX
+Runtime (features/onnx_embeddings.py, exported by `manage.py prepare_models`),
+"torch" runs it in sentence-transformers, "auto" (the default) takes ONNX when the
+export is there. Each chunk records the model and backend variant it was embedded
+with (`model_id()`); `manage.py reembed` re-embeds the chunks of any other.
+"""
+
+import os
 import threading
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 from django.conf import settings
@@ -19,8 +28,53 @@ def embedding_model_path() -> str:
 _lock = threading.Lock()
 
 
+def backend() -> str:
+    """ "onnx" or "torch", from TWIN_EMBEDDING_BACKEND ("auto": ONNX when the packaged model is exported)."""
+    chosen = os.environ.get("TWIN_EMBEDDING_BACKEND", "auto")
+    if chosen not in ("auto", "onnx", "torch"):
+        raise RuntimeError(f"TWIN_EMBEDDING_BACKEND must be auto, onnx or torch, not {chosen!r}")
+    if chosen == "auto":
+        return "onnx" if settings.TWIN_EMBEDDING_MODEL == "packaged" and onnx_manifest() else "torch"
+    return chosen
+
+
+def onnx_dir() -> Path:
+    return settings.TWIN_MODEL_CACHE / "all-MiniLM-L6-v2-onnx"
+
+
+def onnx_manifest() -> dict | None:
+    from .onnx_embeddings import read_manifest
+
+    return read_manifest(onnx_dir())
+
+
+def export_onnx(log=print) -> dict:
+    """Export the packaged model to ONNX once (idempotent); checked against PyTorch on the demo writing."""
+    from .onnx_embeddings import export
+
+    corpus = settings.BASE_DIR / "demo" / "corpus"
+    texts = [
+        paragraph.strip()
+        for path in sorted(corpus.glob("*"))
+        if path.suffix in (".md", ".txt")
+        for paragraph in path.read_text().split("\n\n")
+        if len(paragraph.split()) >= 4
+    ]
+    return export(embedding_model_path(), onnx_dir(), texts, log=log)
+
+
 @cache
 def get_model():
+    """The model, once per process (a Celery worker child loads it on its first task)."""
+    if backend() == "onnx":
+        from .onnx_embeddings import OnnxEncoder
+
+        manifest = onnx_manifest()
+        if manifest is None:
+            raise RuntimeError(
+                "TWIN_EMBEDDING_BACKEND=onnx but the model is not exported: run manage.py prepare_models"
+            )
+        return OnnxEncoder(onnx_dir(), manifest["variant"], threads=settings.TWIN_TORCH_THREADS)
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(embedding_model_path(), device="cpu")
@@ -33,7 +87,12 @@ def get_model():
 
 
 def model_id() -> str:
-    return "all-MiniLM-L6-v2" if settings.TWIN_EMBEDDING_MODEL == "packaged" else settings.TWIN_EMBEDDING_MODEL
+    """What a chunk records. The fp32 ONNX export reproduces PyTorch (cosine 1.0000 on the demo
+    writing), so it shares its id; an int8 variant does not, and is told apart."""
+    name = "all-MiniLM-L6-v2" if settings.TWIN_EMBEDDING_MODEL == "packaged" else settings.TWIN_EMBEDDING_MODEL
+    if backend() == "onnx" and (onnx_manifest() or {}).get("variant") == "int8":
+        return f"{name}+onnx-int8"
+    return name
 
 
 def max_tokens() -> int:

@@ -4,7 +4,7 @@ from celery import shared_task
 
 from ingestion.models import Document
 
-from .actions import do_build_dataset_version, do_build_features
+from .actions import do_build_dataset_version, do_build_features, do_reembed_stale
 from .models import FeatureRun
 
 logger = logging.getLogger(__name__)
@@ -33,3 +33,14 @@ def run_features(run_id: int):
         raise
     outcome = f"dataset v{dataset.version} {'built' if created else 'unchanged'}" if dataset else "no dataset yet"
     run.succeed(f"{summary}; {outcome}", dataset_version=dataset)
+
+
+@shared_task(acks_late=True)
+def reembed_stale_chunks(owner_id: int | None = None):
+    """After a change of embedding model: re-embed what the old one wrote (idempotent, resumable)."""
+    from django.contrib.auth import get_user_model
+
+    owner = get_user_model().objects.get(pk=owner_id) if owner_id else None
+    documents, written = do_reembed_stale(owner)
+    logger.info("re-embedded %s documents (%s chunks)", documents, written)
+    return documents, written

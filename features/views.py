@@ -32,10 +32,23 @@ def datasets(request):
 def dataset_detail(request, dataset_id):
     dataset = _get_dataset_for_user(request, dataset_id)
     try:
-        samples = read_records(dataset.file_path)[:PREVIEW_SAMPLES]
+        records = read_records(dataset.file_path)
     except FileNotFoundError:
-        samples = None
-    return render(request, "features/dataset_detail.html", {"dataset": dataset, "samples": samples})
+        records = None
+    samples, lengths = None, {}
+    if records is not None:
+        lengths = {
+            "instruction": [len(r.get("instruction", "").split()) for r in records],
+            "answer": [len(r.get("answer", "").split()) for r in records],
+        }
+        # Each sample links to the document it came from, if that document is still there.
+        samples = records[:PREVIEW_SAMPLES]
+        ids = {r.get("document_id") for r in samples}
+        documents = Document.objects.for_user(request.user).filter(pk__in=ids).in_bulk()
+        for sample in samples:
+            sample["document"] = documents.get(sample.get("document_id"))
+    context = {"dataset": dataset, "samples": samples, "lengths": lengths}
+    return render(request, "features/dataset_detail.html", context)
 
 
 @login_required

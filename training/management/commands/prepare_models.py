@@ -29,6 +29,10 @@ class Command(BaseCommand):
             self.step("SmolLM2-135M-Instruct (converted once from the packaged GGUF)", base_models.smollm2_dir)
         if tiny or settings.TWIN_BASE_MODEL == "tiny":
             self.step("tiny test model", base_models.tiny_dir)
+        if settings.TWIN_EMBEDDING_MODEL == "packaged":
+            self.step(
+                "all-MiniLM-L6-v2 exported to ONNX Runtime (once)", lambda: embeddings.export_onnx(log=lambda _: None)
+            )
         self.step("embedding model (all-MiniLM-L6-v2)", lambda: embeddings.get_model())
         base = BaseModel.default()
         self.stdout.write(f"  base model for new runs: {base.name} ({base.identifier})")
