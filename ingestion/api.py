@@ -111,6 +111,8 @@ class SourceViewSet(
         data.setdefault("category", "article")
         upload = request.FILES.get("file")
         kind = data.get("kind") or ""
+        if not isinstance(kind, str):  # a list or an object is no connector's name: refused below
+            kind = "?"
         connector = (
             CONNECTORS.get(kind)
             if kind

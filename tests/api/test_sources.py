@@ -219,3 +219,9 @@ def test_anonymous_callers_are_refused(anon_api, owner_source):
     assert anon_api.get(URL).status_code == 401
     assert anon_api.post(URL, {"url": "https://example.com/"}, format="json").status_code == 401
     assert anon_api.delete(detail(owner_source)).status_code == 401
+
+
+def test_a_kind_that_is_not_a_string_is_a_400_not_a_500(owner_api):
+    response = owner_api.post("/api/v1/sources/", {"kind": [None, None], "url": "https://example.com/"}, format="json")
+
+    assert response.status_code == 400 and "kind" in response.json()
