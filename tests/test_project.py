@@ -128,12 +128,15 @@ def test_packaged_models_run_offline():
 
 def test_every_task_has_time_limits_and_training_gets_hours():
     """A pathological input fails its job instead of holding a worker; training ends before redelivery."""
+    from features.tasks import run_features
     from ingestion.tasks import crawl_source
     from training.tasks import train_model
     from twinsite.celery import app
 
     assert 0 < app.conf.task_soft_time_limit < app.conf.task_time_limit <= 3600
     limits = (app.conf.task_soft_time_limit, app.conf.task_time_limit)
-    assert (crawl_source.soft_time_limit, crawl_source.time_limit) == limits  # the global limits apply
+    assert (run_features.soft_time_limit, run_features.time_limit) == limits  # the global limits apply
+    # a crawl has its own run deadline, with its limits just past it and within the global hard limit
+    assert 0 < crawl_source.soft_time_limit < crawl_source.time_limit <= app.conf.task_time_limit
     assert train_model.soft_time_limit >= 4 * 3600 and train_model.soft_time_limit < train_model.time_limit
     assert train_model.time_limit < settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]

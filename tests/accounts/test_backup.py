@@ -13,7 +13,7 @@ from accounts.models import ApiToken, User
 from features.models import Chunk, DatasetVersion
 from ingestion.models import Document, Source
 from tests.accounts.test_delete_account import files_under, rows_of
-from tests.api.conftest import SAILING_LOG, stub_train_lora
+from tests.api.conftest import SAILING_LOG, stub_evaluate, stub_train_lora
 from tests.conftest import add_markdown_source, make_user
 from training.actions import do_start_training_run
 from training.models import ModelVersion
@@ -41,6 +41,7 @@ def snapshot(*users) -> dict:
 
 def test_a_backup_restores_every_row_and_file(transactional_db, data_dir, tmp_path, monkeypatch):
     monkeypatch.setattr("training.tasks.train_lora", stub_train_lora)
+    monkeypatch.setattr("training.tasks.evaluate", stub_evaluate)  # the gate runs after training now
     owner, other = make_user("alice"), make_user("bob")
     add_markdown_source(owner)
     add_markdown_source(other, "sailing.md", SAILING_LOG)

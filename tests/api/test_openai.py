@@ -122,6 +122,9 @@ def test_an_api_token_is_required(anon_api, owner_source):
 
 
 def test_answers_use_only_the_callers_own_writing(other_api, owner_source, other_source):
-    body = complete(other_api, [user("How much honey does a hive give?")]).json()
+    bees = complete(other_api, [user("How much honey does a hive give?")]).json()
+    sailing = complete(other_api, [user("What did you write about sailing?")]).json()
 
-    assert body["sources"] and {s["title"] for s in body["sources"]} == {"Sailing notes"}
+    # Alice's notes answer the first question exactly, but Bob has none on bees: no notes, no sources
+    assert bees["grounding"]["no_notes"] is True and bees["sources"] == []
+    assert sailing["sources"] and {s["title"] for s in sailing["sources"]} == {"Sailing notes"}
