@@ -130,13 +130,9 @@ def train_and_approve(owner, staff):
     override = "" if version.passed_gate else "bench/grounding measures every candidate"
     do_approve_model_version(version, staff, override_reason=override)
     log(f"evaluation gate: {version.evaluation_status}, passed={version.passed_gate}")
-    report = version.eval_report or {}
-    log(
-        f"trained and approved {version} in {t.seconds:.0f} s ({run.total_steps} steps); held-out loss "
-        f"base {report.get('base_loss')} -> adapter {report.get('adapter_loss')}"
-    )
-    for sample in report.get("samples", []):
-        log(f"  sample: {sample.get('instruction')!r} -> {sample.get('generated')!r}")
+    models = (version.eval_report or {}).get("models", {})
+    perplexity = {name: metrics.get("perplexity") for name, metrics in models.items()}
+    log(f"trained and approved {version} in {t.seconds:.0f} s ({run.total_steps} steps); perplexity {perplexity}")
     return version
 
 
