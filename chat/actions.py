@@ -214,15 +214,9 @@ def generate_answer_events(answer: Message) -> Iterator[Event]:
         yield Event("sources", answer.sources)
 
         if plan.has_notes:
-            messages = build_messages(
-                Twin.for_user(owner).name, plan.question, [e.text for e in plan.evidence], plan.history
-            )
-            stream = models.stream(
-                messages,
-                model_version,
-                evidence=[e.text for e in plan.evidence],
-                max_sentences=settings.TWIN_MAX_SENTENCES,
-            )
+            notes = [e.text for e in plan.evidence]
+            messages = build_messages(Twin.for_user(owner).name, plan.question, notes, plan.history)
+            stream = models.stream(messages, model_version, evidence=notes, max_sentences=settings.TWIN_MAX_SENTENCES)
             while True:
                 try:
                     piece = next(stream)
