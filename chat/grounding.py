@@ -64,6 +64,7 @@ def check_grounding(answer: str, notes: NoteSentences, embed, best_note=None) ->
     claims = [(s, set(content_words(s))) for s in sentences]
     checkable = [s for s, words in claims if len(words) >= 2]
     vectors = embed(checkable) if checkable and notes.texts else np.zeros((0, 0))
+    row_of = {sentence: row for row, sentence in enumerate(checkable)}
     checks, supported_weight, total_weight = [], 0, 0
     for sentence, words in claims:
         if len(words) < 2:
@@ -71,7 +72,7 @@ def check_grounding(answer: str, notes: NoteSentences, embed, best_note=None) ->
             continue
         best, best_index = 0.0, None
         if notes.texts:
-            similarities = notes.vectors @ vectors[checkable.index(sentence)]
+            similarities = notes.vectors @ vectors[row_of[sentence]]
             numbers = numbers_in(sentence)
             for index, note in enumerate(notes.texts):
                 support = _support(sentence, words, numbers, note, float(similarities[index]))
