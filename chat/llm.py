@@ -9,6 +9,7 @@ Generation holds a lock: one answer at a time per process, which is what two CPU
 cores can do anyway; run more web or worker processes to serve more at once.
 """
 
+import functools
 import threading
 import time
 from collections import OrderedDict
@@ -127,6 +128,7 @@ class TwinModels:
                 prompt_length,
                 copy_bonus=settings.TWIN_COPY_BONUS,
                 start_bonus=settings.TWIN_START_BONUS,
+                sentence_ends=sentence_end_ids(self.tokenizer),
             )
 
             failure = []
@@ -168,6 +170,17 @@ class TwinModels:
                 raise failure[0]
             result.tokens = len(self.tokenizer(result.text, add_special_tokens=False)["input_ids"])
             return result
+
+
+@functools.cache
+def sentence_end_ids(tokenizer) -> frozenset[int]:
+    """The vocabulary's tokens that end a sentence (".", "!", "?", with or without trailing space)."""
+    return frozenset(
+        token_id
+        for token_id in range(len(tokenizer))
+        if tokenizer.decode([token_id]).rstrip(" \n").endswith((".", "!", "?"))
+        and len(tokenizer.decode([token_id]).strip()) <= 3
+    )
 
 
 def evidence_token_ids(tokenizer, evidence) -> list[list[int]]:

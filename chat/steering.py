@@ -34,14 +34,19 @@ class EvidenceSteering(LogitsProcessor):
         *,
         copy_bonus: float,
         start_bonus: float = 0.0,
+        sentence_ends: frozenset[int] = frozenset(),
         repetition_penalty: float = 1.1,
         no_repeat_ngram: int = 4,
     ):
         self.prompt_length = prompt_length
         self.copy_bonus = copy_bonus
         self.start_bonus = start_bonus
-        # The best sentence's opening, in both of its tokenizations (see chat.llm.evidence_token_ids).
-        self.first_tokens = sorted({ids[0] for ids in evidence_ids[:2] if ids})
+        # Each note's opening, in both of its tokenizations (see chat.llm.evidence_token_ids), and its
+        # 4-grams: each sentence of the answer opens like the best note it has not yet used.
+        notes = [evidence_ids[i : i + 2] for i in range(0, len(evidence_ids), 2)]
+        self.openings = [sorted({ids[0] for ids in pair if ids}) for pair in notes]
+        self.note_ngrams = [{tuple(ids[k : k + 4]) for ids in pair for k in range(len(ids) - 3)} for pair in notes]
+        self.sentence_ends = sentence_ends
         self.repetition_penalty = repetition_penalty
         self.no_repeat_ngram = no_repeat_ngram
         # n-gram (as a tuple of token ids) -> the tokens that follow it somewhere in the evidence
@@ -57,9 +62,18 @@ class EvidenceSteering(LogitsProcessor):
             self._steer(generated, scores[row])
         return scores
 
+    def _next_opening(self, generated: list[int]) -> list[int]:
+        said = {tuple(generated[k : k + 4]) for k in range(len(generated) - 3)}
+        for opening, ngrams in zip(self.openings, self.note_ngrams, strict=True):
+            if not ngrams & said:
+                return opening
+        return []
+
     def _steer(self, generated: list[int], scores: torch.FloatTensor):
-        if not generated and self.start_bonus and self.first_tokens:
-            scores[self.first_tokens] += self.start_bonus  # open like the best note ("I feed…", "My commute…")
+        if self.start_bonus and (not generated or generated[-1] in self.sentence_ends):
+            opening = self._next_opening(generated)
+            if opening:
+                scores[opening] += self.start_bonus  # open like the note ("I feed…", "My commute…")
         if generated and self.repetition_penalty != 1.0:
             seen = torch.tensor(sorted(set(generated)), device=scores.device)
             values = scores[seen]

@@ -20,12 +20,14 @@ import numpy as np
 from .chunking import split_sentences
 
 MIN_SENTENCE_CHARS = 12
+LABEL_WORDS = 5
+BYLINE = re.compile(r"\s*([Bb]y|[Ww]ritten by)\s+[A-Z][\w.'-]*(\s+[A-Z][\w.'-]*){0,3}\s*$")
 LEXICAL_WEIGHT = 0.3
 SYMBOL_PENALTY = 0.5  # a line under PROSE_SHARE letters and spaces
 PROSE_SHARE = 0.8
 # A question that asks for a quantity, a time or a date wants a sentence that states one.
 QUANTITY_QUESTION = re.compile(
-    r"\b(how (many|much|long|far|old|often|big|fast|tall|heavy|wide|late|early)|when|"
+    r"\b(how (many|much|long|far|old|often|big|fast|tall|heavy|wide|late|early|hot|cold|warm|high|deep)|when|"
     r"what (time|year|date|day|month|ratio|size|percentage|number|temperature|limit|age))\b|\blimit\b",
     re.IGNORECASE,
 )
@@ -36,14 +38,34 @@ QUANTITY = re.compile(
     re.IGNORECASE,
 )
 ANSWER_TYPE_BONUS = 0.3
+# Retrieval ranked the chunks on the whole passage: a sentence of the best chunk is a little
+# likelier to answer than an equally similar one from the fifth (a different post, often).
+CHUNK_RANK_PENALTY = 0.05
 # The same for the other common answer types: a reason, and a name (a person, place or thing).
 REASON_QUESTION = re.compile(r"^\s*why\b|\bwhat (made|makes|was the reason)|\bthe reason\b", re.IGNORECASE)
-REASON = re.compile(r"\b(because|so that|since|in order to|which is why|the reason)\b", re.IGNORECASE)
+# ", so" states a consequence: the clause before it is the reason ("Cold honey is thick, so…").
+REASON = re.compile(
+    r"\b(because|so that|since|in order to|which is why|that is why|the reason|due to)\b|, so\b", re.IGNORECASE
+)
 NAME_QUESTION = re.compile(
-    r"^\s*(who|whose|where|which)\b|\bwhat (was|is) (the|its|his|her|their) name\b|\bcalled\b", re.IGNORECASE
+    r"^\s*(who|whose|where|which)\b|\bwhat (was|is) (the|its|his|her|their) name\b|\b(call|called|named)\b",
+    re.IGNORECASE,
 )
 NAME = re.compile(r"(?<=[a-z,;] )[A-Z][a-z]+")  # a capitalised word inside a sentence
-ANSWER_TYPES = ((QUANTITY_QUESTION, QUANTITY), (REASON_QUESTION, REASON), (NAME_QUESTION, NAME))
+# Two narrower kinds of quantity; a sentence that matches one gets both bonuses.
+TIME_QUESTION = re.compile(r"\b(what|which) (time|hour)\b", re.IGNORECASE)
+TIME = re.compile(
+    r"\b\d{1,2}[:.]\d{2}\b|\b\d{1,2} ?(am|pm|a\.m\.|p\.m\.)|\bo'clock\b|\bnoon\b|\bmidnight\b", re.IGNORECASE
+)
+TEMPERATURE_QUESTION = re.compile(r"\b(temperature|how (hot|cold|warm))\b", re.IGNORECASE)
+TEMPERATURE = re.compile(r"\d ?°|\bdegrees?\b|\d ?[CF]\b")
+ANSWER_TYPES = (
+    (QUANTITY_QUESTION, QUANTITY),
+    (TIME_QUESTION, TIME),
+    (TEMPERATURE_QUESTION, TEMPERATURE),
+    (REASON_QUESTION, REASON),
+    (NAME_QUESTION, NAME),
+)
 STOPWORDS = frozenset(
     """a an the i me my mine you your yours we our us he she it its they them their of to in on at by for and or
     but is are was were be been am do does did have has had that this these those with as from what when where
@@ -83,8 +105,14 @@ def prose_share(text: str) -> float:
 
 def note_sentences(text: str) -> list[str]:
     """A chunk's sentences, hard-wrapped lines joined; headings and code blocks are not notes."""
-    prose = "\n".join(line for line in text.split("\n") if not line.lstrip().startswith("#"))
-    return [s for s in split_sentences(prose) if len(s) >= MIN_SENTENCE_CHARS and "```" not in s]
+    prose = "\n".join(line for line in text.split("\n") if not line.lstrip().startswith("#") and not BYLINE.match(line))
+    return [s for s in split_sentences(prose) if len(s) >= MIN_SENTENCE_CHARS and "```" not in s and not is_label(s)]
+
+
+def is_label(sentence: str) -> bool:
+    """A title, a byline ("By Ann Lee") or a list label: a few words and no full stop. It states
+    nothing, yet "who wrote…?" questions land on it."""
+    return len(sentence.split()) < LABEL_WORDS and not sentence.rstrip().endswith((".", "!", "?", '"'))
 
 
 @dataclass
@@ -113,13 +141,14 @@ class NoteSentences:
             return []
         similarities = self.vectors @ np.asarray(question_vector, dtype=np.float32)
         wanted = [pattern for asks, pattern in ANSWER_TYPES if asks.search(question)]
+        chunk_rank = {chunk_id: rank for rank, chunk_id in enumerate(dict.fromkeys(self.chunk_ids))}
         ranked = []
         for text, chunk_id, similarity in zip(self.texts, self.chunk_ids, similarities, strict=True):
             score = float(similarity) + LEXICAL_WEIGHT * overlap(question, text)
+            score -= CHUNK_RANK_PENALTY * chunk_rank[chunk_id]
             if prose_share(text) < PROSE_SHARE:
                 score -= SYMBOL_PENALTY
-            if any(pattern.search(text) for pattern in wanted):
-                score += ANSWER_TYPE_BONUS
+            score += ANSWER_TYPE_BONUS * sum(bool(pattern.search(text)) for pattern in wanted)
             ranked.append(Evidence(text, chunk_id, float(similarity), score))
         return sorted(ranked, key=lambda e: -e.score)
 

@@ -165,8 +165,8 @@ TWIN_MAX_NEW_TOKENS = envint("TWIN_MAX_NEW_TOKENS", 120)
 # "no notes on that" instead of an invented answer. Calibrated with `make bench` (bench/grounding.py).
 TWIN_EVIDENCE_SENTENCES = envint("TWIN_EVIDENCE_SENTENCES", 2)
 TWIN_COPY_BONUS = float(os.environ.get("TWIN_COPY_BONUS", "6"))  # logits added to continue the evidence
-TWIN_START_BONUS = float(os.environ.get("TWIN_START_BONUS", "4"))  # to open like the best note
-TWIN_NOTES_MIN_SIMILARITY = float(os.environ.get("TWIN_NOTES_MIN_SIMILARITY", "0.32"))
+TWIN_START_BONUS = float(os.environ.get("TWIN_START_BONUS", "7"))  # to open like the best note
+TWIN_NOTES_MIN_SIMILARITY = float(os.environ.get("TWIN_NOTES_MIN_SIMILARITY", "0.36"))
 TWIN_MAX_SENTENCES = envint("TWIN_MAX_SENTENCES", 2)  # a small model invents filler after its facts
 TWIN_HISTORY_TOKENS = envint("TWIN_HISTORY_TOKENS", 256)  # earlier turns kept in the prompt
 TWIN_TORCH_THREADS = envint("TWIN_TORCH_THREADS", 0)  # 0: torch's default

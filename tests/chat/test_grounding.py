@@ -161,8 +161,27 @@ def equal_embed(texts):
         ("Why do you tilt the hives?", "I tilt the hives in autumn.", "I tilt the hives because damp must drain."),
         ("Who tunes the piano?", "The piano is tuned in spring.", "The piano is tuned by Agnes Moller."),
         ("How far is the walk?", "The walk is steep and rocky.", "The walk is 11 km and steep."),
+        ("Why do you warm the room?", "I warm it up in the morning.", "Cold honey is thick, so it clings to the comb."),
+        ("What do you call the big hive?", "The big hive is in the corner.", "I call the big hive Dividend."),
+        ("At what time did it start?", "It started with 6 clients.", "It started at 11:40 in the rain."),
+        ("How hot should the cream be?", "The cream costs 3 euros.", "The cream should be at 60 degrees."),
     ],
 )
 def test_the_sentence_holding_what_the_question_asks_for_ranks_first(question, plain, typed):
     notes = NoteSentences.from_chunks([Note(5, f"{plain}\n{typed}")], equal_embed)
     assert notes.select(question, np.full(4, 0.5, dtype=np.float32), 1)[0].text == typed
+
+
+def test_a_sentence_of_the_best_chunk_beats_a_slightly_closer_one_from_a_later_chunk():
+    def embed_closer_second(texts):  # the second chunk's sentence is 0.01 closer to the question
+        return np.array([[1.0, 0.0], [0.9, 0.1]], dtype=np.float32)[: len(texts)]
+
+    chunks = [Note(5, "The hives face west."), Note(6, "The hives face east.")]
+    notes = NoteSentences.from_chunks(chunks, embed_closer_second)
+    assert notes.rank("Which way do the hives face?", np.array([0.5, 0.6], dtype=np.float32))[0].chunk_id == 5
+
+
+def test_titles_and_bylines_are_not_notes():
+    """ "Who wrote Moby-Dick?" came close to "By Cyril Oakenshaw", which answers nothing."""
+    notes = notes_for(Note(7, "Why semaphores fail safe\nBy Cyril Oakenshaw\n\nThe arm falls to danger by gravity."))
+    assert notes.texts == ["The arm falls to danger by gravity."]

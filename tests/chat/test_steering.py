@@ -33,13 +33,30 @@ def test_the_answer_may_not_repeat_its_own_four_gram():
     assert scores[43] == -float("inf")
 
 
-def test_the_opening_of_the_best_note_is_favoured_only_at_the_start():
-    # two sentences, each tokenized mid-text and at the start of the answer; the best one first
-    evidence = [[10, 11], [15, 11], [20, 21], [25, 21]]
-    steering = EvidenceSteering(evidence, len(PROMPT), copy_bonus=0.0, start_bonus=3.0)
-    start = steering(torch.tensor([PROMPT]), torch.zeros(1, 100))[0]
-    later = steering(torch.tensor([[*PROMPT, 50]]), torch.zeros(1, 100))[0]
-    assert start[10] == start[15] == 3.0 and start[20] == start[25] == 0.0 and later[10] == 0.0
+# Two sentences, each tokenized mid-text and at the start of the answer; the best one first.
+# Token 99 ends a sentence.
+NOTES = [[10, 11, 12, 13, 14], [15, 11, 12, 13, 14], [20, 21, 22, 23, 24], [25, 21, 22, 23, 24]]
+
+
+def opening_scores(generated):
+    steering = EvidenceSteering(NOTES, len(PROMPT), copy_bonus=0.0, start_bonus=3.0, sentence_ends=frozenset({99}))
+    return steering(torch.tensor([PROMPT + generated]), torch.zeros(1, 100))[0]
+
+
+def test_the_answer_opens_like_the_best_note_and_not_mid_sentence():
+    start, later = opening_scores([]), opening_scores([50])
+    assert start[10] == start[15] == 3.0 and start[20] == start[25] == 0.0
+    assert (later == 0).all()
+
+
+def test_after_a_sentence_from_the_best_note_the_next_opens_like_the_second_note():
+    scores = opening_scores([10, 11, 12, 13, 14, 99])
+    assert scores[20] == scores[25] == 3.0 and scores[10] == 0.0
+
+
+def test_after_a_sentence_of_its_own_the_answer_is_steered_to_the_best_note_again():
+    scores = opening_scores([50, 51, 52, 53, 99])
+    assert scores[10] == scores[15] == 3.0 and scores[20] == 0.0
 
 
 def test_sentence_ends_ignore_decimals_and_abbreviation_like_dots():
