@@ -7,6 +7,9 @@ with the base model alone, then with an adapter that the app trains on the twin'
 dataset (the default CPU budget) and a staff member approves. Two evaluation sets:
 
 - demo: the 8 questions of demo/questions.txt over the demo corpus (tuned on);
+- dev: bench/grounding-dev/ (48 questions, 12 documents, 4 other fictional authors, 16
+  off-topic questions), the set that evidence selection, steering and the "no notes"
+  threshold were tuned on; base model only;
 - held-out: bench/grounding/ (48 questions over 12 documents by 4 fictional authors,
   written for this and never used to tune anything) plus its 16 off-topic questions.
 
@@ -33,6 +36,7 @@ from . import common
 from .common import info_row, log, median, row
 
 EVAL_DIR = common.ROOT / "bench" / "grounding"
+DEV_DIR = common.ROOT / "bench" / "grounding-dev"
 DEMO_DIR = common.ROOT / "demo"
 FACT_SHARE = 0.6
 
@@ -51,6 +55,11 @@ def states_fact(text: str, fact: str) -> bool:
 def read_questions(path: Path) -> list[tuple[str, str, str]]:
     rows = [line.split("\t") for line in path.read_text().splitlines() if line.strip()]
     return [(q.strip(), name.strip(), fact.strip()) for q, name, fact in rows]
+
+
+def evaluation_set(label: str, directory: Path):
+    offtopic = [q for q in (directory / "offtopic.txt").read_text().splitlines() if q.strip()]
+    return label, directory / "corpus", read_questions(directory / "questions.tsv"), offtopic
 
 
 def make_twin(username: str, corpus: Path):
@@ -235,8 +244,7 @@ def run(quick: bool = False) -> dict:
     settings.CELERY_TASK_ALWAYS_EAGER = True
     sets = [("demo", DEMO_DIR / "corpus", read_questions(DEMO_DIR / "questions.txt"), [])]
     if not quick:
-        offtopic = [q for q in (EVAL_DIR / "offtopic.txt").read_text().splitlines() if q.strip()]
-        sets.append(("held-out", EVAL_DIR / "corpus", read_questions(EVAL_DIR / "questions.tsv"), offtopic))
+        sets += [evaluation_set("dev", DEV_DIR), evaluation_set("held-out", EVAL_DIR)]
     rows, examples = [], {}
     with common.scratch_database():
         staff = do_create_user("bench-staff", "bench-password-1", is_staff=True, is_superuser=True)
@@ -250,7 +258,7 @@ def run(quick: bool = False) -> dict:
             rows += quality_rows(label, "base", counts, len(questions), len(offtopic))
             examples[f"{label}/base"] = counts["examples"]
             log(f"{label} base: {counts['fact']}/{len(questions)} facts, {counts['cited']} cited")
-            if quick:
+            if quick or label == "dev":
                 continue
             train_and_approve(owner, staff)
             counts = ask_all(owner, questions, offtopic)
