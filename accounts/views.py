@@ -4,9 +4,9 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from .actions import do_create_user, do_delete_account, do_issue_api_token
+from .actions import do_create_user, do_delete_account, do_ensure_twin, do_issue_api_token
 from .forms import DeleteAccountForm, SignupForm, TokenForm, TwinForm
-from .models import ApiToken, Twin
+from .models import ApiToken
 from .throttling import SignupThrottle
 
 
@@ -59,7 +59,7 @@ def revoke_token(request, token_id):
 
 @login_required
 def twin_settings(request):
-    form = TwinForm(request.POST or None, instance=Twin.for_user(request.user))
+    form = TwinForm(request.POST or None, instance=do_ensure_twin(request.user))
     if request.method == "POST" and form.is_valid():
         form.save()
         messages.success(request, "Twin settings saved.")

@@ -16,12 +16,8 @@ def _get_conversation_for_user(request, conversation_id) -> Conversation:
 
 
 def _get_answer_for_user(request, message_id) -> Message:
-    return get_object_or_404(
-        Message.objects.select_related("conversation__owner").filter(
-            conversation__in=Conversation.objects.for_user(request.user), role=Message.Role.ASSISTANT
-        ),
-        pk=message_id,
-    )
+    answers = Message.objects.for_user(request.user).filter(role=Message.Role.ASSISTANT)
+    return get_object_or_404(answers.select_related("conversation__owner"), pk=message_id)
 
 
 def _chat_page(request, conversation=None, error="", status=200):

@@ -6,9 +6,9 @@ from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
 from pgvector.django import HnswIndex, VectorField
 
+from core.jobs import Job, JobStatus
+from core.ownership import OwnedQuerySet
 from ingestion.models import Category, Document
-from twinsite.jobs import Job, JobStatus
-from twinsite.ownership import OwnedQuerySet
 
 TEXT_SEARCH_CONFIG = "english"  # features/search.py queries with the same configuration
 
@@ -168,5 +168,5 @@ class FeatureRun(Job):
 
     def later_run_queued(self) -> bool:
         """Another run of this owner waits in the queue and will rebuild the dataset anyway."""
-        later = FeatureRun.objects.filter(owner_id=self.owner_id, status=JobStatus.QUEUED, pk__gt=self.pk)
+        later = FeatureRun.objects.for_user(self.owner).filter(status=JobStatus.QUEUED, pk__gt=self.pk)
         return later.exists()

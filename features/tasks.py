@@ -16,7 +16,7 @@ def run_features(run_id: int):
     if run is None or not run.claim():
         return
     try:
-        documents = list(Document.objects.filter(owner_id=run.owner_id, pk__in=run.document_ids))
+        documents = list(Document.objects.for_user(run.owner).filter(pk__in=run.document_ids))
         written = 0
         for i, document in enumerate(documents):
             run.report(90 * i / max(1, len(documents)), f"Embedding “{document.title}” ({i + 1}/{len(documents)})")

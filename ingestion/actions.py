@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from twinsite.jobs import JobStatus
+from core.jobs import JobStatus
 
 from .models import CrawlRun, Document, Source, content_hash
 from .signals import documents_changed
@@ -21,7 +21,7 @@ def _check_source_limit(owner):
     """Call inside the transaction that adds the source: the owner's row lock serialises adds."""
     get_user_model().objects.select_for_update().get(pk=owner.pk)
     limit = settings.TWIN_MAX_SOURCES_PER_USER
-    if Source.objects.filter(owner=owner).count() >= limit:
+    if Source.objects.for_user(owner).count() >= limit:
         raise SourceRefused(f"You have reached the limit of {limit} sources; delete one to add another.")
 
 
@@ -38,7 +38,7 @@ def do_add_source(owner, kind: str, cleaned_data: dict) -> Source:
     upload = fields.pop("upload", None)
     with transaction.atomic():
         _check_source_limit(owner)
-        if fields.get("url") and Source.objects.filter(owner=owner, url=fields["url"]).exists():
+        if fields.get("url") and Source.objects.for_user(owner).filter(url=fields["url"]).exists():
             raise SourceRefused("You have already added that address.")
         source = Source(owner=owner, kind=kind, **fields)
         source.name = (source.name or source.url or (upload.name if upload else kind))[:300]
@@ -122,7 +122,7 @@ def do_upsert_document(source: Source, item) -> tuple[str, int | None, str]:
                 setattr(existing, name, value)
             existing.save(update_fields=[*validators, "gone_at"])
             return "unchanged", existing.pk, ""
-        duplicate = Document.objects.filter(owner=source.owner, content_hash=digest)
+        duplicate = Document.objects.for_user(source.owner).filter(content_hash=digest)
         if existing:
             duplicate = duplicate.exclude(pk=existing.pk)
         if twin := duplicate.first():

@@ -9,8 +9,8 @@ from django.db import models
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from twinsite.jobs import ACTIVE_STATUSES, Job, JobStatus
-from twinsite.ownership import OwnedQuerySet
+from core.jobs import ACTIVE_STATUSES, Job, JobStatus
+from core.ownership import OwnedQuerySet
 
 
 class Category(models.TextChoices):

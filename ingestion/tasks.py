@@ -6,7 +6,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.utils import timezone
 
-from twinsite.jobs import JobStatus
+from core.jobs import JobStatus
 
 from .actions import do_finish_crawl, do_sync_source
 from .connectors import CONNECTORS, ConnectorError, connector_for

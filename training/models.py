@@ -3,9 +3,9 @@
 from django.conf import settings
 from django.db import models
 
+from core.jobs import ACTIVE_STATUSES, Job
+from core.ownership import OwnedQuerySet
 from features.models import DatasetVersion
-from twinsite.jobs import ACTIVE_STATUSES, Job
-from twinsite.ownership import OwnedQuerySet
 
 from .base_models import display_name
 
@@ -68,10 +68,9 @@ class TrainingRun(Job):
 
 
 class ModelVersionQuerySet(OwnedQuerySet):
-    def production_for(self, owner):
-        if owner is None or not getattr(owner, "pk", None):
-            return None
-        return self.filter(owner=owner, status=ModelVersion.Status.PRODUCTION).select_related("base_model").first()
+    def production(self) -> "ModelVersion | None":
+        """The version that serves, or None; chain it on for_user(): `.for_user(user).production()`."""
+        return self.filter(status=ModelVersion.Status.PRODUCTION).select_related("base_model").first()
 
     def awaiting_review(self):
         return self.filter(status=ModelVersion.Status.CANDIDATE)

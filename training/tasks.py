@@ -5,10 +5,11 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from accounts.actions import do_ensure_twin
 from accounts.models import Twin
+from core.jobs import JobStatus
 from features.datasets import read_records
 from features.models import CleanDocument, DatasetVersion
-from twinsite.jobs import JobStatus
 
 from . import base_models
 from .actions import (
@@ -32,8 +33,8 @@ def load_data(dataset: DatasetVersion) -> tuple[list[dict], DataSplit]:
     ids = [d["id"] for d in dataset.lineage.get("documents", [])] or sorted(
         {r["document_id"] for r in records if r.get("document_id")}
     )
-    documents = CleanDocument.objects.filter(owner=dataset.owner_id, document_id__in=ids).values_list(
-        "document_id", "text"
+    documents = (
+        CleanDocument.objects.for_user(dataset.owner).filter(document_id__in=ids).values_list("document_id", "text")
     )
     return records, split_documents(sorted(documents))
 
@@ -84,7 +85,7 @@ def train_model(run_id: int):
             base_path=base_models.resolve(run.base_model.identifier),
             split=split,
             records=records,
-            twin_name=Twin.for_user(run.owner).name,
+            twin_name=do_ensure_twin(run.owner).name,
             hp=hp,
             work_dir=run.run_dir,
             adapter_dir=settings.TWIN_DATA_DIR / "adapters" / str(run.owner_id) / f"run-{run.pk}",
@@ -128,7 +129,7 @@ def evaluate_model_version(model_version_id: int):
     model_version = ModelVersion.objects.select_related("base_model", "dataset_version", "owner").get(
         pk=model_version_id
     )
-    production = ModelVersion.objects.production_for(model_version.owner)
+    production = ModelVersion.objects.for_user(model_version.owner).production()
     if production is not None and production.pk == model_version.pk:
         production = None
     try:
@@ -141,7 +142,7 @@ def evaluate_model_version(model_version_id: int):
             production_dir=production.adapter_dir if production else None,
             split=split,
             records=records,
-            twin_name=Twin.for_user(model_version.owner).name,
+            twin_name=do_ensure_twin(model_version.owner).name,
             embed=embed,
             config=gate_config(),
         )
@@ -164,10 +165,10 @@ def train_when_due():
     once) and adds enough samples over the dataset of its last run."""
     settled_before = timezone.now() - timedelta(seconds=settings.TWIN_AUTO_TRAIN_SETTLE_SECONDS)
     for twin in Twin.objects.filter(auto_train=True).select_related("owner"):
-        latest = DatasetVersion.objects.filter(owner=twin.owner).first()
+        latest = DatasetVersion.objects.for_user(twin.owner).first()
         if latest is None or latest.created_at > settled_before or latest.training_runs.exists():
             continue
-        last_run = TrainingRun.objects.filter(owner=twin.owner).exclude(status=JobStatus.CANCELLED).first()
+        last_run = TrainingRun.objects.for_user(twin.owner).exclude(status=JobStatus.CANCELLED).first()
         trained = last_run.dataset_version.sample_count if last_run else 0
         if latest.sample_count - trained < settings.TWIN_AUTO_TRAIN_MIN_SAMPLES:
             continue

@@ -18,7 +18,7 @@ def fail_stalled_jobs(stale_minutes: int = 30):
 
     from django.apps import apps as django_apps
 
-    from .jobs import Job
+    from core.jobs import Job
 
     for model in django_apps.get_models():
         if issubclass(model, Job):

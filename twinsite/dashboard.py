@@ -7,7 +7,7 @@ never import each other upstream.
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 
-from accounts.models import Twin
+from accounts.actions import do_ensure_twin
 from chat.actions import serving_description
 from features.models import Chunk, DatasetVersion, FeatureRun
 from ingestion.models import CrawlRun, Document, Source
@@ -27,7 +27,7 @@ def dashboard(request):
     feature_runs = list(FeatureRun.objects.for_user(user)[:3])
     training_runs = list(TrainingRun.objects.for_user(user)[:3])
     context = {
-        "twin": Twin.for_user(user),
+        "twin": do_ensure_twin(user),
         "serving": serving_description(user),
         "source_count": Source.objects.for_user(user).count(),
         "document_count": Document.objects.for_user(user).count(),

@@ -286,7 +286,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "ENUM_NAME_OVERRIDES": {
-        "JobStatusEnum": "twinsite.jobs.JobStatus",
+        "JobStatusEnum": "core.jobs.JobStatus",
         "ModelVersionStatusEnum": "training.models.ModelVersion.Status",
         "MessageStatusEnum": "chat.models.Message.Status",
     },

@@ -66,7 +66,7 @@ def test_staff_approval_makes_the_version_production(staff_api, staff, owner_mod
     assert response.json()["status"] == "production" and response.json()["reviewed_at"]
     owner_model_version.refresh_from_db()
     assert owner_model_version.status == "production" and owner_model_version.reviewed_by == staff
-    assert ModelVersion.objects.production_for(owner) == owner_model_version
+    assert ModelVersion.objects.for_user(owner).production() == owner_model_version
 
 
 def test_approving_a_newer_version_keeps_the_previous_one_for_rollback(staff_api, owner_model_version, owner):
@@ -83,7 +83,7 @@ def test_staff_rejection_keeps_the_version_out_of_production(staff_api, owner_mo
 
     assert response.status_code == 200
     assert response.json()["status"] == "rejected"
-    assert ModelVersion.objects.production_for(owner) is None
+    assert ModelVersion.objects.for_user(owner).production() is None
 
 
 def test_a_rejected_version_cannot_be_approved(staff_api, owner_model_version):
@@ -155,7 +155,7 @@ def test_staff_roll_a_twin_back_in_one_call(staff_api, owner_model_version, owne
     response = staff_api.post(f"{URL}{newer.pk}/rollback/", {"reason": "regression"}, format="json")
 
     assert response.status_code == 200 and response.json()["id"] == owner_model_version.pk
-    assert ModelVersion.objects.production_for(owner) == owner_model_version
+    assert ModelVersion.objects.for_user(owner).production() == owner_model_version
 
 
 def test_owners_cannot_roll_back(owner_api, staff_api, owner_model_version):

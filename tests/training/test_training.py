@@ -104,7 +104,7 @@ def test_rejected_versions_never_serve(trained, staff):
     do_reject_model_version(model_version, staff)
     with pytest.raises(TrainingRefused):
         do_approve_model_version(model_version, staff)
-    assert ModelVersion.objects.production_for(trained.owner) is None
+    assert ModelVersion.objects.for_user(trained.owner).production() is None
 
 
 def test_a_failed_run_resumes_from_its_last_checkpoint(owner_source, owner, monkeypatch):
