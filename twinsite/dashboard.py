@@ -6,6 +6,7 @@ never import each other upstream.
 
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_safe
 
 from accounts.actions import do_ensure_twin
 from chat.actions import serving_description
@@ -14,6 +15,7 @@ from ingestion.models import CrawlRun, Document, Source
 from training.models import ModelVersion, TrainingRun
 
 
+@require_safe
 def home(request):
     if request.user.is_authenticated:
         return redirect("dashboard")
@@ -21,6 +23,7 @@ def home(request):
 
 
 @login_required
+@require_safe
 def dashboard(request):
     user = request.user
     crawl_runs = list(CrawlRun.objects.for_user(user).select_related("source")[:5])
