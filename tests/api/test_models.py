@@ -123,7 +123,9 @@ def test_model_versions_are_read_only(owner_api, owner_model_version):
 def test_the_report_and_history_come_with_the_version(owner_api, owner_model_version):
     body = owner_api.get(f"{URL}{owner_model_version.pk}/").json()
 
-    assert body["evaluation_status"] == "done" and body["verdict"] == "passed" and body["fidelity_score"] == 23.2
+    owner_model_version.refresh_from_db()  # what the gate recorded (its figures are the stub's: not asserted here)
+    assert body["evaluation_status"] == "done" and body["verdict"] == owner_model_version.verdict != ""
+    assert body["fidelity_score"] == owner_model_version.fidelity_score is not None
     assert body["grounding_score"] is None  # filled by chat's grounding check, never by training
     assert [(e["from_status"], e["to_status"]) for e in body["events"]] == [
         ("", "candidate"),

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.db import IntegrityError
 
 from features.models import Chunk, DatasetVersion
+from tests.conftest import expected_device
 from training import lora
 from training.actions import (
     TrainingRefused,
@@ -18,13 +19,6 @@ from training.models import ModelVersion, TrainingRun
 from training.tasks import train_model
 
 pytestmark = pytest.mark.django_db
-
-
-def expected_device() -> str:
-    """What a run reports: the GPU's name where CUDA is present (a GPU machine), else "cpu"."""
-    import torch
-
-    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
 
 
 @pytest.fixture
