@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.quotas import QuotaReached, check_storage
 from core.jobs import JobStatus
 
 from .models import CrawlRun, Document, Source, content_hash
@@ -17,12 +18,20 @@ class SourceRefused(Exception):
     """The user cannot add this source; the message says why."""
 
 
-def _check_source_limit(owner):
+def _check_source_limit(owner, adding: int = 0):
     """Call inside the transaction that adds the source: the owner's row lock serialises adds."""
     get_user_model().objects.select_for_update().get(pk=owner.pk)
     limit = settings.TWIN_MAX_SOURCES_PER_USER
     if Source.objects.for_user(owner).count() >= limit:
         raise SourceRefused(f"You have reached the limit of {limit} sources; delete one to add another.")
+    _check_storage(owner, adding)
+
+
+def _check_storage(owner, adding: int = 0):
+    try:
+        check_storage(owner, adding)
+    except QuotaReached as exc:
+        raise SourceRefused(str(exc)) from None
 
 
 def do_add_source(owner, kind: str, cleaned_data: dict) -> Source:
@@ -37,7 +46,7 @@ def do_add_source(owner, kind: str, cleaned_data: dict) -> Source:
     fields = connector_named(kind).source_fields(cleaned_data)
     upload = fields.pop("upload", None)
     with transaction.atomic():
-        _check_source_limit(owner)
+        _check_source_limit(owner, adding=upload.size if upload is not None else 0)
         if fields.get("url") and Source.objects.for_user(owner).filter(url=fields["url"]).exists():
             raise SourceRefused("You have already added that address.")
         source = Source(owner=owner, kind=kind, **fields)
@@ -46,7 +55,7 @@ def do_add_source(owner, kind: str, cleaned_data: dict) -> Source:
             source.upload.save(upload.name, upload, save=False)
         try:
             source.save()
-            do_sync_source(source)
+            do_sync_source(source, check_quota=False)
         except BaseException:
             if upload is not None:
                 source.upload.delete(save=False)  # no orphan file when the row is rolled back
@@ -64,13 +73,16 @@ def do_add_article_source(owner, url: str, *, category: str) -> Source:
     return do_add_source(owner, Source.Kind.ARTICLE, {"url": url, "category": category})
 
 
-def do_sync_source(source: Source) -> CrawlRun:
-    """Queue a crawl of the source, or return the one already queued or running."""
+def do_sync_source(source: Source, *, check_quota: bool = True) -> CrawlRun:
+    """Queue a crawl of the source, or return the one already queued or running.
+    SourceRefused when the owner's storage quota is used up (adding a source checked it already)."""
     from .tasks import crawl_source
 
     active = source.crawl_runs.active().first()
     if active:
         return active
+    if check_quota:
+        _check_storage(source.owner)
     run = CrawlRun.objects.create(owner=source.owner, source=source, message="Waiting for a worker")
     transaction.on_commit(lambda: crawl_source.delay(run.pk))
     return run

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from core.jobs import JobStatus
 
-from .actions import do_finish_crawl, do_sync_source
+from .actions import SourceRefused, do_finish_crawl, do_sync_source
 from .connectors import CONNECTORS, ConnectorError, connector_for
 from .crawling import Crawl, RunStopped
 from .models import CrawlRun, Source
@@ -54,7 +54,10 @@ def recrawl_stale_sources():
     """Beat: re-sync sources whose recrawl interval passed (not those backing off after failures)."""
     kinds = [kind for kind, connector in CONNECTORS.items() if connector.recrawls]
     for source in Source.objects.due_for_recrawl(kinds).iterator():
-        do_sync_source(source)
+        try:
+            do_sync_source(source)
+        except SourceRefused as exc:  # the owner's storage quota: their page says so when they sync
+            logger.info("recrawl of source %s skipped: %s", source.pk, exc)
 
 
 @shared_task

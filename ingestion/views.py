@@ -95,8 +95,12 @@ def source_progress(request, source_id):
 @require_POST
 def sync_source(request, source_id):
     source = _get_source_for_user(request, source_id)
-    do_sync_source(source)
-    messages.info(request, f"Syncing “{source.name}”.")
+    try:
+        do_sync_source(source)
+    except SourceRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.info(request, f"Syncing “{source.name}”.")
     return redirect("source-detail", source_id=source.pk)
 
 

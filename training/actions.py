@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from accounts.quotas import QuotaReached, check_runs_today, check_storage
 from core.jobs import JobStatus
 from features.models import DatasetVersion
 
@@ -61,6 +62,11 @@ def do_start_training_run(owner, dataset: DatasetVersion | None = None, **overri
         raise TrainingRefused("That dataset is not yours.")
     if dataset.train_count == 0:
         raise TrainingRefused("The dataset has no training samples yet; add more writing.")
+    try:
+        check_runs_today(owner)
+        check_storage(owner)  # checkpoints and the adapter will add to it
+    except QuotaReached as exc:
+        raise TrainingRefused(str(exc)) from None
     base_model = BaseModel.default()
     hp = checked_hyperparameters(default_hyperparameters(base_model.identifier), overrides)
     try:

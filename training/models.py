@@ -104,6 +104,9 @@ class ModelVersion(models.Model):
     version = models.PositiveIntegerField()
     adapter_path = models.CharField(max_length=500, help_text="Adapter directory under TWIN_DATA_DIR.")
     sha256 = models.CharField(max_length=64)
+    adapter_pruned_at = models.DateTimeField(
+        null=True, blank=True, help_text="When retention deleted the files of this rejected adapter."
+    )
     hyperparameters = models.JSONField(default=dict)
     eval_report = models.JSONField(default=dict, help_text="The evaluation gate's report (see training.evaluation).")
     evaluation_status = models.CharField(max_length=16, choices=Evaluation.choices, default=Evaluation.PENDING)

@@ -159,6 +159,14 @@ def evaluate_model_version(model_version_id: int):
 
 
 @shared_task
+def prune_artifacts():
+    """Beat, daily: old dataset versions, leftover checkpoints and rejected adapters (training.retention)."""
+    from .retention import do_prune_artifacts
+
+    logger.info("retention: %s", do_prune_artifacts())
+
+
+@shared_task
 def train_when_due():
     """Beat: continuous training. A twin with auto-train on gets a run when its latest
     dataset has settled (no newer version for a while, so a burst of uploads trains

@@ -152,6 +152,12 @@ TWIN_FETCH_TIMEOUT = envint("TWIN_FETCH_TIMEOUT", 15)
 TWIN_FETCH_MAX_REDIRECTS = envint("TWIN_FETCH_MAX_REDIRECTS", 5)
 TWIN_MAX_DOCUMENT_CHARS = envint("TWIN_MAX_DOCUMENT_CHARS", 500_000)
 TWIN_MAX_SOURCES_PER_USER = envint("TWIN_MAX_SOURCES_PER_USER", 200)
+TWIN_MAX_STORED_BYTES = envint("TWIN_MAX_STORED_BYTES", 2 * 1024**3)  # files and document text, per user
+TWIN_MAX_RUNS_PER_DAY = envint("TWIN_MAX_RUNS_PER_DAY", 10)  # training runs a user may start in 24 hours
+# Retention (training.retention, daily from beat): what the pipelines may delete when it is old.
+TWIN_KEEP_DATASET_VERSIONS = envint("TWIN_KEEP_DATASET_VERSIONS", 3)  # per user, besides any a run trained on
+TWIN_KEEP_FAILED_CHECKPOINTS_DAYS = envint("TWIN_KEEP_FAILED_CHECKPOINTS_DAYS", 7)  # a failed run resumes from them
+TWIN_KEEP_REJECTED_ADAPTERS_DAYS = envint("TWIN_KEEP_REJECTED_ADAPTERS_DAYS", 7)
 TWIN_MAX_QUESTION_CHARS = envint("TWIN_MAX_QUESTION_CHARS", 2000)
 # Hosts that the crawler may fetch even though they resolve to private addresses
 # (tests serve pages on loopback; an intranet blog could be added here).
@@ -229,6 +235,10 @@ CELERY_BEAT_SCHEDULE = {
     "train-when-due": {
         "task": "training.tasks.train_when_due",
         "schedule": timedelta(seconds=30),
+    },
+    "prune-artifacts": {
+        "task": "training.tasks.prune_artifacts",
+        "schedule": timedelta(days=1),
     },
     "mark-stalled-jobs-failed": {
         "task": "twinsite.fail_stalled_jobs",
