@@ -155,6 +155,8 @@ class DatasetVersion(models.Model):
 class FeatureRun(Job):
     """Clean, chunk and embed a batch of changed documents, then rebuild the dataset."""
 
+    task_name = "features.tasks.run_features"
+
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="feature_runs")
     document_ids = models.JSONField(default=list)
     chunks_written = models.PositiveIntegerField(default=0)

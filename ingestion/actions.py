@@ -172,7 +172,13 @@ def do_send_changed(owner_id: int, document_ids: list[int]):
 
 
 def do_finish_crawl(run: CrawlRun, crawl, *, error: str = "", cancelled: bool = False):
-    """Close the run with its counts; a failed sync backs the source off, a good one clears that."""
+    """Close the run with its counts; a failed sync backs the source off, a good one clears that.
+
+    A crawl resumed after its worker died lost the list of what it had changed before, and
+    now finds those documents unchanged: it sends every present document of the source to
+    the feature pipeline, which skips what it has already built."""
+    if run.attempts > 1:
+        crawl.changed += list(run.source.documents.present().values_list("pk", flat=True))
     crawl.send_changed()
     source, fields = run.source, crawl.counters()
     if cancelled:

@@ -97,6 +97,8 @@ class Source(models.Model):
 
 
 class CrawlRun(Job):
+    task_name = "ingestion.tasks.crawl_source"
+
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="crawl_runs")
     source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="crawl_runs")
     documents_created = models.PositiveIntegerField(default=0)

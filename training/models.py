@@ -28,6 +28,8 @@ class BaseModel(models.Model):
 
 
 class TrainingRun(Job):
+    task_name = "training.tasks.train_model"
+
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="training_runs")
     dataset_version = models.ForeignKey(DatasetVersion, on_delete=models.RESTRICT, related_name="training_runs")
     base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="training_runs")

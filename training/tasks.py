@@ -78,41 +78,44 @@ def train_model(run_id: int):
     def cancelled() -> bool:
         return TrainingRun.objects.filter(pk=run.pk, status=JobStatus.CANCELLED).exists()
 
-    try:
-        run.report(1, "Loading the base model and dataset")
-        records, split = load_data(run.dataset_version)
-        result = train_lora(
-            base_path=base_models.resolve(run.base_model.identifier),
-            split=split,
-            records=records,
-            twin_name=do_ensure_twin(run.owner).name,
-            hp=hp,
-            work_dir=run.run_dir,
-            adapter_dir=settings.TWIN_DATA_DIR / "adapters" / str(run.owner_id) / f"run-{run.pk}",
-            on_step=on_step,
-            on_validation=on_validation,
-            should_stop=cancelled,
-        )
-    except Stopped:
+    with run.keep_alive():
+        try:
+            run.report(1, "Loading the base model and dataset")  # minutes on a big model: the heartbeat goes on
+            records, split = load_data(run.dataset_version)
+            result = train_lora(
+                base_path=base_models.resolve(run.base_model.identifier),
+                split=split,
+                records=records,
+                twin_name=do_ensure_twin(run.owner).name,
+                hp=hp,
+                work_dir=run.run_dir,
+                adapter_dir=settings.TWIN_DATA_DIR / "adapters" / str(run.owner_id) / f"run-{run.pk}",
+                on_step=on_step,
+                on_validation=on_validation,
+                should_stop=cancelled,
+            )
+        except Stopped:
+            remove_checkpoints(run)
+            return
+        except Exception as exc:
+            logger.exception("training run %s failed", run_id)
+            run.fail(
+                f"Training failed: {exc.__class__.__name__}: {str(exc)[:300]}. Checkpoints are kept; retry to resume."
+            )
+            raise
+        model_version = do_register_model_version(run, result)
         remove_checkpoints(run)
-        return
-    except Exception as exc:
-        logger.exception("training run %s failed", run_id)
-        run.fail(f"Training failed: {exc.__class__.__name__}: {str(exc)[:300]}. Checkpoints are kept; retry to resume.")
-        raise
-    model_version = do_register_model_version(run, result)
-    remove_checkpoints(run)
-    run.succeed(
-        f"Model v{model_version.version} is being evaluated",
-        device=result.device,
-        metrics={
-            "train_seconds": round(result.train_seconds, 1),
-            "train_tokens": result.train_tokens,
-            "tokens_per_second": round(result.train_tokens / max(result.train_seconds, 1e-6), 1),
-            "steps": result.steps,
-            **{k: v for k, v in result.eval_report.items() if k != "split"},
-        },
-    )
+        run.succeed(
+            f"Model v{model_version.version} is being evaluated",
+            device=result.device,
+            metrics={
+                "train_seconds": round(result.train_seconds, 1),
+                "train_tokens": result.train_tokens,
+                "tokens_per_second": round(result.train_tokens / max(result.train_seconds, 1e-6), 1),
+                "steps": result.steps,
+                **{k: v for k, v in result.eval_report.items() if k != "split"},
+            },
+        )
     evaluate_model_version.delay(model_version.pk)
 
 

@@ -221,6 +221,11 @@ TWIN_TRAIN_TIME_LIMIT = envint("TWIN_TRAIN_TIME_LIMIT", 5 * 3600 + 15 * 60)
 CELERY_TASK_ANNOTATIONS = {
     "training.tasks.train_model": {"soft_time_limit": TWIN_TRAIN_SOFT_TIME_LIMIT, "time_limit": TWIN_TRAIN_TIME_LIMIT}
 }
+# Jobs (core/jobs.py): a thread beats each running job's heartbeat; a job silent for the stale
+# window lost its worker and is resumed by beat (a redelivered or resent task claims it once).
+TWIN_JOB_HEARTBEAT_SECONDS = envint("TWIN_JOB_HEARTBEAT_SECONDS", 30)
+TWIN_JOB_STALE_SECONDS = envint("TWIN_JOB_STALE_SECONDS", 300)
+TWIN_JOB_MAX_ATTEMPTS = envint("TWIN_JOB_MAX_ATTEMPTS", 3)  # workers lost on one job before it is failed
 # Redis redelivers an unacked task after this; it must outlast the longest training run.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 6 * 3600)}
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", "0")
@@ -240,9 +245,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "training.tasks.prune_artifacts",
         "schedule": timedelta(days=1),
     },
-    "mark-stalled-jobs-failed": {
-        "task": "twinsite.fail_stalled_jobs",
-        "schedule": timedelta(minutes=10),
+    "resume-stalled-jobs": {
+        "task": "twinsite.resume_stalled_jobs",
+        "schedule": timedelta(minutes=1),
     },
 }
 
@@ -370,7 +375,3 @@ TWIN_GITHUB_TOKEN = os.environ.get("TWIN_GITHUB_TOKEN", "")  # optional: a highe
 TWIN_GIT_MAX_REPOS = envint("TWIN_GIT_MAX_REPOS", 20)
 TWIN_GIT_MAX_FILE_BYTES = envint("TWIN_GIT_MAX_FILE_BYTES", 200 * 1024)
 TWIN_GIT_ALLOW_LOCAL = envbool("TWIN_GIT_ALLOW_LOCAL", "0")  # file:// and paths: tests only
-CELERY_BEAT_SCHEDULE["resend-stale-crawls"] = {
-    "task": "ingestion.tasks.resend_stale_queued_crawls",
-    "schedule": timedelta(minutes=5),
-}
