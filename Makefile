@@ -11,7 +11,10 @@ export DEBUG ?= 1
 .PHONY: run test setup services python migrate models lint audit fuzz bench worker-check clean
 
 run: export DEBUG := 1
+# The broker keeps its queue across a restart (append-only file): scripts/persistent-redis.sh.
+run: export REDIS_URL := $(or $(REDIS_URL),redis://127.0.0.1:$(or $(TWIN_REDIS_PORT),6390)/0)
 run: setup ## install what is missing, seed the demo twin, start web + workers + beat
+	@bash scripts/persistent-redis.sh
 	@$(MANAGE) seed_demo
 	@echo "  Twinsite is starting at http://127.0.0.1:8000  (Ctrl-C stops web, workers and beat)"
 	@echo

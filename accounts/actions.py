@@ -24,6 +24,15 @@ def do_create_user(username: str, password: str, *, email: str = "", twin_name: 
     return user
 
 
+def do_ensure_twin(user: User) -> Twin:
+    """The user's twin profile, created with a default name for a user made outside signup
+    (createsuperuser, the admin); signup creates it in do_create_user."""
+    twin = Twin.objects.for_user(user).first()
+    if twin is None:
+        twin, _ = Twin.objects.get_or_create(owner=user, defaults={"name": user.get_full_name() or user.username})
+    return twin
+
+
 def do_issue_api_token(user: User, name: str, *, scopes=(), expires_in_days: int | None = None) -> tuple[ApiToken, str]:
     """Create a token; the raw value is returned once and never stored.
 

@@ -14,7 +14,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from twinsite.ownership import OwnedQuerySet
+from core.ownership import OwnedQuerySet
 
 
 class User(AbstractUser):
@@ -32,13 +32,10 @@ class Twin(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = OwnedQuerySet.as_manager()
+
     def __str__(self):
         return f"{self.name} (twin of {self.owner})"
-
-    @classmethod
-    def for_user(cls, user) -> "Twin":
-        twin, _ = cls.objects.get_or_create(owner=user, defaults={"name": user.get_full_name() or user.username})
-        return twin
 
 
 class ApiTokenQuerySet(OwnedQuerySet):

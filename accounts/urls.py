@@ -5,7 +5,12 @@ from . import views
 
 urlpatterns = [
     path("signup/", views.signup, name="signup"),
-    path("login/", auth_views.LoginView.as_view(template_name="accounts/login.html"), name="login"),
+    path(
+        "login/",
+        # a form: GET shows it, POST signs in (Django's view would also take PUT as a POST)
+        auth_views.LoginView.as_view(template_name="accounts/login.html", http_method_names=["get", "head", "post"]),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/twin/", views.twin_settings, name="twin-settings"),
     path("account/delete/", views.delete_account, name="delete-account"),

@@ -4,12 +4,15 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from .actions import do_create_user, do_delete_account, do_issue_api_token
+from core.decorators import require_form_methods
+
+from .actions import do_create_user, do_delete_account, do_ensure_twin, do_issue_api_token
 from .forms import DeleteAccountForm, SignupForm, TokenForm, TwinForm
-from .models import ApiToken, Twin
+from .models import ApiToken
 from .throttling import SignupThrottle
 
 
+@require_form_methods
 def signup(request):
     if request.user.is_authenticated:
         return redirect("dashboard")
@@ -32,6 +35,7 @@ def _get_token_for_user(request, token_id) -> ApiToken:
 
 
 @login_required
+@require_form_methods
 def tokens(request):
     form = TokenForm(request.POST or None, user=request.user)
     new_token = None
@@ -58,8 +62,9 @@ def revoke_token(request, token_id):
 
 
 @login_required
+@require_form_methods
 def twin_settings(request):
-    form = TwinForm(request.POST or None, instance=Twin.for_user(request.user))
+    form = TwinForm(request.POST or None, instance=do_ensure_twin(request.user))
     if request.method == "POST" and form.is_valid():
         form.save()
         messages.success(request, "Twin settings saved.")
@@ -81,6 +86,7 @@ def owned_counts(user) -> dict[str, int]:
 
 
 @login_required
+@require_form_methods
 def delete_account(request):
     """A confirmation page; the POST with the password deletes every row and file, then signs out."""
     form = DeleteAccountForm(request.POST or None, user=request.user)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import transaction
 
-from accounts.models import Twin
+from accounts.actions import do_ensure_twin
 from features.embeddings import count_tokens, embed, embed_query
 from features.evidence import NoteSentences
 from features.models import Chunk
@@ -206,7 +206,7 @@ def generate_answer_events(answer: Message) -> Iterator[Event]:
     owner = answer.conversation.owner
     models = get_models()
     started = time.perf_counter()
-    generation, model_version = None, ModelVersion.objects.production_for(owner)
+    generation, model_version = None, ModelVersion.objects.for_user(owner).production()
     try:
         plan = plan_answer(owner, answer, count_tokens)
         retrieval_ms = int((time.perf_counter() - started) * 1000)
@@ -215,7 +215,7 @@ def generate_answer_events(answer: Message) -> Iterator[Event]:
 
         if plan.has_notes:
             notes = [e.text for e in plan.evidence]
-            messages = build_messages(Twin.for_user(owner).name, plan.question, notes, plan.history)
+            messages = build_messages(do_ensure_twin(owner).name, plan.question, notes, plan.history)
             stream = models.stream(messages, model_version, evidence=notes, max_sentences=settings.TWIN_MAX_SENTENCES)
             while True:
                 try:
@@ -296,7 +296,7 @@ def do_answer(owner, question: str, conversation: Conversation | None = None) ->
 
 
 def serving_description(owner) -> str:
-    model_version = ModelVersion.objects.production_for(owner)
+    model_version = ModelVersion.objects.for_user(owner).production()
     if model_version is None:
         return f"{display_name(settings.TWIN_BASE_MODEL)} (base model: no approved adapter yet)"
     return f"{model_version.base_model.name} + your adapter v{model_version.version}"

@@ -3,8 +3,8 @@
 from django.conf import settings
 from django.db import models
 
+from core.ownership import OwnedQuerySet
 from training.models import ModelVersion
-from twinsite.ownership import OwnedQuerySet
 
 
 class Conversation(models.Model):
@@ -20,6 +20,10 @@ class Conversation(models.Model):
 
     def __str__(self):
         return self.title
+
+
+class MessageQuerySet(OwnedQuerySet):
+    owner_lookup = "conversation__owner"  # a message is owned through its conversation
 
 
 class Message(models.Model):
@@ -44,6 +48,8 @@ class Message(models.Model):
     )
     model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = MessageQuerySet.as_manager()
 
     class Meta:
         ordering = ["created_at", "id"]

@@ -3,7 +3,7 @@ from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils.html import escape
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from .actions import ChatRefused, check_can_chat, do_ask, generate_answer_events, serving_description
 from .models import Conversation, Message
@@ -16,12 +16,8 @@ def _get_conversation_for_user(request, conversation_id) -> Conversation:
 
 
 def _get_answer_for_user(request, message_id) -> Message:
-    return get_object_or_404(
-        Message.objects.select_related("conversation__owner").filter(
-            conversation__in=Conversation.objects.for_user(request.user), role=Message.Role.ASSISTANT
-        ),
-        pk=message_id,
-    )
+    answers = Message.objects.for_user(request.user).filter(role=Message.Role.ASSISTANT)
+    return get_object_or_404(answers.select_related("conversation__owner"), pk=message_id)
 
 
 def _chat_page(request, conversation=None, error="", status=200):
@@ -42,11 +38,13 @@ def _chat_page(request, conversation=None, error="", status=200):
 
 
 @login_required
+@require_safe
 def chat_home(request):
     return _chat_page(request)
 
 
 @login_required
+@require_safe
 def conversation(request, conversation_id):
     return _chat_page(request, _get_conversation_for_user(request, conversation_id))
 
@@ -77,6 +75,7 @@ def _sse(event: str, html: str) -> str:
 
 
 @login_required
+@require_safe
 def stream(request, message_id):
     """Server-sent events for one answer: sources, tokens, the grounding check, then done (or error)."""
     answer = _get_answer_for_user(request, message_id)

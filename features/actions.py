@@ -84,7 +84,7 @@ def do_reembed_stale(owner=None, progress=None) -> tuple[int, int]:
     current = embeddings.model_id()
     stale = Chunk.objects.exclude(embedding_model=current)
     if owner is not None:
-        stale = stale.filter(owner=owner)
+        stale = stale.for_user(owner)
     document_ids = sorted(set(stale.values_list("clean_document__document_id", flat=True)))
     written = 0
     for i, document in enumerate(Document.objects.filter(pk__in=document_ids).order_by("pk")):
@@ -97,7 +97,7 @@ def do_reembed_stale(owner=None, progress=None) -> tuple[int, int]:
 def do_build_dataset_version(owner) -> tuple[DatasetVersion | None, bool]:
     """Build the owner's instruct dataset; a new version only when its content changed."""
     documents = list(
-        CleanDocument.objects.filter(owner=owner)
+        CleanDocument.objects.for_user(owner)
         .exclude(text="")
         .order_by("document_id")
         .values_list("document_id", "title", "text", "raw_hash")
@@ -108,10 +108,10 @@ def do_build_dataset_version(owner) -> tuple[DatasetVersion | None, bool]:
     body, sha = serialise(records)
     with transaction.atomic():
         get_user_model().objects.select_for_update().get(pk=owner.pk)  # one version number at a time
-        existing = DatasetVersion.objects.filter(owner=owner, kind="instruct", sha256=sha).first()
+        existing = DatasetVersion.objects.for_user(owner).filter(kind="instruct", sha256=sha).first()
         if existing:
             return existing, False
-        version = (DatasetVersion.objects.filter(owner=owner).aggregate(v=Max("version"))["v"] or 0) + 1
+        version = (DatasetVersion.objects.for_user(owner).aggregate(v=Max("version"))["v"] or 0) + 1
         relative = f"datasets/{owner.pk}/instruct-v{version}-{sha[:12]}.jsonl"
         _write_atomically(settings.TWIN_DATA_DIR / relative, body)
         dataset = DatasetVersion.objects.create(

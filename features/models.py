@@ -6,9 +6,9 @@ from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
 from pgvector.django import HnswIndex, VectorField
 
+from core.jobs import Job, JobStatus
+from core.ownership import OwnedQuerySet
 from ingestion.models import Category, Document
-from twinsite.jobs import Job, JobStatus
-from twinsite.ownership import OwnedQuerySet
 
 TEXT_SEARCH_CONFIG = "english"  # features/search.py queries with the same configuration
 
@@ -155,6 +155,8 @@ class DatasetVersion(models.Model):
 class FeatureRun(Job):
     """Clean, chunk and embed a batch of changed documents, then rebuild the dataset."""
 
+    task_name = "features.tasks.run_features"
+
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="feature_runs")
     document_ids = models.JSONField(default=list)
     chunks_written = models.PositiveIntegerField(default=0)
@@ -168,5 +170,5 @@ class FeatureRun(Job):
 
     def later_run_queued(self) -> bool:
         """Another run of this owner waits in the queue and will rebuild the dataset anyway."""
-        later = FeatureRun.objects.filter(owner_id=self.owner_id, status=JobStatus.QUEUED, pk__gt=self.pk)
+        later = FeatureRun.objects.for_user(self.owner).filter(status=JobStatus.QUEUED, pk__gt=self.pk)
         return later.exists()

@@ -16,17 +16,18 @@ def run_features(run_id: int):
     if run is None or not run.claim():
         return
     try:
-        documents = list(Document.objects.filter(owner_id=run.owner_id, pk__in=run.document_ids))
-        written = 0
-        for i, document in enumerate(documents):
-            run.report(90 * i / max(1, len(documents)), f"Embedding “{document.title}” ({i + 1}/{len(documents)})")
-            written += do_build_features(document)
-        summary = f"{len(documents)} documents, {written} chunks"
-        if run.later_run_queued():  # a burst of uploads gets one dataset version, built by the last run
-            run.succeed(f"{summary}; the dataset is built by a later run", chunks_written=written)
-            return
-        run.report(92, "Building the instruct dataset", chunks_written=written)
-        dataset, created = do_build_dataset_version(run.owner)
+        with run.keep_alive():
+            documents = list(Document.objects.for_user(run.owner).filter(pk__in=run.document_ids))
+            written = 0
+            for i, document in enumerate(documents):
+                run.report(90 * i / max(1, len(documents)), f"Embedding “{document.title}” ({i + 1}/{len(documents)})")
+                written += do_build_features(document)
+            summary = f"{len(documents)} documents, {written} chunks"
+            if run.later_run_queued():  # a burst of uploads gets one dataset version, built by the last run
+                run.succeed(f"{summary}; the dataset is built by a later run", chunks_written=written)
+                return
+            run.report(92, "Building the instruct dataset", chunks_written=written)
+            dataset, created = do_build_dataset_version(run.owner)
     except Exception:
         logger.exception("feature run %s failed", run_id)
         run.fail("An unexpected error stopped the feature pipeline. It has been logged; sync the source to retry.")

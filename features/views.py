@@ -1,6 +1,7 @@
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_safe
 
 from ingestion.models import Document
 
@@ -16,6 +17,7 @@ def _get_dataset_for_user(request, dataset_id) -> DatasetVersion:
 
 
 @login_required
+@require_safe
 def document_chunks(request, document_id):
     document = get_object_or_404(Document.objects.for_user(request.user), pk=document_id)
     clean = CleanDocument.objects.filter(document=document).first()
@@ -24,11 +26,13 @@ def document_chunks(request, document_id):
 
 
 @login_required
+@require_safe
 def datasets(request):
     return render(request, "features/datasets.html", {"datasets": DatasetVersion.objects.for_user(request.user)})
 
 
 @login_required
+@require_safe
 def dataset_detail(request, dataset_id):
     dataset = _get_dataset_for_user(request, dataset_id)
     try:
@@ -52,6 +56,7 @@ def dataset_detail(request, dataset_id):
 
 
 @login_required
+@require_safe
 def dataset_download(request, dataset_id):
     dataset = _get_dataset_for_user(request, dataset_id)
     try:
@@ -62,6 +67,7 @@ def dataset_download(request, dataset_id):
 
 
 @login_required
+@require_safe
 def search(request):
     form = SearchForm(request.GET or None, user=request.user)
     results = []

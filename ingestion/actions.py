@@ -7,7 +7,8 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from twinsite.jobs import JobStatus
+from accounts.quotas import QuotaReached, check_storage
+from core.jobs import JobStatus
 
 from .models import CrawlRun, Document, Source, content_hash
 from .signals import documents_changed
@@ -17,12 +18,20 @@ class SourceRefused(Exception):
     """The user cannot add this source; the message says why."""
 
 
-def _check_source_limit(owner):
+def _check_source_limit(owner, adding: int = 0):
     """Call inside the transaction that adds the source: the owner's row lock serialises adds."""
     get_user_model().objects.select_for_update().get(pk=owner.pk)
     limit = settings.TWIN_MAX_SOURCES_PER_USER
-    if Source.objects.filter(owner=owner).count() >= limit:
+    if Source.objects.for_user(owner).count() >= limit:
         raise SourceRefused(f"You have reached the limit of {limit} sources; delete one to add another.")
+    _check_storage(owner, adding)
+
+
+def _check_storage(owner, adding: int = 0):
+    try:
+        check_storage(owner, adding)
+    except QuotaReached as exc:
+        raise SourceRefused(str(exc)) from None
 
 
 def do_add_source(owner, kind: str, cleaned_data: dict) -> Source:
@@ -37,8 +46,8 @@ def do_add_source(owner, kind: str, cleaned_data: dict) -> Source:
     fields = connector_named(kind).source_fields(cleaned_data)
     upload = fields.pop("upload", None)
     with transaction.atomic():
-        _check_source_limit(owner)
-        if fields.get("url") and Source.objects.filter(owner=owner, url=fields["url"]).exists():
+        _check_source_limit(owner, adding=upload.size if upload is not None else 0)
+        if fields.get("url") and Source.objects.for_user(owner).filter(url=fields["url"]).exists():
             raise SourceRefused("You have already added that address.")
         source = Source(owner=owner, kind=kind, **fields)
         source.name = (source.name or source.url or (upload.name if upload else kind))[:300]
@@ -46,7 +55,7 @@ def do_add_source(owner, kind: str, cleaned_data: dict) -> Source:
             source.upload.save(upload.name, upload, save=False)
         try:
             source.save()
-            do_sync_source(source)
+            do_sync_source(source, check_quota=False)
         except BaseException:
             if upload is not None:
                 source.upload.delete(save=False)  # no orphan file when the row is rolled back
@@ -64,13 +73,16 @@ def do_add_article_source(owner, url: str, *, category: str) -> Source:
     return do_add_source(owner, Source.Kind.ARTICLE, {"url": url, "category": category})
 
 
-def do_sync_source(source: Source) -> CrawlRun:
-    """Queue a crawl of the source, or return the one already queued or running."""
+def do_sync_source(source: Source, *, check_quota: bool = True) -> CrawlRun:
+    """Queue a crawl of the source, or return the one already queued or running.
+    SourceRefused when the owner's storage quota is used up (adding a source checked it already)."""
     from .tasks import crawl_source
 
     active = source.crawl_runs.active().first()
     if active:
         return active
+    if check_quota:
+        _check_storage(source.owner)
     run = CrawlRun.objects.create(owner=source.owner, source=source, message="Waiting for a worker")
     transaction.on_commit(lambda: crawl_source.delay(run.pk))
     return run
@@ -122,7 +134,7 @@ def do_upsert_document(source: Source, item) -> tuple[str, int | None, str]:
                 setattr(existing, name, value)
             existing.save(update_fields=[*validators, "gone_at"])
             return "unchanged", existing.pk, ""
-        duplicate = Document.objects.filter(owner=source.owner, content_hash=digest)
+        duplicate = Document.objects.for_user(source.owner).filter(content_hash=digest)
         if existing:
             duplicate = duplicate.exclude(pk=existing.pk)
         if twin := duplicate.first():
@@ -160,7 +172,13 @@ def do_send_changed(owner_id: int, document_ids: list[int]):
 
 
 def do_finish_crawl(run: CrawlRun, crawl, *, error: str = "", cancelled: bool = False):
-    """Close the run with its counts; a failed sync backs the source off, a good one clears that."""
+    """Close the run with its counts; a failed sync backs the source off, a good one clears that.
+
+    A crawl resumed after its worker died lost the list of what it had changed before, and
+    now finds those documents unchanged: it sends every present document of the source to
+    the feature pipeline, which skips what it has already built."""
+    if run.attempts > 1:
+        crawl.changed += list(run.source.documents.present().values_list("pk", flat=True))
     crawl.send_changed()
     source, fields = run.source, crawl.counters()
     if cancelled:

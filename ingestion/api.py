@@ -139,8 +139,11 @@ class SourceViewSet(
     @extend_schema(request=None, responses={202: CrawlRunSerializer})
     @action(detail=True, methods=["post"])
     def sync(self, request, pk=None):
-        """Crawl the source again (returns the queued or running crawl)."""
-        run = do_sync_source(get_object_or_404(self.get_queryset(), pk=pk))
+        """Crawl the source again (returns the queued or running crawl); 400 when the storage quota is used up."""
+        try:
+            run = do_sync_source(get_object_or_404(self.get_queryset(), pk=pk))
+        except SourceRefused as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         return Response(CrawlRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses={200: CrawlRunSerializer})

@@ -24,7 +24,7 @@ import redis
 from django.conf import settings
 from django.utils import timezone
 
-from twinsite.jobs import JobStatus
+from core.jobs import JobStatus
 
 from .actions import do_mark_gone, do_send_changed, do_upsert_document
 from .models import CrawlRun, Document

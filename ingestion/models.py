@@ -9,8 +9,8 @@ from django.db import models
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from twinsite.jobs import ACTIVE_STATUSES, Job, JobStatus
-from twinsite.ownership import OwnedQuerySet
+from core.jobs import ACTIVE_STATUSES, Job, JobStatus
+from core.ownership import OwnedQuerySet
 
 
 class Category(models.TextChoices):
@@ -97,6 +97,8 @@ class Source(models.Model):
 
 
 class CrawlRun(Job):
+    task_name = "ingestion.tasks.crawl_source"
+
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="crawl_runs")
     source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="crawl_runs")
     documents_created = models.PositiveIntegerField(default=0)

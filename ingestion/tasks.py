@@ -1,14 +1,10 @@
 import logging
-from datetime import timedelta
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.utils import timezone
 
-from twinsite.jobs import JobStatus
-
-from .actions import do_finish_crawl, do_sync_source
+from .actions import SourceRefused, do_finish_crawl, do_sync_source
 from .connectors import CONNECTORS, ConnectorError, connector_for
 from .crawling import Crawl, RunStopped
 from .models import CrawlRun, Source
@@ -29,7 +25,8 @@ def crawl_source(run_id: int):
         return  # deleted, finished, cancelled, or being run by another worker
     crawl = Crawl(run)
     try:
-        connector_for(run.source).sync(crawl)
+        with run.keep_alive():
+            connector_for(run.source).sync(crawl)
     except RunStopped as exc:
         cancelled = run.cancelled_meanwhile()
         do_finish_crawl(run, crawl, error="" if cancelled else str(exc), cancelled=cancelled)
@@ -54,22 +51,7 @@ def recrawl_stale_sources():
     """Beat: re-sync sources whose recrawl interval passed (not those backing off after failures)."""
     kinds = [kind for kind, connector in CONNECTORS.items() if connector.recrawls]
     for source in Source.objects.due_for_recrawl(kinds).iterator():
-        do_sync_source(source)
-
-
-@shared_task
-def resend_stale_queued_crawls():
-    """Beat: a queued crawl whose message was lost would block its source forever.
-
-    Re-send it (claiming makes a duplicate delivery harmless); one queued for a day
-    is failed so that the user sees it and can sync again.
-    """
-    now = timezone.now()
-    stale = CrawlRun.objects.filter(
-        status=JobStatus.QUEUED, created_at__lt=now - timedelta(minutes=settings.TWIN_CRAWL_RESEND_AFTER_MINUTES)
-    )
-    stale.filter(created_at__lt=now - timedelta(days=1)).update(
-        status=JobStatus.FAILED, finished_at=now, error="No worker picked this sync up. Sync again."
-    )
-    for run_id in stale.values_list("pk", flat=True):
-        crawl_source.delay(run_id)
+        try:
+            do_sync_source(source)
+        except SourceRefused as exc:  # the owner's storage quota: their page says so when they sync
+            logger.info("recrawl of source %s skipped: %s", source.pk, exc)

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from .actions import (
     SourceRefused,
@@ -43,6 +43,7 @@ def _sources_page(request, bound_form=None, bound_kind="", status=200):
 
 
 @login_required
+@require_safe
 def sources(request):
     return _sources_page(request)
 
@@ -76,12 +77,14 @@ def _source_context(source):
 
 
 @login_required
+@require_safe
 def source_detail(request, source_id):
     source = _get_source_for_user(request, source_id)
     return render(request, "ingestion/source_detail.html", _source_context(source))
 
 
 @login_required
+@require_safe
 def source_progress(request, source_id):
     """The live progress block of the source page (htmx polls it while a sync runs)."""
     source = _get_source_for_user(request, source_id)
@@ -92,8 +95,12 @@ def source_progress(request, source_id):
 @require_POST
 def sync_source(request, source_id):
     source = _get_source_for_user(request, source_id)
-    do_sync_source(source)
-    messages.info(request, f"Syncing “{source.name}”.")
+    try:
+        do_sync_source(source)
+    except SourceRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.info(request, f"Syncing “{source.name}”.")
     return redirect("source-detail", source_id=source.pk)
 
 
@@ -127,6 +134,7 @@ def delete_source(request, source_id):
 
 
 @login_required
+@require_safe
 def document_detail(request, document_id):
     document = _get_document_for_user(request, document_id)
     return render(request, "ingestion/document_detail.html", {"document": document})

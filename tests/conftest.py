@@ -58,6 +58,13 @@ def _clear_cache(settings):
         client.delete(*keys)
 
 
+def expected_device() -> str:
+    """What a training run reports: the GPU's name where CUDA is present (a GPU machine), else "cpu"."""
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+
+
 def make_user(username: str, **extra):
     return do_create_user(username, "correct horse battery", email=f"{username}@example.com", **extra)
 

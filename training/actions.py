@@ -8,8 +8,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from accounts.quotas import QuotaReached, check_runs_today, check_storage
+from core.jobs import JobStatus
 from features.models import DatasetVersion
-from twinsite.jobs import JobStatus
 
 from .hyperparameters import Hyperparameters, defaults_for
 from .models import BaseModel, ModelVersion, ModelVersionEvent, TrainingRun
@@ -54,13 +55,18 @@ def do_start_training_run(owner, dataset: DatasetVersion | None = None, **overri
     (a partial unique index enforces it even against concurrent requests)."""
     from .tasks import train_model
 
-    dataset = dataset or DatasetVersion.objects.filter(owner=owner).first()
+    dataset = dataset or DatasetVersion.objects.for_user(owner).first()
     if dataset is None:
         raise TrainingRefused("There is no dataset yet: add a source and wait for it to be processed.")
     if dataset.owner_id != owner.pk:
         raise TrainingRefused("That dataset is not yours.")
     if dataset.train_count == 0:
         raise TrainingRefused("The dataset has no training samples yet; add more writing.")
+    try:
+        check_runs_today(owner)
+        check_storage(owner)  # checkpoints and the adapter will add to it
+    except QuotaReached as exc:
+        raise TrainingRefused(str(exc)) from None
     base_model = BaseModel.default()
     hp = checked_hyperparameters(default_hyperparameters(base_model.identifier), overrides)
     try:
@@ -74,7 +80,7 @@ def do_start_training_run(owner, dataset: DatasetVersion | None = None, **overri
                 message="Waiting for a GPU (or CPU) worker",
             )
     except IntegrityError:
-        active = TrainingRun.objects.filter(owner=owner).active().first()
+        active = TrainingRun.objects.for_user(owner).active().first()
         if active is None:
             raise
         raise _active_run_refusal(active) from None
@@ -113,7 +119,7 @@ def do_register_model_version(run: TrainingRun, result) -> ModelVersion:
         existing = ModelVersion.objects.filter(training_run=run).first()
         if existing:
             return existing
-        version = (ModelVersion.objects.filter(owner=run.owner).aggregate(v=Max("version"))["v"] or 0) + 1
+        version = (ModelVersion.objects.for_user(run.owner).aggregate(v=Max("version"))["v"] or 0) + 1
         model_version = ModelVersion.objects.create(
             owner=run.owner,
             training_run=run,
@@ -173,9 +179,11 @@ def _promote(model_version: ModelVersion, reviewer, reason: str) -> ModelVersion
     """Make the version production inside one locked transaction; the previous one stays for rollback."""
     with transaction.atomic():
         get_user_model().objects.select_for_update().get(pk=model_version.owner_id)  # one promotion at a time
-        for previous in ModelVersion.objects.filter(
-            owner=model_version.owner_id, status=ModelVersion.Status.PRODUCTION
-        ).exclude(pk=model_version.pk):
+        for previous in (
+            ModelVersion.objects.for_user(model_version.owner)
+            .filter(status=ModelVersion.Status.PRODUCTION)
+            .exclude(pk=model_version.pk)
+        ):
             previous.status = ModelVersion.Status.APPROVED
             previous.save(update_fields=["status"])
             _record(
@@ -233,12 +241,12 @@ def do_reject_model_version(model_version: ModelVersion, reviewer, reason: str =
 def do_rollback(owner, reviewer, reason: str = "") -> ModelVersion:
     """One click: the previous production version (the newest one kept for rollback) serves again."""
     _require_staff(reviewer)
-    current = ModelVersion.objects.production_for(owner)
+    current = ModelVersion.objects.for_user(owner).production()
     if current is None:
         raise TrainingRefused("Nothing serves yet: there is no production version to roll back from.")
     replaced = (
-        ModelVersionEvent.objects.filter(
-            owner=owner,
+        ModelVersionEvent.objects.for_user(owner)
+        .filter(
             from_status=ModelVersion.Status.PRODUCTION,
             model_version__status=ModelVersion.Status.APPROVED,
         )
@@ -265,7 +273,7 @@ def do_retry_training_run(run: TrainingRun) -> TrainingRun:
     if run.status != JobStatus.FAILED:
         raise TrainingRefused("Only a failed run can be retried.")
     with transaction.atomic():
-        if TrainingRun.objects.select_for_update().filter(owner=run.owner).active().exists():
+        if TrainingRun.objects.select_for_update().for_user(run.owner).active().exists():
             raise TrainingRefused("Another run is active; wait for it or cancel it.")
         run.status, run.error, run.finished_at, run.message = JobStatus.QUEUED, "", None, "Queued for retry"
         run.save(update_fields=["status", "error", "finished_at", "message"])

@@ -6,7 +6,7 @@ from django.template.loader import render_to_string
 from django.urls import path
 from django.views.decorators.http import require_POST
 
-from twinsite.jobs import JobStatus
+from core.jobs import JobStatus
 
 from .actions import (
     TrainingRefused,

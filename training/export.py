@@ -31,6 +31,8 @@ def folder_name(model_version) -> str:
 def write_adapter_dir(model_version, out: Path) -> Path:
     """The PEFT directory for the version under `out`; ExportRefused when its files are missing."""
     source = model_version.adapter_dir
+    if model_version.adapter_pruned_at:
+        raise ExportRefused(f"Model v{model_version.version} was rejected and its files have since been deleted.")
     missing = [name for name in ADAPTER_FILES if not (source / name).exists()]
     if missing:
         raise ExportRefused(f"Model v{model_version.version} has no {', '.join(missing)} on disk.")

@@ -3,9 +3,9 @@
 from django.conf import settings
 from django.db import models
 
+from core.jobs import ACTIVE_STATUSES, Job
+from core.ownership import OwnedQuerySet
 from features.models import DatasetVersion
-from twinsite.jobs import ACTIVE_STATUSES, Job
-from twinsite.ownership import OwnedQuerySet
 
 from .base_models import display_name
 
@@ -28,6 +28,8 @@ class BaseModel(models.Model):
 
 
 class TrainingRun(Job):
+    task_name = "training.tasks.train_model"
+
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="training_runs")
     dataset_version = models.ForeignKey(DatasetVersion, on_delete=models.RESTRICT, related_name="training_runs")
     base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="training_runs")
@@ -68,10 +70,9 @@ class TrainingRun(Job):
 
 
 class ModelVersionQuerySet(OwnedQuerySet):
-    def production_for(self, owner):
-        if owner is None or not getattr(owner, "pk", None):
-            return None
-        return self.filter(owner=owner, status=ModelVersion.Status.PRODUCTION).select_related("base_model").first()
+    def production(self) -> "ModelVersion | None":
+        """The version that serves, or None; chain it on for_user(): `.for_user(user).production()`."""
+        return self.filter(status=ModelVersion.Status.PRODUCTION).select_related("base_model").first()
 
     def awaiting_review(self):
         return self.filter(status=ModelVersion.Status.CANDIDATE)
@@ -105,6 +106,9 @@ class ModelVersion(models.Model):
     version = models.PositiveIntegerField()
     adapter_path = models.CharField(max_length=500, help_text="Adapter directory under TWIN_DATA_DIR.")
     sha256 = models.CharField(max_length=64)
+    adapter_pruned_at = models.DateTimeField(
+        null=True, blank=True, help_text="When retention deleted the files of this rejected adapter."
+    )
     hyperparameters = models.JSONField(default=dict)
     eval_report = models.JSONField(default=dict, help_text="The evaluation gate's report (see training.evaluation).")
     evaluation_status = models.CharField(max_length=16, choices=Evaluation.choices, default=Evaluation.PENDING)

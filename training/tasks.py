@@ -5,10 +5,11 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from accounts.actions import do_ensure_twin
 from accounts.models import Twin
+from core.jobs import JobStatus
 from features.datasets import read_records
 from features.models import CleanDocument, DatasetVersion
-from twinsite.jobs import JobStatus
 
 from . import base_models
 from .actions import (
@@ -32,8 +33,8 @@ def load_data(dataset: DatasetVersion) -> tuple[list[dict], DataSplit]:
     ids = [d["id"] for d in dataset.lineage.get("documents", [])] or sorted(
         {r["document_id"] for r in records if r.get("document_id")}
     )
-    documents = CleanDocument.objects.filter(owner=dataset.owner_id, document_id__in=ids).values_list(
-        "document_id", "text"
+    documents = (
+        CleanDocument.objects.for_user(dataset.owner).filter(document_id__in=ids).values_list("document_id", "text")
     )
     return records, split_documents(sorted(documents))
 
@@ -77,41 +78,44 @@ def train_model(run_id: int):
     def cancelled() -> bool:
         return TrainingRun.objects.filter(pk=run.pk, status=JobStatus.CANCELLED).exists()
 
-    try:
-        run.report(1, "Loading the base model and dataset")
-        records, split = load_data(run.dataset_version)
-        result = train_lora(
-            base_path=base_models.resolve(run.base_model.identifier),
-            split=split,
-            records=records,
-            twin_name=Twin.for_user(run.owner).name,
-            hp=hp,
-            work_dir=run.run_dir,
-            adapter_dir=settings.TWIN_DATA_DIR / "adapters" / str(run.owner_id) / f"run-{run.pk}",
-            on_step=on_step,
-            on_validation=on_validation,
-            should_stop=cancelled,
-        )
-    except Stopped:
+    with run.keep_alive():
+        try:
+            run.report(1, "Loading the base model and dataset")  # minutes on a big model: the heartbeat goes on
+            records, split = load_data(run.dataset_version)
+            result = train_lora(
+                base_path=base_models.resolve(run.base_model.identifier),
+                split=split,
+                records=records,
+                twin_name=do_ensure_twin(run.owner).name,
+                hp=hp,
+                work_dir=run.run_dir,
+                adapter_dir=settings.TWIN_DATA_DIR / "adapters" / str(run.owner_id) / f"run-{run.pk}",
+                on_step=on_step,
+                on_validation=on_validation,
+                should_stop=cancelled,
+            )
+        except Stopped:
+            remove_checkpoints(run)
+            return
+        except Exception as exc:
+            logger.exception("training run %s failed", run_id)
+            run.fail(
+                f"Training failed: {exc.__class__.__name__}: {str(exc)[:300]}. Checkpoints are kept; retry to resume."
+            )
+            raise
+        model_version = do_register_model_version(run, result)
         remove_checkpoints(run)
-        return
-    except Exception as exc:
-        logger.exception("training run %s failed", run_id)
-        run.fail(f"Training failed: {exc.__class__.__name__}: {str(exc)[:300]}. Checkpoints are kept; retry to resume.")
-        raise
-    model_version = do_register_model_version(run, result)
-    remove_checkpoints(run)
-    run.succeed(
-        f"Model v{model_version.version} is being evaluated",
-        device=result.device,
-        metrics={
-            "train_seconds": round(result.train_seconds, 1),
-            "train_tokens": result.train_tokens,
-            "tokens_per_second": round(result.train_tokens / max(result.train_seconds, 1e-6), 1),
-            "steps": result.steps,
-            **{k: v for k, v in result.eval_report.items() if k != "split"},
-        },
-    )
+        run.succeed(
+            f"Model v{model_version.version} is being evaluated",
+            device=result.device,
+            metrics={
+                "train_seconds": round(result.train_seconds, 1),
+                "train_tokens": result.train_tokens,
+                "tokens_per_second": round(result.train_tokens / max(result.train_seconds, 1e-6), 1),
+                "steps": result.steps,
+                **{k: v for k, v in result.eval_report.items() if k != "split"},
+            },
+        )
     evaluate_model_version.delay(model_version.pk)
 
 
@@ -128,7 +132,7 @@ def evaluate_model_version(model_version_id: int):
     model_version = ModelVersion.objects.select_related("base_model", "dataset_version", "owner").get(
         pk=model_version_id
     )
-    production = ModelVersion.objects.production_for(model_version.owner)
+    production = ModelVersion.objects.for_user(model_version.owner).production()
     if production is not None and production.pk == model_version.pk:
         production = None
     try:
@@ -141,7 +145,7 @@ def evaluate_model_version(model_version_id: int):
             production_dir=production.adapter_dir if production else None,
             split=split,
             records=records,
-            twin_name=Twin.for_user(model_version.owner).name,
+            twin_name=do_ensure_twin(model_version.owner).name,
             embed=embed,
             config=gate_config(),
         )
@@ -158,16 +162,24 @@ def evaluate_model_version(model_version_id: int):
 
 
 @shared_task
+def prune_artifacts():
+    """Beat, daily: old dataset versions, leftover checkpoints and rejected adapters (training.retention)."""
+    from .retention import do_prune_artifacts
+
+    logger.info("retention: %s", do_prune_artifacts())
+
+
+@shared_task
 def train_when_due():
     """Beat: continuous training. A twin with auto-train on gets a run when its latest
     dataset has settled (no newer version for a while, so a burst of uploads trains
     once) and adds enough samples over the dataset of its last run."""
     settled_before = timezone.now() - timedelta(seconds=settings.TWIN_AUTO_TRAIN_SETTLE_SECONDS)
     for twin in Twin.objects.filter(auto_train=True).select_related("owner"):
-        latest = DatasetVersion.objects.filter(owner=twin.owner).first()
+        latest = DatasetVersion.objects.for_user(twin.owner).first()
         if latest is None or latest.created_at > settled_before or latest.training_runs.exists():
             continue
-        last_run = TrainingRun.objects.filter(owner=twin.owner).exclude(status=JobStatus.CANCELLED).first()
+        last_run = TrainingRun.objects.for_user(twin.owner).exclude(status=JobStatus.CANCELLED).first()
         trained = last_run.dataset_version.sample_count if last_run else 0
         if latest.sample_count - trained < settings.TWIN_AUTO_TRAIN_MIN_SAMPLES:
             continue

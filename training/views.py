@@ -2,8 +2,9 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
+from core.decorators import require_form_methods
 from features.models import DatasetVersion
 
 from .actions import TrainingRefused, do_cancel_training_run, do_retry_training_run, do_start_training_run
@@ -21,6 +22,7 @@ def _get_model_version_for_user(request, model_id) -> ModelVersion:
 
 
 @login_required
+@require_safe
 def training_home(request):
     context = {
         "runs": TrainingRun.objects.for_user(request.user).select_related("dataset_version", "base_model")[:20],
@@ -43,6 +45,7 @@ def start_run(request):
 
 
 @login_required
+@require_safe
 def run_detail(request, run_id):
     run = _get_run_for_user(request, run_id)
     template = "training/_run_status.html" if request.htmx else "training/run_detail.html"
@@ -51,6 +54,7 @@ def run_detail(request, run_id):
 
 
 @login_required
+@require_form_methods
 def tune_run(request, run_id):
     """Staff only: train the run's twin again, on the same dataset, with changed hyperparameters."""
     if not request.user.is_staff:
@@ -92,6 +96,7 @@ def retry_run(request, run_id):
 
 
 @login_required
+@require_safe
 def model_detail(request, model_id):
     """The evaluation report: gate verdict, metrics per model, side-by-side answers, plots, history."""
     model_version = _get_model_version_for_user(request, model_id)

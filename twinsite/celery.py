@@ -11,15 +11,13 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
-@app.task(name="twinsite.fail_stalled_jobs")
-def fail_stalled_jobs(stale_minutes: int = 30):
-    """Beat: mark every kind of job failed whose heartbeat stopped, so users see it and can retry."""
-    from datetime import timedelta
-
+@app.task(name="twinsite.resume_stalled_jobs")
+def resume_stalled_jobs() -> dict[str, dict[str, int]]:
+    """Beat: every kind of job whose worker died (or whose message was lost) is sent again (core/jobs.py)."""
     from django.apps import apps as django_apps
 
-    from .jobs import Job
+    from core.jobs import Job
 
-    for model in django_apps.get_models():
-        if issubclass(model, Job):
-            model.objects.fail_stalled(timedelta(minutes=stale_minutes))
+    return {
+        model.__name__: model.objects.resume_stalled() for model in django_apps.get_models() if issubclass(model, Job)
+    }

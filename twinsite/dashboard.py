@@ -6,14 +6,16 @@ never import each other upstream.
 
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_safe
 
-from accounts.models import Twin
+from accounts.actions import do_ensure_twin
 from chat.actions import serving_description
 from features.models import Chunk, DatasetVersion, FeatureRun
 from ingestion.models import CrawlRun, Document, Source
 from training.models import ModelVersion, TrainingRun
 
 
+@require_safe
 def home(request):
     if request.user.is_authenticated:
         return redirect("dashboard")
@@ -21,13 +23,14 @@ def home(request):
 
 
 @login_required
+@require_safe
 def dashboard(request):
     user = request.user
     crawl_runs = list(CrawlRun.objects.for_user(user).select_related("source")[:5])
     feature_runs = list(FeatureRun.objects.for_user(user)[:3])
     training_runs = list(TrainingRun.objects.for_user(user)[:3])
     context = {
-        "twin": Twin.for_user(user),
+        "twin": do_ensure_twin(user),
         "serving": serving_description(user),
         "source_count": Source.objects.for_user(user).count(),
         "document_count": Document.objects.for_user(user).count(),

@@ -152,6 +152,12 @@ TWIN_FETCH_TIMEOUT = envint("TWIN_FETCH_TIMEOUT", 15)
 TWIN_FETCH_MAX_REDIRECTS = envint("TWIN_FETCH_MAX_REDIRECTS", 5)
 TWIN_MAX_DOCUMENT_CHARS = envint("TWIN_MAX_DOCUMENT_CHARS", 500_000)
 TWIN_MAX_SOURCES_PER_USER = envint("TWIN_MAX_SOURCES_PER_USER", 200)
+TWIN_MAX_STORED_BYTES = envint("TWIN_MAX_STORED_BYTES", 2 * 1024**3)  # files and document text, per user
+TWIN_MAX_RUNS_PER_DAY = envint("TWIN_MAX_RUNS_PER_DAY", 10)  # training runs a user may start in 24 hours
+# Retention (training.retention, daily from beat): what the pipelines may delete when it is old.
+TWIN_KEEP_DATASET_VERSIONS = envint("TWIN_KEEP_DATASET_VERSIONS", 3)  # per user, besides any a run trained on
+TWIN_KEEP_FAILED_CHECKPOINTS_DAYS = envint("TWIN_KEEP_FAILED_CHECKPOINTS_DAYS", 7)  # a failed run resumes from them
+TWIN_KEEP_REJECTED_ADAPTERS_DAYS = envint("TWIN_KEEP_REJECTED_ADAPTERS_DAYS", 7)
 TWIN_MAX_QUESTION_CHARS = envint("TWIN_MAX_QUESTION_CHARS", 2000)
 # Hosts that the crawler may fetch even though they resolve to private addresses
 # (tests serve pages on loopback; an intranet blog could be added here).
@@ -215,6 +221,11 @@ TWIN_TRAIN_TIME_LIMIT = envint("TWIN_TRAIN_TIME_LIMIT", 5 * 3600 + 15 * 60)
 CELERY_TASK_ANNOTATIONS = {
     "training.tasks.train_model": {"soft_time_limit": TWIN_TRAIN_SOFT_TIME_LIMIT, "time_limit": TWIN_TRAIN_TIME_LIMIT}
 }
+# Jobs (core/jobs.py): a thread beats each running job's heartbeat; a job silent for the stale
+# window lost its worker and is resumed by beat (a redelivered or resent task claims it once).
+TWIN_JOB_HEARTBEAT_SECONDS = envint("TWIN_JOB_HEARTBEAT_SECONDS", 30)
+TWIN_JOB_STALE_SECONDS = envint("TWIN_JOB_STALE_SECONDS", 300)
+TWIN_JOB_MAX_ATTEMPTS = envint("TWIN_JOB_MAX_ATTEMPTS", 3)  # workers lost on one job before it is failed
 # Redis redelivers an unacked task after this; it must outlast the longest training run.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 6 * 3600)}
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", "0")
@@ -230,9 +241,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "training.tasks.train_when_due",
         "schedule": timedelta(seconds=30),
     },
-    "mark-stalled-jobs-failed": {
-        "task": "twinsite.fail_stalled_jobs",
-        "schedule": timedelta(minutes=10),
+    "prune-artifacts": {
+        "task": "training.tasks.prune_artifacts",
+        "schedule": timedelta(days=1),
+    },
+    "resume-stalled-jobs": {
+        "task": "twinsite.resume_stalled_jobs",
+        "schedule": timedelta(minutes=1),
     },
 }
 
@@ -286,7 +301,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "ENUM_NAME_OVERRIDES": {
-        "JobStatusEnum": "twinsite.jobs.JobStatus",
+        "JobStatusEnum": "core.jobs.JobStatus",
         "ModelVersionStatusEnum": "training.models.ModelVersion.Status",
         "MessageStatusEnum": "chat.models.Message.Status",
     },
@@ -360,7 +375,3 @@ TWIN_GITHUB_TOKEN = os.environ.get("TWIN_GITHUB_TOKEN", "")  # optional: a highe
 TWIN_GIT_MAX_REPOS = envint("TWIN_GIT_MAX_REPOS", 20)
 TWIN_GIT_MAX_FILE_BYTES = envint("TWIN_GIT_MAX_FILE_BYTES", 200 * 1024)
 TWIN_GIT_ALLOW_LOCAL = envbool("TWIN_GIT_ALLOW_LOCAL", "0")  # file:// and paths: tests only
-CELERY_BEAT_SCHEDULE["resend-stale-crawls"] = {
-    "task": "ingestion.tasks.resend_stale_queued_crawls",
-    "schedule": timedelta(minutes=5),
-}

@@ -12,7 +12,14 @@ from training.api import ModelVersionViewSet, TrainingRunViewSet
 
 from . import dashboard
 
-router = DefaultRouter()
+
+# No `.json` twin of every route: JSON is the default (and `?format=` still picks a renderer),
+# and the suffix routes passed a `format` argument that the viewsets' actions do not take (500).
+class Router(DefaultRouter):
+    include_format_suffixes = False
+
+
+router = Router()
 router.register("sources", SourceViewSet, basename="source")
 router.register("documents", DocumentViewSet, basename="document")
 router.register("datasets", DatasetVersionViewSet, basename="dataset")

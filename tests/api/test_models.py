@@ -66,7 +66,7 @@ def test_staff_approval_makes_the_version_production(staff_api, staff, owner_mod
     assert response.json()["status"] == "production" and response.json()["reviewed_at"]
     owner_model_version.refresh_from_db()
     assert owner_model_version.status == "production" and owner_model_version.reviewed_by == staff
-    assert ModelVersion.objects.production_for(owner) == owner_model_version
+    assert ModelVersion.objects.for_user(owner).production() == owner_model_version
 
 
 def test_approving_a_newer_version_keeps_the_previous_one_for_rollback(staff_api, owner_model_version, owner):
@@ -83,7 +83,7 @@ def test_staff_rejection_keeps_the_version_out_of_production(staff_api, owner_mo
 
     assert response.status_code == 200
     assert response.json()["status"] == "rejected"
-    assert ModelVersion.objects.production_for(owner) is None
+    assert ModelVersion.objects.for_user(owner).production() is None
 
 
 def test_a_rejected_version_cannot_be_approved(staff_api, owner_model_version):
@@ -123,7 +123,9 @@ def test_model_versions_are_read_only(owner_api, owner_model_version):
 def test_the_report_and_history_come_with_the_version(owner_api, owner_model_version):
     body = owner_api.get(f"{URL}{owner_model_version.pk}/").json()
 
-    assert body["evaluation_status"] == "done" and body["verdict"] == "passed" and body["fidelity_score"] == 23.2
+    owner_model_version.refresh_from_db()  # what the gate recorded (its figures are the stub's: not asserted here)
+    assert body["evaluation_status"] == "done" and body["verdict"] == owner_model_version.verdict != ""
+    assert body["fidelity_score"] == owner_model_version.fidelity_score is not None
     assert body["grounding_score"] is None  # filled by chat's grounding check, never by training
     assert [(e["from_status"], e["to_status"]) for e in body["events"]] == [
         ("", "candidate"),
@@ -155,7 +157,7 @@ def test_staff_roll_a_twin_back_in_one_call(staff_api, owner_model_version, owne
     response = staff_api.post(f"{URL}{newer.pk}/rollback/", {"reason": "regression"}, format="json")
 
     assert response.status_code == 200 and response.json()["id"] == owner_model_version.pk
-    assert ModelVersion.objects.production_for(owner) == owner_model_version
+    assert ModelVersion.objects.for_user(owner).production() == owner_model_version
 
 
 def test_owners_cannot_roll_back(owner_api, staff_api, owner_model_version):

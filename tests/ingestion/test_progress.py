@@ -11,7 +11,7 @@ from features.models import Chunk, CleanDocument
 from ingestion.actions import do_add_source, do_sync_source
 from ingestion.crawling import Crawl
 from ingestion.models import CrawlRun, Document, Source
-from ingestion.tasks import crawl_source, recrawl_stale_sources, resend_stale_queued_crawls
+from ingestion.tasks import crawl_source, recrawl_stale_sources
 from tests.ingestion.connectors.test_blog import build_blog
 
 pytestmark = pytest.mark.django_db
@@ -137,12 +137,12 @@ def test_a_queued_run_whose_message_was_lost_is_sent_again(owner, site):
     CrawlRun.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(minutes=30))
     CrawlRun.objects.filter(pk=ancient.pk).update(created_at=timezone.now() - timedelta(days=2))
 
-    resend_stale_queued_crawls()
+    CrawlRun.objects.resume_stalled()  # beat: twinsite.resume_stalled_jobs
 
     lost.refresh_from_db()
     ancient.refresh_from_db()
     assert lost.status == "succeeded" and lost.documents_created == 3
-    assert ancient.status == "failed" and "No worker picked this sync up" in ancient.error
+    assert ancient.status == "failed" and "No worker picked this job up" in ancient.error
 
 
 def test_reprocess_rebuilds_features_that_a_failed_run_left_missing(owner, owner_client, site):

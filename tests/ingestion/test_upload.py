@@ -151,7 +151,7 @@ def test_the_source_limit_counts_only_your_own_sources(owner, other_source, sett
 
 
 def test_a_failure_while_adding_an_upload_leaves_no_row_and_no_file(owner, media_root, monkeypatch):
-    def broken_sync(source):
+    def broken_sync(source, **options):
         raise RuntimeError("database went away")
 
     monkeypatch.setattr(actions, "do_sync_source", broken_sync)

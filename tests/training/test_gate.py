@@ -107,7 +107,7 @@ def test_the_gate_blocks_a_worse_candidate_and_an_override_needs_a_reason(
     with pytest.raises(TrainingRefused, match="failed the evaluation gate"):
         do_approve_model_version(worse, staff, override_reason="   ")
     worse.refresh_from_db()
-    assert worse.status == "candidate" and ModelVersion.objects.production_for(owner) == first
+    assert worse.status == "candidate" and ModelVersion.objects.for_user(owner).production() == first
 
     do_approve_model_version(worse, staff, override_reason="The owner asked for the newer writing.")
     worse.refresh_from_db()

@@ -40,7 +40,7 @@ def test_rollback_serves_the_previous_production_version_again(owner_source, own
 
     restored = do_rollback(owner, staff, "v2 answers too briefly")
 
-    assert restored == third and ModelVersion.objects.production_for(owner) == third
+    assert restored == third and ModelVersion.objects.for_user(owner).production() == third
     second.refresh_from_db()
     assert second.status == "approved"
     assert third.events.last().reason == "Rollback from v2: v2 answers too briefly"
@@ -62,7 +62,7 @@ def test_the_admin_rollback_button(client, owner_source, owner, staff, stub_trai
 
     response = client.post(reverse("admin:training_modelversion_review", args=[second.pk]), {"_review": "rollback"})
 
-    assert response.status_code == 302 and ModelVersion.objects.production_for(owner) == first
+    assert response.status_code == 302 and ModelVersion.objects.for_user(owner).production() == first
 
 
 def test_export_round_trips_through_peft(owner_source, owner, owner_api, other_api, staff_api, tmp_path):

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.db import IntegrityError
 
 from features.models import Chunk, DatasetVersion
+from tests.conftest import expected_device
 from training import lora
 from training.actions import (
     TrainingRefused,
@@ -18,13 +19,6 @@ from training.models import ModelVersion, TrainingRun
 from training.tasks import train_model
 
 pytestmark = pytest.mark.django_db
-
-
-def expected_device() -> str:
-    """What a run reports: the GPU's name where CUDA is present (a GPU machine), else "cpu"."""
-    import torch
-
-    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
 
 
 @pytest.fixture
@@ -104,7 +98,7 @@ def test_rejected_versions_never_serve(trained, staff):
     do_reject_model_version(model_version, staff)
     with pytest.raises(TrainingRefused):
         do_approve_model_version(model_version, staff)
-    assert ModelVersion.objects.production_for(trained.owner) is None
+    assert ModelVersion.objects.for_user(trained.owner).production() is None
 
 
 def test_a_failed_run_resumes_from_its_last_checkpoint(owner_source, owner, monkeypatch):

@@ -41,13 +41,13 @@ class Command(BaseCommand):
         demo_password = os.environ.get("DEMO_PASSWORD", "twinsite-demo")
         admin_password = os.environ.get("DEMO_ADMIN_PASSWORD", "twinsite-admin")
         demo, _ = _ensure_user("demo", demo_password, twin_name="Robin Vale", email="demo@example.com")
-        Twin.objects.filter(owner=demo).update(auto_train=True, name="Robin Vale")
+        Twin.objects.for_user(demo).update(auto_train=True, name="Robin Vale")
         if settings.DEBUG:  # a superuser with a published password never exists outside development
             _ensure_user("admin", admin_password, email="admin@example.com", is_staff=True, is_superuser=True)
 
         added = 0
         for path in sorted(CORPUS_DIR.iterdir()):
-            if Source.objects.filter(owner=demo, kind=Source.Kind.UPLOAD, upload__endswith=f"-{path.name}").exists():
+            if Source.objects.for_user(demo).filter(kind=Source.Kind.UPLOAD, upload__endswith=f"-{path.name}").exists():
                 continue
             form = UploadSourceForm({"category": "article"}, {"file": SimpleUploadedFile(path.name, path.read_bytes())})
             if not form.is_valid():
@@ -55,7 +55,7 @@ class Command(BaseCommand):
             do_add_upload_source(demo, form.cleaned_data["file"], category="article")
             added += 1
 
-        total = Source.objects.filter(owner=demo).count()
+        total = Source.objects.for_user(demo).count()
         self.stdout.write(f"  Demo twin: {added} corpus files queued ({total} sources in all).")
         self.stdout.write(f"  Log in as the demo user:  demo / {demo_password}")
         if settings.DEBUG:

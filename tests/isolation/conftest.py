@@ -1,0 +1,59 @@
+"""The five identities and the two worlds of the isolation tests.
+
+Identities: the owner (a session on pages, an API token on the API), another user
+with a session, another user's API token, an anonymous caller, and a staff member
+who owns nothing (a superuser: if one can't read a twin's data outside the admin,
+no lesser staff can).
+"""
+
+import pytest
+from django.test import Client
+from rest_framework.test import APIClient
+
+from tests.api.conftest import SAILING_LOG, stub_evaluate, stub_train_lora
+from tests.conftest import SAMPLE_MARKDOWN, api_client_for
+
+from .world import World
+
+IDENTITIES = ("other", "other_token", "anonymous", "staff", "owner")  # the owner last: its requests may change things
+
+
+@pytest.fixture(autouse=True)
+def _private_data_dir(settings, tmp_path):
+    """A data directory of the test's own, so that "no file changed" looks at this test's files only."""
+    settings.TWIN_DATA_DIR = tmp_path / "data"
+    settings.MEDIA_ROOT = settings.TWIN_DATA_DIR / "uploads"
+
+
+@pytest.fixture(autouse=True)
+def _quick_training(monkeypatch):
+    monkeypatch.setattr("training.tasks.train_lora", stub_train_lora)
+    monkeypatch.setattr("training.tasks.evaluate", stub_evaluate)
+
+
+@pytest.fixture
+def owner_world(owner):
+    return World(owner, "bees.md", SAMPLE_MARKDOWN, "How much honey does a hive give in July?")
+
+
+@pytest.fixture
+def other_world(other):
+    return World(other, "sailing.md", SAILING_LOG, "How long is your boat?")
+
+
+@pytest.fixture
+def identity_client(owner, other, staff):
+    """identity_client(identity, api) -> a client acting as that identity on a page (api=False) or the API."""
+
+    def make(identity: str, api: bool):
+        client = APIClient() if api else Client()
+        if identity == "owner" and api:
+            return api_client_for(owner)
+        if identity in ("owner", "other", "staff"):
+            client.force_login({"owner": owner, "other": other, "staff": staff}[identity])
+        elif identity == "other_token":
+            token = api_client_for(other)._credentials["HTTP_AUTHORIZATION"]
+            client = APIClient(HTTP_AUTHORIZATION=token) if api else Client(HTTP_AUTHORIZATION=token)
+        return client
+
+    return make

@@ -1,0 +1,165 @@
+"""The isolation matrix: every route of the site (but the admin, see test_admin.py) with each
+method it accepts, and what each identity must get from it.
+
+Kinds of route:
+- OBJECT: on one of the owner's objects (its id in the path or the body): the owner
+  reaches it; another user, their token and staff get 404; nobody else changes anything.
+- STAFF: staff review of the owner's object (approve, reject, roll back, tune): staff
+  reach it, everybody else is refused, the owner too.
+- MINE: no id; each caller acts on their own twin (lists, forms, chat): served to every
+  signed-in caller, and nothing of the owner's changes or shows.
+- PUBLIC: served to anyone (home, login, signup, the schema).
+
+Anonymous callers of anything but PUBLIC are sent to log in (pages) or refused (API);
+an API token opens no page.
+"""
+
+from dataclasses import dataclass, field
+
+OBJECT, STAFF, MINE, PUBLIC = "object", "staff", "mine", "public"
+# What an identity gets: a status code, a set of them, or one of these words.
+OK = "ok"  # 2xx, or a redirect that is not to the login page
+SERVED = "served"  # anything but a server error or a login redirect (a caller's own 400 is fine)
+REFUSED = "refused"  # a page sends to the login page; the API answers 401 or 403
+
+IDS_IN_BODY = {"conversation": "{conversation}"}
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # with {object} placeholders filled from a World
+    kind: str
+    data: dict = field(default_factory=dict)
+    expect: dict = field(default_factory=dict)  # identity -> outcome, where a row differs from its kind's rule
+
+    @property
+    def is_api(self) -> bool:
+        return self.path.startswith(("/api/", "/v1/"))
+
+    def __str__(self):
+        return f"{self.method.upper()} {self.path}" + (f" {self.data}" if self.data else "")
+
+    def fill(self, world) -> tuple[str, dict]:
+        def value(template):
+            if isinstance(template, str) and "{" in template:
+                return template.format(**{key: getattr(world, key).pk for key in _placeholders(template)})
+            return template
+
+        return value(self.path), {key: value(item) for key, item in self.data.items()}
+
+    def outcome(self, identity: str):
+        if identity in self.expect:
+            return self.expect[identity]
+        if self.kind == PUBLIC:
+            return SERVED
+        if identity == "owner":
+            return 403 if self.kind == STAFF else OK
+        if identity == "anonymous" or (identity == "other_token" and not self.is_api):
+            return REFUSED  # a token opens no page
+        if self.kind == OBJECT:
+            return 404
+        if self.kind == STAFF:
+            return OK if identity == "staff" else 403
+        return SERVED
+
+    def may_change_owner_data(self, identity: str) -> bool:
+        """The owner's own requests count too, refused or not (a token's last use, a session's last login)."""
+        return identity == "owner" or (identity == "staff" and self.kind == STAFF)
+
+
+def _placeholders(template: str) -> list[str]:
+    return [part.split("}", 1)[0] for part in template.split("{")[1:]]
+
+
+STAFF_DECIDES = {"staff": {200, 400}}  # staff may be refused for a reason of the model's state, never a 404
+
+PAGES = [
+    Route("get", "/", PUBLIC),
+    Route("get", "/login/", PUBLIC),
+    Route("post", "/login/", PUBLIC),  # no credentials: a wrong password from five identities would lock out
+    Route("post", "/logout/", PUBLIC),
+    Route("get", "/signup/", PUBLIC),
+    Route("post", "/signup/", PUBLIC, {"username": ""}),
+    Route("get", "/dashboard/", MINE),
+    Route("get", "/account/twin/", MINE),
+    Route("post", "/account/twin/", MINE, {"name": "Renamed"}),
+    Route("get", "/account/delete/", MINE),
+    # a wrong password: every identity must be refused the same way (the deletion itself: tests/accounts)
+    Route("post", "/account/delete/", MINE, {"password": "not the password"}, expect={"owner": 400}),
+    Route("get", "/account/tokens/", MINE),
+    Route("post", "/account/tokens/", MINE, {"name": "sneaky"}),
+    Route("post", "/account/tokens/{token}/revoke/", OBJECT),
+    Route("get", "/sources/", MINE),
+    Route("post", "/sources/add/upload/", MINE, {"category": "article"}, expect={"owner": 400}),
+    Route("get", "/sources/{source}/", OBJECT),
+    Route("get", "/sources/{source}/progress/", OBJECT),
+    Route("post", "/sources/{source}/sync/", OBJECT),
+    Route("post", "/sources/{source}/cancel/", OBJECT),
+    Route("post", "/sources/{source}/reprocess/", OBJECT),
+    Route("post", "/sources/{source}/delete/", OBJECT),
+    Route("get", "/documents/{document}/", OBJECT),
+    Route("get", "/documents/{document}/chunks/", OBJECT),
+    Route("get", "/datasets/", MINE),
+    Route("get", "/datasets/{dataset}/", OBJECT),
+    Route("get", "/datasets/{dataset}/download/", OBJECT),
+    Route("get", "/search/", MINE, {"q": "honey linden"}),
+    Route("get", "/training/", MINE),
+    Route("post", "/training/runs/start/", MINE),
+    Route("get", "/training/runs/{run}/", OBJECT),
+    Route("post", "/training/runs/{run}/cancel/", OBJECT),
+    Route("post", "/training/runs/{run}/retry/", OBJECT),
+    Route("get", "/training/runs/{run}/hyperparameters/", STAFF),
+    Route("post", "/training/runs/{run}/hyperparameters/", STAFF, {"hp-max_steps": "0"}),
+    Route("get", "/models/{model_version}/", OBJECT),
+    Route("get", "/chat/", MINE),
+    Route("post", "/chat/send/", MINE, {"message": "Hello?"}),
+    Route("post", "/chat/send/", OBJECT, {"message": "And in winter?", **IDS_IN_BODY}),
+    Route("get", "/chat/{conversation}/", OBJECT),
+    Route("get", "/chat/messages/{answer}/stream/", OBJECT),
+]
+
+API = [
+    Route("post", "/api/v1/auth/token/", PUBLIC),
+    Route("get", "/api/schema/", PUBLIC),
+    Route("get", "/api/docs/", PUBLIC),
+    Route("get", "/api/v1/", MINE),
+    Route("post", "/api/v1/account/delete/", MINE, {"password": "not the password"}, expect={"owner": 400}),
+    Route("get", "/api/v1/auth/tokens/", MINE),
+    Route("get", "/api/v1/auth/tokens/{token}/", OBJECT),
+    Route("post", "/api/v1/auth/tokens/{token}/revoke/", OBJECT),
+    Route("get", "/api/v1/sources/", MINE),
+    Route("post", "/api/v1/sources/", MINE, {"kind": "no-such-kind"}, expect={"owner": 400}),
+    Route("get", "/api/v1/sources/{source}/", OBJECT),
+    Route("delete", "/api/v1/sources/{source}/", OBJECT),
+    Route("post", "/api/v1/sources/{source}/sync/", OBJECT),
+    Route("post", "/api/v1/sources/{source}/cancel/", OBJECT, expect={"owner": 409}),  # no sync is running
+    Route("post", "/api/v1/sources/{source}/reprocess/", OBJECT),
+    Route("get", "/api/v1/documents/", MINE),
+    Route("get", "/api/v1/documents/{document}/", OBJECT),
+    Route("get", "/api/v1/datasets/", MINE),
+    Route("get", "/api/v1/datasets/{dataset}/", OBJECT),
+    Route("get", "/api/v1/search/", MINE, {"q": "honey linden"}),
+    Route("get", "/api/v1/training-runs/", MINE),
+    Route("post", "/api/v1/training-runs/", MINE),
+    Route("post", "/api/v1/training-runs/", OBJECT, {"dataset_version": "{dataset}"}),
+    Route("get", "/api/v1/training-runs/{run}/", OBJECT),
+    # the run has finished, so staff are refused for its state (400), never for whose it is
+    Route(
+        "patch", "/api/v1/training-runs/{run}/hyperparameters/", STAFF, {"hyperparameters": {"seed": 7}}, STAFF_DECIDES
+    ),
+    Route("get", "/api/v1/models/", MINE),
+    Route("get", "/api/v1/models/{model_version}/", OBJECT),
+    Route("get", "/api/v1/models/{model_version}/export/", OBJECT, expect={"staff": 200}),  # staff may export any
+    Route("post", "/api/v1/models/{model_version}/approve/", STAFF, expect=STAFF_DECIDES),
+    Route("post", "/api/v1/models/{model_version}/reject/", STAFF, expect=STAFF_DECIDES),
+    Route("post", "/api/v1/models/{model_version}/rollback/", STAFF, expect=STAFF_DECIDES),
+    Route("get", "/api/v1/conversations/", MINE),
+    Route("get", "/api/v1/conversations/{conversation}/", OBJECT),
+    Route("post", "/api/v1/chat/", MINE, {"message": "Hello?"}),
+    Route("post", "/api/v1/chat/", OBJECT, {"message": "And in winter?", **IDS_IN_BODY}),
+    Route("post", "/v1/chat/completions", MINE, {"messages": [{"role": "user", "content": "Hi"}]}),
+]
+
+
+ROUTES = PAGES + API

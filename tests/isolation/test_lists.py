@@ -1,0 +1,93 @@
+"""Lists never show another user's objects: every list page and list endpoint, seen by two users
+who both have objects at every pipeline stage, shows each only their own."""
+
+import pytest
+from django.urls import reverse
+
+from features.models import Chunk
+from tests.conftest import api_client_for
+
+from .world import World
+
+pytestmark = pytest.mark.django_db
+
+
+def strangers_markers(world: World) -> list[str]:
+    """What would give away one of the world's objects on someone else's page."""
+    return [
+        *(
+            f'"{reverse(name, args=[getattr(world, attribute).pk])}"'
+            for name, attribute in [
+                ("source-detail", "source"),
+                ("document-detail", "document"),
+                ("document-chunks", "document"),
+                ("dataset-detail", "dataset"),
+                ("training-run", "run"),
+                ("model-detail", "model_version"),
+                ("conversation", "conversation"),
+                ("chat-stream", "answer"),
+                ("revoke-token", "token"),
+            ]
+        ),
+        world.source.name,
+        world.question,
+        world.token.key_prefix,
+    ]
+
+
+def pages_of(world: World) -> list[tuple[str, str]]:
+    """Each list page, with one of the world's own objects that it must show."""
+    href = lambda name, obj: f'"{reverse(name, args=[obj.pk])}"'  # noqa: E731
+    return [
+        ("/dashboard/", href("dataset-detail", world.dataset)),
+        ("/sources/", href("source-detail", world.source)),
+        ("/datasets/", href("dataset-detail", world.dataset)),
+        ("/training/", href("model-detail", world.model_version)),
+        ("/chat/", href("conversation", world.conversation)),
+        (reverse("conversation", args=[world.conversation.pk]), world.question),
+        ("/account/tokens/", world.token.key_prefix),
+        ("/search/?q=sailing+a+dinghy+and+keeping+bees", href("document-detail", world.document)),
+    ]
+
+
+@pytest.mark.parametrize("viewer", ["owner", "other"])
+def test_pages_never_show_another_users_objects(request, viewer, owner_world, other_world):
+    mine, theirs = (owner_world, other_world) if viewer == "owner" else (other_world, owner_world)
+    mine.build_all()
+    theirs.build_all()
+    client = request.getfixturevalue(f"{viewer}_client")
+
+    for path, own_marker in pages_of(mine):
+        content = client.get(path).content.decode()
+        assert own_marker in content, f"{path} does not show {viewer}'s own {own_marker}"
+        for marker in strangers_markers(theirs):
+            assert marker not in content, f"{path} shows another user's {marker}"
+
+
+@pytest.mark.parametrize("viewer", ["owner", "other"])
+def test_api_lists_never_show_another_users_objects(request, viewer, owner_world, other_world):
+    mine, theirs = (owner_world, other_world) if viewer == "owner" else (other_world, owner_world)
+    mine.build_all()
+    theirs.build_all()
+    client = request.getfixturevalue(f"{viewer}_api")
+
+    def ids(path, key="id"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        return [row[key] for row in response.json()["results"]]
+
+    assert ids("/api/v1/sources/") == [mine.source.pk]
+    assert ids("/api/v1/documents/") == [mine.document.pk]
+    assert ids(f"/api/v1/documents/?source={theirs.source.pk}") == []
+    assert ids("/api/v1/datasets/") == [mine.dataset.pk]
+    assert ids("/api/v1/training-runs/") == [mine.run.pk]
+    assert ids("/api/v1/models/") == [mine.model_version.pk]
+    assert ids("/api/v1/conversations/") == [mine.conversation.pk]
+    found = set(ids("/api/v1/search/?q=sailing+a+dinghy+and+keeping+bees&k=50", key="chunk_id"))
+    assert found and found <= set(Chunk.objects.for_user(mine.user).values_list("id", flat=True))
+
+
+def test_staff_may_review_any_twins_model(owner_world, staff):
+    response = api_client_for(staff).post(f"/api/v1/models/{owner_world.model_version.pk}/approve/")
+
+    assert response.status_code == 200 and response.json()["status"] == "production"

@@ -1,0 +1,142 @@
+"""One user's objects at every pipeline stage, and what "nothing changed" compares.
+
+The owned models are discovered from the apps, not listed: every model with a
+foreign-key chain to a user through `owner` (a chat message through its
+conversation). A snapshot holds every owned row of a user and every file in the
+data directory with its sha256.
+"""
+
+import hashlib
+from functools import cached_property
+from pathlib import Path
+from types import SimpleNamespace
+
+from django.apps import apps
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import models
+
+from accounts.actions import do_issue_api_token
+from chat.actions import do_answer
+from features.models import DatasetVersion
+from tests.conftest import add_markdown_source
+from training.actions import do_start_training_run
+from training.models import ModelVersion
+
+FIRST_PARTY_APPS = ("accounts", "ingestion", "features", "training", "chat")
+
+
+class World:
+    """One user's objects at every pipeline stage, built on first use through the real actions."""
+
+    def __init__(self, user, filename, text, question):
+        self.user, self.filename, self.text, self.question = user, filename, text, question
+
+    @cached_property
+    def source(self):
+        return add_markdown_source(self.user, self.filename, self.text)
+
+    @cached_property
+    def document(self):
+        return self.source.documents.get()
+
+    @cached_property
+    def dataset(self):
+        return DatasetVersion.objects.for_user(self.source.owner).get()  # the source's pipeline builds it
+
+    @cached_property
+    def run(self):
+        return do_start_training_run(self.user, self.dataset)
+
+    @cached_property
+    def model_version(self):
+        return ModelVersion.objects.get(training_run=self.run)
+
+    @cached_property
+    def answer(self):
+        return do_answer(self.source.owner, self.question)
+
+    @cached_property
+    def conversation(self):
+        return self.answer.conversation
+
+    @cached_property
+    def token(self):
+        return do_issue_api_token(self.user, f"{self.user.username}'s laptop")[0]
+
+    def build_all(self):
+        for name in ("source", "document", "dataset", "run", "model_version", "answer", "conversation", "token"):
+            getattr(self, name)
+        return self
+
+    def object_for(self, model):
+        """One of the world's rows of an owned model (for the admin's change, delete and history pages)."""
+        self.build_all()
+        return model.objects.filter(**{owner_path(model): self.user}).order_by("pk").first()
+
+
+class AnyIds:
+    """Stands in for a World where only the shape of a path or body matters: every object has this id."""
+
+    def __init__(self, pk=999_999):
+        self.pk = pk
+
+    def __getattr__(self, name):
+        return SimpleNamespace(pk=self.pk)
+
+
+def owner_path(model) -> str | None:
+    """The lookup from a model to the user who owns it ("owner", "conversation__owner"), or None."""
+    user_model = get_user_model()
+    fields = [f for f in model._meta.get_fields() if isinstance(f, models.ForeignKey | models.OneToOneField)]
+    for field in fields:
+        if field.name == "owner" and field.related_model is user_model:
+            return "owner"
+    for field in fields:  # owned through a parent (a message through its conversation)
+        if field.related_model not in (user_model, model) and not field.null and field.many_to_one:
+            parent = owner_path(field.related_model)
+            if parent:
+                return f"{field.name}__{parent}"
+    return None
+
+
+def owned_models() -> list[type[models.Model]]:
+    """Every model of the project's apps that a user owns, discovered from the foreign keys."""
+    found = []
+    for label in FIRST_PARTY_APPS:
+        found += [m for m in apps.get_app_config(label).get_models() if owner_path(m)]
+    return found
+
+
+def _plain(value):
+    return value.tolist() if hasattr(value, "tolist") else value  # vectors: numpy arrays compare elementwise
+
+
+def owned_rows(user) -> dict:
+    """Every row the user owns, as stored, and the user's own row."""
+    rows = {
+        model.__name__: [
+            tuple(_plain(v) for v in row)
+            for row in model.objects.filter(**{owner_path(model): user}).order_by("pk").values_list()
+        ]
+        for model in owned_models()
+    }
+    rows["User"] = list(get_user_model().objects.filter(pk=user.pk).values_list())
+    return rows
+
+
+def data_files(skip_users=()) -> dict[str, str]:
+    """Every file under the data directory (path -> sha256), but those of the given users' own folders."""
+    from accounts.actions import user_data_dirs
+
+    root = Path(settings.TWIN_DATA_DIR)
+    skipped = [folder for user in skip_users for folder in user_data_dirs(user.pk)]
+    files = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not any(path.is_relative_to(folder) for folder in skipped):
+            files[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return files
+
+
+def snapshot(user, skip_users=()) -> dict:
+    return {"rows": owned_rows(user), "files": data_files(skip_users)}
