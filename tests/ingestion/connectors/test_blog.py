@@ -80,12 +80,14 @@ def test_a_teaser_feed_takes_the_text_from_each_post_and_resyncs_with_304s(owner
     assert source.last_run.documents_created == 3
     assert "keep a log and read it back" in Document.objects.get(title="Baking rye").raw_text
     site.log.clear()
+    site.connections = 0
 
     run = do_sync_source(source)
 
     run.refresh_from_db()
     assert run.documents_unchanged == 3 and run.documents_created + run.documents_updated == 0
     assert {status for path, status, _ in site.log if path.startswith("/2024/")} == {304}
+    assert site.connections == 1  # robots.txt, the feed and every post over one kept-alive connection
 
 
 def test_without_a_feed_the_sitemap_lists_the_posts_and_non_posts_are_skipped(owner, site):
