@@ -174,7 +174,7 @@ class Crawl:
             raise FetchError(f"robots.txt of {urlsplit(url).netloc} asks crawlers not to fetch {urlsplit(url).path}.")
         headers = dict(headers or {})
         known = self.known.get(url)
-        if validators is None and conditional and known:
+        if validators is None and conditional and known and known.gone_at is None:  # a gone page comes back whole
             validators = {"etag": known.etag, "last_modified": known.last_modified}
         if validators:
             if validators.get("etag"):
