@@ -508,7 +508,8 @@ def fetch(
                     )
                 if accept is not None and page.content_type not in accept:
                     raise FetchError(
-                        f"That address is not an HTML page (it is {page.content_type or 'of unknown type'})."
+                        f"That address is not {'an HTML page' if 'text/html' in accept else ' or '.join(accept)} "
+                        f"(it is {page.content_type or 'of unknown type'})."
                     )
                 declared = response.headers.get("Content-Length", "")
                 if declared.isdigit() and int(declared) > max_bytes:
