@@ -29,6 +29,7 @@ import ipaddress
 import itertools
 import os
 import socket
+import ssl
 import threading
 import time
 import weakref
@@ -39,11 +40,10 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
-import requests
+import certifi
 import urllib3
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
-from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
@@ -330,10 +330,22 @@ class _GuardedHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _GuardedHTTPSConnection
 
 
-class _GuardedAdapter(HTTPAdapter):
-    def init_poolmanager(self, *args, **kwargs):
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
+class _GuardedPoolManager(urllib3.PoolManager):
+    """urllib3's pools, with connections that go through _connect_vetted. No retries (a
+    crawl decides), no redirects (each hop is checked), no proxy from the environment
+    (it would hide the real peer address), certificates checked against certifi's CAs."""
+
+    def __init__(self):
+        super().__init__(num_pools=10, maxsize=1, retries=False, cert_reqs="CERT_REQUIRED", ca_certs=certifi.where())
+        self.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
+
+
+REQUEST_HEADERS = {
+    "User-Agent": USER_AGENT,
+    "Accept": "*/*",
+    "Accept-Encoding": "gzip, deflate",  # the two we decode (and count) ourselves
+}
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 
 
 class FetchSession:
@@ -344,17 +356,11 @@ class FetchSession:
     """
 
     def __init__(self):
-        self.http = requests.Session()
-        self.http.trust_env = False  # a proxy from the environment would hide the real peer address
-        self.http.headers["User-Agent"] = USER_AGENT
-        self.http.headers["Accept-Encoding"] = "gzip, deflate"  # the two we decode (and count) ourselves
-        adapter = _GuardedAdapter(max_retries=0)
-        self.http.mount("http://", adapter)
-        self.http.mount("https://", adapter)
+        self.http = _GuardedPoolManager()
         self.sockets = weakref.WeakSet()  # every socket it opened that is still alive
 
     def close(self):
-        self.http.close()
+        self.http.clear()
 
     def __enter__(self):
         return self
@@ -367,18 +373,20 @@ def _describe(exc: Exception, url: str, watchdog: _Watchdog) -> str:
     host = urlsplit(url).hostname
     if watchdog.fired:
         return f"{host} took longer than the {settings.TWIN_FETCH_DEADLINE} second limit for one download."
-    if isinstance(exc, requests.Timeout | urllib3.exceptions.TimeoutError):
+    if isinstance(exc, NewConnectionError):  # a ConnectTimeoutError too, for urllib3's old callers
+        return f"Could not connect to {host}: the host is unreachable or refused the connection."
+    if isinstance(exc, urllib3.exceptions.TimeoutError | TimeoutError):
         return f"{host} did not answer within {settings.TWIN_FETCH_TIMEOUT} seconds."
-    if isinstance(exc, requests.exceptions.SSLError):
+    if isinstance(exc, urllib3.exceptions.SSLError | ssl.SSLError):
         return f"{host} has an invalid TLS certificate."
-    if isinstance(exc, requests.ConnectionError):
+    if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
         return f"Could not connect to {host}: the host is unreachable or refused the connection."
     return f"Fetching {url} failed: {exc.__class__.__name__}."
 
 
 def decode_body(body: bytes, charset: str = "") -> str:
-    """The declared charset; without one, UTF-8 when the bytes are UTF-8 (requests would
-    assume Latin-1 for any text/* type, and nginx serves static pages without a charset)."""
+    """The declared charset; without one, UTF-8 when the bytes are UTF-8 (HTTP's old
+    default is Latin-1 for any text/* type, and nginx serves static pages without a charset)."""
     if charset:
         try:
             return body.decode(charset, "replace")
@@ -409,9 +417,9 @@ def _finish_small(response, limit: int = 64 * 1024):
     for the next request. A longer body is left unread and its connection is closed."""
     try:
         read = 0
-        while read <= limit and (block := response.raw.read1(16 * 1024, decode_content=False)):
+        while read <= limit and (block := response.read1(16 * 1024, decode_content=False)):
             read += len(block)
-    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
+    except (urllib3.exceptions.HTTPError, OSError):
         pass  # the connection is closed with the response
 
 
@@ -430,7 +438,7 @@ def _read_body(response, max_bytes: int, watchdog: _Watchdog) -> bytes:
     raw_count, body = 0, bytearray()
     # read1 returns what one read brought: a body trickling in byte by byte cannot hold
     # a 64 KB read open; the watchdog ends the fetch at its deadline in any case.
-    while block := response.raw.read1(64 * 1024, decode_content=False):
+    while block := response.read1(64 * 1024, decode_content=False):
         raw_count += len(block)
         if raw_count > max_bytes:
             raise limit_error
@@ -478,32 +486,38 @@ def fetch(
     ):
         for _ in range(settings.TWIN_FETCH_MAX_REDIRECTS + 1):
             try:
-                response = session.http.get(
-                    url, stream=True, allow_redirects=False, timeout=settings.TWIN_FETCH_TIMEOUT, headers=headers
+                response = session.http.urlopen(
+                    "GET",
+                    url,
+                    headers={**REQUEST_HEADERS, **(headers or {})},
+                    redirect=False,
+                    preload_content=False,
+                    timeout=urllib3.Timeout(connect=settings.TWIN_FETCH_TIMEOUT, read=settings.TWIN_FETCH_TIMEOUT),
                 )
-            except requests.RequestException as exc:  # a FetchError from the socket guard passes through
+            except (urllib3.exceptions.HTTPError, OSError) as exc:  # a FetchError from the socket guard passes
                 raise FetchError(_describe(exc, url, watchdog)) from None
             with response:
-                if response.is_redirect or response.status_code == 304 or response.status_code >= 400:
+                is_redirect = response.status in REDIRECT_STATUSES and "Location" in response.headers
+                if is_redirect or response.status == 304 or response.status >= 400:
                     _finish_small(response)
-                if response.is_redirect:
+                if is_redirect:
                     url = check_url(urljoin(url, response.headers.get("Location", "")))
                     continue
                 page = FetchedPage(
                     url=url,
                     content_type=response.headers.get("Content-Type", "").split(";")[0].strip().lower(),
                     charset=_charset(response.headers.get("Content-Type", "")),
-                    status=response.status_code,
+                    status=response.status,
                     etag=response.headers.get("ETag", "")[:300],
                     last_modified=response.headers.get("Last-Modified", "")[:100],
                     headers=dict(response.headers),
                 )
-                if response.status_code == 304:
+                if response.status == 304:
                     return page
-                if response.status_code >= 400:
+                if response.status >= 400:
                     raise HTTPStatusError(
-                        f"The page answered with HTTP {response.status_code} {response.reason}.",
-                        response.status_code,
+                        f"The page answered with HTTP {response.status} {response.reason}.",
+                        response.status,
                         _retry_after(response),
                     )
                 if accept is not None and page.content_type not in accept:
@@ -516,7 +530,7 @@ def fetch(
                     raise FetchError(f"The page is larger than the {filesizeformat(max_bytes)} limit.")
                 try:
                     page.body = _read_body(response, max_bytes, watchdog)
-                except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                except (urllib3.exceptions.HTTPError, OSError) as exc:
                     raise FetchError(_describe(exc, url, watchdog)) from None
                 return page
         raise FetchError(f"Too many redirects (more than {settings.TWIN_FETCH_MAX_REDIRECTS}).")
