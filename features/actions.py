@@ -32,6 +32,8 @@ def do_build_features(document: Document) -> int:
     in one transaction, so a failure leaves the previous chunks searchable.
     """
     model_id = embeddings.model_id()
+    if document.gone_at is not None:
+        return 0  # gone from its source: the twin no longer learns from it
     existing = CleanDocument.objects.filter(document=document).first()
     if (
         existing
@@ -49,8 +51,10 @@ def do_build_features(document: Document) -> int:
     )
     vectors = embeddings.embed([piece.text for piece in pieces])
     with transaction.atomic():
-        if not Document.objects.filter(pk=document.pk).exists():
-            return 0  # deleted while we were embedding
+        # Locked, so a document marked gone meanwhile waits for this to commit and then has
+        # its features dropped (do_drop_gone_features), never the other way round.
+        if not Document.objects.select_for_update().filter(pk=document.pk, gone_at__isnull=True).exists():
+            return 0  # deleted, or gone from its source, while we were embedding
         clean_doc, _ = CleanDocument.objects.update_or_create(
             document=document,
             defaults={
@@ -78,6 +82,20 @@ def do_build_features(document: Document) -> int:
     return len(pieces)
 
 
+def do_drop_gone_features(owner_id: int, document_ids: list[int]) -> int:
+    """Documents gone from their source: their cleaned text and chunks go (the document row
+    stays, marked gone, and is rebuilt if it comes back), so search and chat stop citing
+    them, and a feature run rebuilds the dataset without them. Returns the documents dropped."""
+    dropped = CleanDocument.objects.filter(
+        owner_id=owner_id, document_id__in=document_ids, document__gone_at__isnull=False
+    )
+    _, deleted = dropped.delete()
+    count = deleted.get(CleanDocument._meta.label, 0)
+    if count:
+        do_queue_feature_run(owner_id, [])
+    return count
+
+
 def do_reembed_stale(owner=None, progress=None) -> tuple[int, int]:
     """Re-embed every document whose chunks were embedded by another model than the current one
     (a new TWIN_EMBEDDING_MODEL, or an int8 export); returns (documents, chunks written)."""
@@ -98,6 +116,7 @@ def do_build_dataset_version(owner) -> tuple[DatasetVersion | None, bool]:
     """Build the owner's instruct dataset; a new version only when its content changed."""
     documents = list(
         CleanDocument.objects.for_user(owner)
+        .filter(document__gone_at__isnull=True)
         .exclude(text="")
         .order_by("document_id")
         .values_list("document_id", "title", "text", "raw_hash")

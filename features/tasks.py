@@ -30,7 +30,10 @@ def run_features(run_id: int):
             dataset, created = do_build_dataset_version(run.owner)
     except Exception:
         logger.exception("feature run %s failed", run_id)
-        run.fail("An unexpected error stopped the feature pipeline. It has been logged; sync the source to retry.")
+        run.fail(
+            "An unexpected error stopped the feature pipeline. It has been logged; "
+            "retry with “Reprocess documents” on the source."
+        )
         raise
     outcome = f"dataset v{dataset.version} {'built' if created else 'unchanged'}" if dataset else "no dataset yet"
     run.succeed(f"{summary}; {outcome}", dataset_version=dataset)

@@ -11,7 +11,7 @@ from accounts.quotas import QuotaReached, check_storage
 from core.jobs import JobStatus
 
 from .models import CrawlRun, Document, Source, content_hash
-from .signals import documents_changed
+from .signals import documents_changed, documents_gone
 
 
 class SourceRefused(Exception):
@@ -122,14 +122,16 @@ def do_upsert_document(source: Source, item) -> tuple[str, int | None, str]:
 
     In one transaction of its own: a later failure never undoes it, and a failure here
     leaves the stored document as it was. A text the owner already has under another
-    document is skipped, so nothing is embedded or trained on twice.
+    document is skipped, so nothing is embedded or trained on twice. A document back
+    from gone is "updated" even with the same text: its features were dropped, so it
+    re-enters the feature pipeline.
     """
     text = item.text[: settings.TWIN_MAX_DOCUMENT_CHARS]
     digest = content_hash(text)
     validators = {"etag": item.etag, "last_modified": item.last_modified, "body_hash": item.body_hash}
     with transaction.atomic():
         existing = Document.objects.select_for_update().filter(source=source, url=item.url).first()
-        if existing and existing.content_hash == digest:
+        if existing and existing.content_hash == digest and existing.gone_at is None:
             for name, value in {**validators, "gone_at": None}.items():
                 setattr(existing, name, value)
             existing.save(update_fields=[*validators, "gone_at"])
@@ -159,10 +161,19 @@ def do_upsert_document(source: Source, item) -> tuple[str, int | None, str]:
 
 
 def do_mark_gone(source: Source, urls: list[str]) -> int:
-    """Documents whose item left the source are marked, never silently deleted."""
+    """Documents whose item left the source are marked, never silently deleted; once that
+    commits, downstream pipelines stop using them (documents_gone)."""
     if not urls:
         return 0
-    return source.documents.filter(url__in=urls, gone_at__isnull=True).update(gone_at=timezone.now())
+    with transaction.atomic():
+        ids = list(
+            source.documents.select_for_update().filter(url__in=urls, gone_at__isnull=True).values_list("pk", flat=True)
+        )
+        Document.objects.filter(pk__in=ids).update(gone_at=timezone.now())
+    if ids:
+        owner_id = source.owner_id
+        transaction.on_commit(lambda: documents_gone.send(sender=Document, owner_id=owner_id, document_ids=ids))
+    return len(ids)
 
 
 def do_send_changed(owner_id: int, document_ids: list[int]):

@@ -22,17 +22,27 @@ from urllib.robotparser import RobotFileParser
 
 import redis
 from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 
 from core.jobs import JobStatus
 
 from .actions import do_mark_gone, do_send_changed, do_upsert_document
 from .models import CrawlRun, Document
-from .safe_http import ROBOTS_AGENT, TEXT_CONTENT_TYPES, USER_AGENT, FetchError, HTTPStatusError, fetch
+from .safe_http import (
+    ROBOTS_AGENT,
+    TEXT_CONTENT_TYPES,
+    USER_AGENT,
+    FetchError,
+    FetchSession,
+    HTTPStatusError,
+    fetch,
+)
 
 logger = logging.getLogger(__name__)
 MAX_FAILURES_KEPT = 200
 GONE_STATUSES = (404, 410)
+SAVE_EVERY_SECONDS = 0.5  # progress of cheap outcomes reaches the run row this often
 
 
 class RunStopped(Exception):
@@ -54,26 +64,65 @@ class Item:
 
 
 class HostPacer:
-    """One request at a time per host, TWIN_CRAWL_DELAY_SECONDS apart, across every worker."""
+    """One request at a time per host, TWIN_CRAWL_DELAY_SECONDS apart, across every worker.
+
+    A Redis key per host: taken (SET NX) for the request, then left to rest for the
+    delay. The commands go over a connection of the crawl's own, and a release is sent
+    without waiting for Redis's answer (Redis applies it at once; the answer is read
+    with the next command's): a turn costs one round trip, not two.
+    """
 
     def __init__(self):
-        cache = settings.CACHES["default"]
-        self.redis = redis.Redis.from_url(cache["LOCATION"])
-        self.prefix = f"{cache.get('KEY_PREFIX', '')}:crawl-host:"
+        cache_settings = settings.CACHES["default"]
+        self.connection = redis.Redis.from_url(cache_settings["LOCATION"]).connection_pool.make_connection()
+        self.prefix = f"{cache_settings.get('KEY_PREFIX', '')}:crawl-host:"
+        self.unread = 0  # answers sent back by Redis that were not read yet
 
-    def acquire(self, host: str, deadline: float, hold_seconds: float):
-        key = self.prefix + host
-        while not self.redis.set(key, "busy", nx=True, px=max(1, int(hold_seconds * 1000))):
+    def _send(self, *commands):
+        self.connection.send_packed_command(self.connection.pack_commands(commands))
+        self.unread += len(commands)
+
+    def _answers(self) -> list:
+        answers = []
+        try:
+            while self.unread:
+                answers.append(self.connection.read_response())
+                self.unread -= 1
+        except Exception:  # the connection's state is unknown: start afresh with the next command
+            self.unread = 0
+            self.connection.disconnect()
+            raise
+        return answers
+
+    def acquire(self, host: str, deadline: float, hold_seconds: float, cancel_flag: str):
+        """Wait for the host's turn. The run's cancel flag (a cache key) is read in the same
+        round trip: a cancelled run stops before its next request, at no extra cost."""
+        key, flag = self.prefix + host, cache.make_key(cancel_flag)
+        while True:
+            self._send(("SET", key, "busy", "NX", "PX", max(1, int(hold_seconds * 1000))), ("EXISTS", flag))
+            taken, cancelled = self._answers()[-2:]
+            if cancelled:
+                if taken:
+                    self._send(("DEL", key))
+                raise RunStopped("Cancelled")
+            if taken:
+                return key
             if time.monotonic() > deadline:
                 raise RunStopped(f"Waited too long for a turn to fetch from {host}.")
             time.sleep(0.01)
-        return key
 
     def release(self, key: str, delay: float):
         if delay > 0:
-            self.redis.set(key, "resting", px=max(1, int(delay * 1000)))
+            self._send(("SET", key, "resting", "PX", max(1, int(delay * 1000))))
         else:
-            self.redis.delete(key)
+            self._send(("DEL", key))
+
+    def close(self):
+        """Read what Redis still owes (so every release was applied), then hang up."""
+        try:
+            self._answers()
+        finally:
+            self.connection.disconnect()
 
 
 class Crawl:
@@ -81,9 +130,11 @@ class Crawl:
         self.run, self.source = run, run.source
         self.started = time.monotonic()
         self.deadline = self.started + settings.TWIN_CRAWL_RUN_SECONDS
+        # Every stored document of the source, in one query: the per-item decisions (304,
+        # same bytes, same lastmod) are made against it without asking the database.
         self.known = {
             doc.url: doc
-            for doc in self.source.documents.only(
+            for doc in Document.objects.filter(source=self.source).only(
                 "id", "url", "title", "content_hash", "etag", "last_modified", "body_hash", "gone_at", "metadata"
             )
         }
@@ -94,6 +145,8 @@ class Crawl:
         self.requests = 0
         self.robots: dict[str, tuple[RobotFileParser | None, str]] = {}
         self.pacer = HostPacer()
+        self.http = FetchSession()  # connections kept alive from one request to the next
+        self._row_stopped = False  # the run row was no longer "running" when progress was written
         self.page_limit = settings.TWIN_CRAWL_MAX_PAGES
         self._saved_at = 0.0
         self.last_page = None  # the page sync_page fetched last (the blog follows its links)
@@ -116,12 +169,12 @@ class Crawl:
         these instead ({"etag", "last_modified"}, for pages that are not documents: feeds).
         `is_api`: a documented API (GitHub's REST API), which robots.txt does not govern.
         """
-        self.check_stopped()
+        self.check_stopped(read_flag=False)  # HostPacer.acquire reads it
         if not is_api and not self.allowed_by_robots(url):
             raise FetchError(f"robots.txt of {urlsplit(url).netloc} asks crawlers not to fetch {urlsplit(url).path}.")
         headers = dict(headers or {})
         known = self.known.get(url)
-        if validators is None and conditional and known:
+        if validators is None and conditional and known and known.gone_at is None:  # a gone page comes back whole
             validators = {"etag": known.etag, "last_modified": known.last_modified}
         if validators:
             if validators.get("etag"):
@@ -165,10 +218,13 @@ class Crawl:
 
     def _paced_fetch(self, host, url, **kwargs):
         hold = settings.TWIN_FETCH_DEADLINE + 5
-        key = self.pacer.acquire(host, self.deadline, hold)
+        key = self.pacer.acquire(host, self.deadline, hold, self.run.cancel_flag_key)
         try:
             self.requests += 1
-            return fetch(url, deadline=self.deadline, **kwargs)
+            return fetch(url, deadline=self.deadline, session=self.http, **kwargs)
+        except FetchError:
+            self.check_stopped(read_flag=False)  # cut off by the run's deadline: say so, not "this page failed"
+            raise
         finally:
             self.pacer.release(key, max(settings.TWIN_CRAWL_DELAY_SECONDS, self._crawl_delay(url)))
 
@@ -268,19 +324,23 @@ class Crawl:
 
     # -- progress and stopping -----------------------------------------------------------
     def progress(self, percent: float, message: str):
-        self.check_stopped()
+        """Show what the sync does; also where connectors that work without fetching (a
+        cloned repository, an archive) stop for a cancel: the flag is read whenever the
+        row is written, at most every half second."""
         self.run.message = message[:300]
         self.run.progress = max(0, min(99, int(percent)))
-        self._save()
+        self.check_stopped(read_flag=self._save(soon=True))
 
-    def check_stopped(self):
-        now = time.monotonic()
-        if now > self.deadline:
+    def check_stopped(self, *, read_flag: bool = True):
+        """Stop at the run's deadline, or when it was cancelled: the flag request_cancel sets
+        (read here unless the caller reads it another way: HostPacer.acquire reads it with
+        the host's turn), or a run row that was no longer "running" when last written."""
+        if time.monotonic() > self.deadline:
             raise RunStopped(
                 f"The sync stopped at its limit of {settings.TWIN_CRAWL_RUN_SECONDS} seconds; "
                 "what it fetched is kept and the next sync goes on from there."
             )
-        if self.run.cancelled_meanwhile():  # one indexed lookup per request: cheap beside the request
+        if self._row_stopped or (read_flag and cache.get(self.run.cancel_flag_key)):
             raise RunStopped("Cancelled")
 
     def counters(self) -> dict:
@@ -295,18 +355,27 @@ class Crawl:
             "failures": self.failures,
         }
 
-    def _save(self, *, soon: bool = False):
+    def _save(self, *, soon: bool = False) -> bool:
         """Write the counts to the run row the user watches: at once for work done (a stored
-        or failed item, a progress step), within half a second for the cheap outcomes
-        (unchanged, skipped), so an unchanged sync of a big site is not a stream of UPDATEs."""
+        or failed item), within half a second for progress steps and the cheap outcomes
+        (unchanged, skipped), so an unchanged sync of a big site is not a stream of UPDATEs.
+        Returns whether it wrote."""
         now = time.monotonic()
-        if soon and now - self._saved_at < 0.5:
-            return
+        if soon and now - self._saved_at < SAVE_EVERY_SECONDS:
+            return False
         self._saved_at = now
         fields = self.counters()
-        CrawlRun.objects.filter(pk=self.run.pk, status=JobStatus.RUNNING).update(
+        written = CrawlRun.objects.filter(pk=self.run.pk, status=JobStatus.RUNNING).update(
             progress=self.run.progress, message=self.run.message, heartbeat_at=timezone.now(), **fields
         )
+        self._row_stopped = not written
+        return True
+
+    def close(self):
+        try:
+            self.pacer.close()
+        finally:
+            self.http.close()
 
     def send_changed(self):
         """Changed documents re-enter the feature pipeline (one batch per run)."""

@@ -5,6 +5,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import models
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -121,12 +122,21 @@ class CrawlRun(Job):
         return self.status == JobStatus.CANCELLED
 
     def request_cancel(self) -> bool:
-        """Cancel a queued or running crawl; the task notices at its next item and stops."""
+        """Cancel a queued or running crawl; the task notices at its next request and stops.
+
+        The flag in the cache is what the task looks at before each request (a Redis GET,
+        not a query per 304); the row's status is the record."""
         done = CrawlRun.objects.filter(pk=self.pk, status__in=ACTIVE_STATUSES).update(
             status=JobStatus.CANCELLED, finished_at=timezone.now(), message="Cancelled"
         )
+        if done:
+            cache.set(self.cancel_flag_key, True, timeout=settings.TWIN_CRAWL_RUN_SECONDS + 3600)
         self.refresh_from_db()
         return bool(done)
+
+    @property
+    def cancel_flag_key(self) -> str:
+        return f"crawl-cancelled:{self.pk}"
 
     def cancelled_meanwhile(self) -> bool:
         return CrawlRun.objects.filter(pk=self.pk, status=JobStatus.CANCELLED).exists()

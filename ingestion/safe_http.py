@@ -12,6 +12,10 @@ Layers, each enough on its own for the case it covers:
 - The address each socket actually reached is checked again (belt and braces).
 - Each fetch has a hard wall-clock deadline: a watchdog shuts its sockets when it
   passes, so a server that drips its headers a byte at a time cannot hold a worker.
+- A crawl run keeps its connections open between requests (`FetchSession`, HTTP
+  keep-alive): a kept socket is one `_connect_vetted` opened, still bound to the
+  address that was vetted, so reuse skips no check; the watchdog of every fetch
+  watches all of the session's sockets, kept ones included.
 - Size is counted on the raw bytes from the wire and on the decoded bytes (gzip bombs),
   redirects are capped and re-checked hop by hop, proxy variables are ignored.
 
@@ -20,21 +24,26 @@ pages on loopback; an intranet blog may be listed explicitly).
 """
 
 import hashlib
+import heapq
 import ipaddress
+import itertools
+import os
 import socket
+import ssl
 import threading
 import time
+import weakref
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
-import requests
+import certifi
 import urllib3
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
-from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
@@ -194,28 +203,73 @@ def vetted_addresses(host: str, port: int) -> list[tuple]:
     return addresses
 
 
+class _Deadlines:
+    """One thread fires every fetch's watchdog when its deadline passes.
+
+    A thread per fetch (threading.Timer) costs more than a whole kept-alive 304 on a
+    busy machine. The thread sleeps until the earliest deadline; a finished fetch is
+    dropped from the heap when its deadline comes up, so adding one rarely wakes it.
+    A forked worker starts its own thread (threads do not survive fork).
+    """
+
+    def __init__(self):
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self):
+        self._pending, self._wake, self._thread = [], threading.Condition(), None
+        self._numbers = itertools.count()
+
+    def add(self, watchdog):
+        with self._wake:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="twinsite-fetch-deadlines", daemon=True)
+                self._thread.start()
+            heapq.heappush(self._pending, (watchdog.deadline, next(self._numbers), watchdog))
+            if self._pending[0][2] is watchdog:  # the earliest deadline now: the thread must wake sooner
+                self._wake.notify()
+
+    def _run(self):
+        pending, wake = self._pending, self._wake
+        while True:
+            with wake:
+                while pending and pending[0][2].finished:
+                    heapq.heappop(pending)
+                wait = pending[0][0] - time.monotonic() if pending else None
+                if wait is None or wait > 0:
+                    wake.wait(wait)
+                    continue
+                watchdog = heapq.heappop(pending)[2]
+            watchdog.fire()
+
+
+_deadlines = _Deadlines()
+
+
 class _Watchdog:
-    """Shuts every socket of one fetch when its wall-clock deadline passes."""
+    """Shuts every socket of one fetch when its wall-clock deadline passes: those it opens,
+    and the kept-alive ones of its session (`sockets`), which it may be reusing."""
 
     _current = threading.local()
 
-    def __init__(self, deadline: float):
-        self.deadline, self.sockets, self.fired = deadline, [], False
-        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
-        self._timer.daemon = True
+    def __init__(self, deadline: float, sockets: weakref.WeakSet):
+        self.deadline, self.sockets = deadline, sockets
+        self.fired = self.finished = False
 
     @classmethod
     def active(cls):
         return getattr(cls._current, "watchdog", None)
 
     def watch(self, sock):
-        self.sockets.append(sock)
+        self.sockets.add(sock)
         if self.fired:
-            self._fire()
+            self.fire()
 
-    def _fire(self):
+    def fire(self):
+        if self.finished:
+            return
         self.fired = True
-        for sock in self.sockets:
+        for sock in list(self.sockets):
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
@@ -223,11 +277,11 @@ class _Watchdog:
 
     def __enter__(self):
         self._current.watchdog = self
-        self._timer.start()
+        _deadlines.add(self)
         return self
 
     def __exit__(self, *exc):
-        self._timer.cancel()
+        self.finished = True
         self._current.watchdog = None
 
 
@@ -276,39 +330,63 @@ class _GuardedHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _GuardedHTTPSConnection
 
 
-class _GuardedAdapter(HTTPAdapter):
-    def init_poolmanager(self, *args, **kwargs):
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
+class _GuardedPoolManager(urllib3.PoolManager):
+    """urllib3's pools, with connections that go through _connect_vetted. No retries (a
+    crawl decides), no redirects (each hop is checked), no proxy from the environment
+    (it would hide the real peer address), certificates checked against certifi's CAs."""
+
+    def __init__(self):
+        super().__init__(num_pools=10, maxsize=1, retries=False, cert_reqs="CERT_REQUIRED", ca_certs=certifi.where())
+        self.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
 
 
-def _session() -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False  # a proxy from the environment would hide the real peer address
-    session.headers["User-Agent"] = USER_AGENT
-    session.headers["Accept-Encoding"] = "gzip, deflate"  # the two we decode (and count) ourselves
-    adapter = _GuardedAdapter(max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
+REQUEST_HEADERS = {
+    "User-Agent": USER_AGENT,
+    "Accept": "*/*",
+    "Accept-Encoding": "gzip, deflate",  # the two we decode (and count) ourselves
+}
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+
+
+class FetchSession:
+    """The connections of a series of fetches (a crawl run), kept open between them.
+
+    One TCP (and TLS) handshake per host instead of one per request. One fetch at a
+    time: a crawl fetches sequentially. Close it when done (or use it as a context).
+    """
+
+    def __init__(self):
+        self.http = _GuardedPoolManager()
+        self.sockets = weakref.WeakSet()  # every socket it opened that is still alive
+
+    def close(self):
+        self.http.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def _describe(exc: Exception, url: str, watchdog: _Watchdog) -> str:
     host = urlsplit(url).hostname
     if watchdog.fired:
         return f"{host} took longer than the {settings.TWIN_FETCH_DEADLINE} second limit for one download."
-    if isinstance(exc, requests.Timeout | urllib3.exceptions.TimeoutError):
+    if isinstance(exc, NewConnectionError):  # a ConnectTimeoutError too, for urllib3's old callers
+        return f"Could not connect to {host}: the host is unreachable or refused the connection."
+    if isinstance(exc, urllib3.exceptions.TimeoutError | TimeoutError):
         return f"{host} did not answer within {settings.TWIN_FETCH_TIMEOUT} seconds."
-    if isinstance(exc, requests.exceptions.SSLError):
+    if isinstance(exc, urllib3.exceptions.SSLError | ssl.SSLError):
         return f"{host} has an invalid TLS certificate."
-    if isinstance(exc, requests.ConnectionError):
+    if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
         return f"Could not connect to {host}: the host is unreachable or refused the connection."
     return f"Fetching {url} failed: {exc.__class__.__name__}."
 
 
 def decode_body(body: bytes, charset: str = "") -> str:
-    """The declared charset; without one, UTF-8 when the bytes are UTF-8 (requests would
-    assume Latin-1 for any text/* type, and nginx serves static pages without a charset)."""
+    """The declared charset; without one, UTF-8 when the bytes are UTF-8 (HTTP's old
+    default is Latin-1 for any text/* type, and nginx serves static pages without a charset)."""
     if charset:
         try:
             return body.decode(charset, "replace")
@@ -333,6 +411,18 @@ def _retry_after(response) -> float | None:
     return float(value) if value.strip().isdigit() else None
 
 
+def _finish_small(response, limit: int = 64 * 1024):
+    """Read the rest of an answer whose body we do not want (a 304, an error page, a
+    redirect): once it is read to its end, urllib3 puts the connection back in the pool
+    for the next request. A longer body is left unread and its connection is closed."""
+    try:
+        read = 0
+        while read <= limit and (block := response.read1(16 * 1024, decode_content=False)):
+            read += len(block)
+    except (urllib3.exceptions.HTTPError, OSError):
+        pass  # the connection is closed with the response
+
+
 def _read_body(response, max_bytes: int, watchdog: _Watchdog) -> bytes:
     """Read the raw bytes (counted) and decode them ourselves (counted again)."""
     limit_error = FetchError(f"The page is larger than the {filesizeformat(max_bytes)} limit.")
@@ -348,7 +438,7 @@ def _read_body(response, max_bytes: int, watchdog: _Watchdog) -> bytes:
     raw_count, body = 0, bytearray()
     # read1 returns what one read brought: a body trickling in byte by byte cannot hold
     # a 64 KB read open; the watchdog ends the fetch at its deadline in any case.
-    while block := response.raw.read1(64 * 1024, decode_content=False):
+    while block := response.read1(64 * 1024, decode_content=False):
         raw_count += len(block)
         if raw_count > max_bytes:
             raise limit_error
@@ -377,56 +467,70 @@ def fetch(
     headers: dict | None = None,
     max_bytes: int | None = None,
     deadline: float | None = None,
+    session: FetchSession | None = None,
 ) -> FetchedPage:
     """GET a URL with every limit applied; raise FetchError with a readable reason.
 
     `accept`: content types taken (None: any). `headers`: e.g. If-None-Match, so a 304
     comes back as a page with `not_modified`. `deadline`: a time.monotonic() the whole
     fetch, redirects included, must end by (at most TWIN_FETCH_DEADLINE from now).
+    `session`: connections to reuse (a crawl run's); without one, the fetch opens its own.
     """
     url = check_url(url)
     max_bytes = max_bytes or settings.TWIN_MAX_DOWNLOAD_BYTES
     own_deadline = time.monotonic() + settings.TWIN_FETCH_DEADLINE
     deadline = min(deadline, own_deadline) if deadline else own_deadline
-    with _session() as session, _Watchdog(deadline) as watchdog:
+    with (
+        nullcontext(session) if session else FetchSession() as session,
+        _Watchdog(deadline, session.sockets) as watchdog,
+    ):
         for _ in range(settings.TWIN_FETCH_MAX_REDIRECTS + 1):
             try:
-                response = session.get(
-                    url, stream=True, allow_redirects=False, timeout=settings.TWIN_FETCH_TIMEOUT, headers=headers
+                response = session.http.urlopen(
+                    "GET",
+                    url,
+                    headers={**REQUEST_HEADERS, **(headers or {})},
+                    redirect=False,
+                    preload_content=False,
+                    timeout=urllib3.Timeout(connect=settings.TWIN_FETCH_TIMEOUT, read=settings.TWIN_FETCH_TIMEOUT),
                 )
-            except requests.RequestException as exc:  # a FetchError from the socket guard passes through
+            except (urllib3.exceptions.HTTPError, OSError) as exc:  # a FetchError from the socket guard passes
                 raise FetchError(_describe(exc, url, watchdog)) from None
             with response:
-                if response.is_redirect:
+                is_redirect = response.status in REDIRECT_STATUSES and "Location" in response.headers
+                if is_redirect or response.status == 304 or response.status >= 400:
+                    _finish_small(response)
+                if is_redirect:
                     url = check_url(urljoin(url, response.headers.get("Location", "")))
                     continue
                 page = FetchedPage(
                     url=url,
                     content_type=response.headers.get("Content-Type", "").split(";")[0].strip().lower(),
                     charset=_charset(response.headers.get("Content-Type", "")),
-                    status=response.status_code,
+                    status=response.status,
                     etag=response.headers.get("ETag", "")[:300],
                     last_modified=response.headers.get("Last-Modified", "")[:100],
                     headers=dict(response.headers),
                 )
-                if response.status_code == 304:
+                if response.status == 304:
                     return page
-                if response.status_code >= 400:
+                if response.status >= 400:
                     raise HTTPStatusError(
-                        f"The page answered with HTTP {response.status_code} {response.reason}.",
-                        response.status_code,
+                        f"The page answered with HTTP {response.status} {response.reason}.",
+                        response.status,
                         _retry_after(response),
                     )
                 if accept is not None and page.content_type not in accept:
                     raise FetchError(
-                        f"That address is not an HTML page (it is {page.content_type or 'of unknown type'})."
+                        f"That address is not {'an HTML page' if 'text/html' in accept else ' or '.join(accept)} "
+                        f"(it is {page.content_type or 'of unknown type'})."
                     )
                 declared = response.headers.get("Content-Length", "")
                 if declared.isdigit() and int(declared) > max_bytes:
                     raise FetchError(f"The page is larger than the {filesizeformat(max_bytes)} limit.")
                 try:
                     page.body = _read_body(response, max_bytes, watchdog)
-                except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                except (urllib3.exceptions.HTTPError, OSError) as exc:
                     raise FetchError(_describe(exc, url, watchdog)) from None
                 return page
         raise FetchError(f"Too many redirects (more than {settings.TWIN_FETCH_MAX_REDIRECTS}).")

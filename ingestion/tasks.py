@@ -25,6 +25,13 @@ def crawl_source(run_id: int):
         return  # deleted, finished, cancelled, or being run by another worker
     crawl = Crawl(run)
     try:
+        _sync(run, crawl)
+    finally:
+        crawl.close()
+
+
+def _sync(run, crawl):
+    try:
         with run.keep_alive():
             connector_for(run.source).sync(crawl)
     except RunStopped as exc:
@@ -38,7 +45,7 @@ def crawl_source(run_id: int):
         do_finish_crawl(run, crawl, error="The sync ran past its time limit and was stopped; what it fetched is kept.")
         return
     except Exception:
-        logger.exception("crawl run %s failed", run_id)
+        logger.exception("crawl run %s failed", run.pk)
         do_finish_crawl(
             run, crawl, error="An unexpected error stopped this crawl. It has been logged; try again later."
         )

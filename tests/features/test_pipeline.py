@@ -7,6 +7,7 @@ from features import embeddings
 from features.actions import do_build_dataset_version, do_build_features
 from features.datasets import read_records
 from features.models import Chunk, CleanDocument, DatasetVersion, FeatureRun
+from ingestion.actions import do_mark_gone
 from ingestion.models import Document
 from tests.conftest import add_markdown_source
 
@@ -51,6 +52,19 @@ def test_changed_text_replaces_the_chunks(owner_source):
 
     texts = list(Chunk.objects.filter(clean_document__document=document).values_list("text", flat=True))
     assert written == len(texts) == 1 and "swarming in May" in texts[0]
+
+
+def test_a_document_gone_from_its_source_loses_its_features_and_is_not_rebuilt(owner_source, owner):
+    document = Document.objects.get(source=owner_source)
+
+    assert do_mark_gone(owner_source, [document.url]) == 1
+
+    document.refresh_from_db()
+    assert not CleanDocument.objects.filter(document=document).exists()
+    assert not Chunk.objects.filter(owner=owner).exists()
+    assert do_build_features(document) == 0  # a feature run queued before it went builds nothing
+    assert not CleanDocument.objects.filter(document=document).exists()
+    assert do_build_dataset_version(owner) == (None, False)  # nothing left to learn from
 
 
 def test_a_dataset_version_is_only_added_when_content_changes(owner_source, owner):

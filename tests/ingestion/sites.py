@@ -22,10 +22,16 @@ class Site:
         self.log: list[tuple[str, int, dict]] = []
         self.conditional = conditional
         self.delay = 0.0
+        self.connections = 0  # TCP connections accepted
         site = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms wait on a kept connection
+
+            def setup(self):
+                site.connections += 1
+                super().setup()
 
             def do_GET(self):
                 if site.delay:

@@ -74,6 +74,17 @@ def test_the_api_cancels_a_running_sync_and_says_409_when_none_runs(owner, owner
     assert owner_api.post(f"/api/v1/sources/{source.pk}/cancel/").status_code == 409
 
 
+def test_a_sync_whose_row_was_closed_elsewhere_stops_after_its_next_item(owner, site, monkeypatch):
+    """Without the cancel flag (the stalled-job sweep, an admin): the row the crawl writes its
+    progress to is no longer "running", and the crawl stops instead of going on unseen."""
+    during_the_crawl(monkeypatch, 1, lambda run: CrawlRun.objects.filter(pk=run.pk).update(status="failed"))
+
+    source = do_add_source(owner, "blog", {"url": build_blog(site, feed="teaser"), "category": "post"})
+
+    assert source.last_run.status == "failed"
+    assert len([path for path in site.paths() if path.startswith("/2024/")]) == 2  # not the third post
+
+
 def test_a_sync_stops_at_its_deadline_and_keeps_what_it_stored(owner, site, settings):
     settings.TWIN_CRAWL_RUN_SECONDS = 1
     url = build_blog(site, feed="teaser")

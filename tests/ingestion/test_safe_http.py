@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from ingestion.safe_http import FetchError, check_url, fetch
+from ingestion.safe_http import FetchError, FetchSession, check_url, fetch
 from tests.ingestion.conftest import closed_port, never_answer, send_chunked, send_until_close, trickle
 
 TOO_LARGE = re.escape("The page is larger than the 64.0\xa0KB limit.")  # TWIN_MAX_DOWNLOAD_BYTES = 64 KiB
@@ -236,22 +236,75 @@ def test_a_page_trickling_in_byte_by_byte_is_cut_off_at_the_deadline(raw_server,
     assert time.monotonic() - started < 4  # the deadline, and some slack
 
 
+def drip_headers(conn, stopped):
+    for byte in b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Slow: " + b"a" * 10_000:
+        if stopped.wait(0.2):
+            return
+        conn.sendall(bytes([byte]))
+
+
 def test_headers_dripping_in_byte_by_byte_are_cut_off_at_the_deadline(raw_server, settings):
     """Each byte comes well within the read timeout; only a wall-clock deadline ends it."""
     settings.TWIN_FETCH_TIMEOUT, settings.TWIN_FETCH_DEADLINE = 1, 2
-
-    def drip_headers(conn, stopped):
-        for byte in b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Slow: " + b"a" * 10_000:
-            if stopped.wait(0.2):
-                return
-            conn.sendall(bytes([byte]))
-
     server = raw_server(drip_headers)
 
     started = time.monotonic()
     with pytest.raises(FetchError, match="took longer than the 2 second limit"):
         fetch(server.url)
     assert time.monotonic() - started < 4
+
+
+def keep_alive(*answers):
+    """Answer one request after another on the same connection: each answer is the bytes
+    to send, or a function that sends them itself. Counts the connections accepted."""
+    connections = []
+
+    def respond(conn, stopped):
+        connections.append(conn)
+        for i, answer in enumerate(answers):
+            if i:  # the head of the next request on this connection
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    if not (data := conn.recv(4096)):
+                        return
+                    head += data
+            answer(conn, stopped) if callable(answer) else conn.sendall(answer)
+
+    return respond, connections
+
+
+def page_bytes(body: str) -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body.encode())
+
+
+def test_a_session_keeps_its_connection_for_the_next_requests(raw_server):
+    not_modified = b"HTTP/1.1 304 Not Modified\r\nContent-Length: 0\r\n\r\n"
+    gone = b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n\r\nnope"
+    respond, connections = keep_alive(page_bytes(PAGE), not_modified, gone, page_bytes(PAGE))
+    server = raw_server(respond)
+
+    with FetchSession() as session:
+        assert "Hello from the test site" in fetch(server.url, session=session).text
+        assert fetch(server.url, session=session, headers={"If-None-Match": '"x"'}).not_modified
+        with pytest.raises(FetchError, match="HTTP 404"):
+            fetch(server.url + "gone", session=session)
+        assert "Hello from the test site" in fetch(server.url, session=session).text
+
+    assert len(connections) == 1
+
+
+def test_a_kept_connection_that_starts_dripping_is_cut_off_at_the_deadline(raw_server, settings):
+    """The watchdog of a fetch shuts the kept-alive socket it reuses, not only those it opens."""
+    settings.TWIN_FETCH_TIMEOUT, settings.TWIN_FETCH_DEADLINE = 1, 2
+    respond, connections = keep_alive(page_bytes(PAGE), drip_headers)
+    server = raw_server(respond)
+
+    with FetchSession() as session:
+        fetch(server.url, session=session)
+        started = time.monotonic()
+        with pytest.raises(FetchError, match="took longer than the 2 second limit"):
+            fetch(server.url, session=session)
+    assert time.monotonic() - started < 4 and len(connections) == 1
 
 
 def test_the_connection_goes_to_the_vetted_address_not_to_a_second_lookup(monkeypatch, settings):

@@ -1,6 +1,7 @@
 """An RSS or Atom feed; also a Medium profile or publication, or a Substack publication,
-which map to their feeds (parse.feed_url_for). A page address works too when the page
-advertises its feed."""
+which map to their feeds (parse.feed_url_for); a Substack's archive lists the posts older
+than its feed's latest (substack.py). A page address works too when the page advertises
+its feed."""
 
 from ...safe_http import FetchError
 from ..base import Connector, ConnectorError

@@ -33,6 +33,7 @@ class FeedEntry:
 class Feed:
     title: str = ""
     link: str = ""
+    generator: str = ""  # the software that wrote it ("Substack")
     entries: list[FeedEntry] = field(default_factory=list)
 
 
@@ -70,7 +71,7 @@ def parse_feed(body: bytes, base_url: str = "") -> Feed:
         channel = root.find("channel")
         if channel is None:
             raise ConnectorError("That RSS feed has no channel.")
-        feed = Feed(title=_text(channel, "title"), link=_text(channel, "link"))
+        feed = Feed(title=_text(channel, "title"), link=_text(channel, "link"), generator=_text(channel, "generator"))
         for item in channel.findall("item"):
             guid = item.find("guid")
             link = _text(item, "link")
@@ -87,7 +88,7 @@ def parse_feed(body: bytes, base_url: str = "") -> Feed:
                 )
             )
     elif tag == "feed" and root.tag.startswith(ATOM):
-        feed = Feed(title=_text(root, f"{ATOM}title"), link=_atom_link(root))
+        feed = Feed(title=_text(root, f"{ATOM}title"), link=_atom_link(root), generator=_text(root, f"{ATOM}generator"))
         for entry in root.findall(f"{ATOM}entry"):
             feed.entries.append(
                 FeedEntry(

@@ -3,12 +3,15 @@
 The feed is fetched conditionally (its ETag and Last-Modified live in the source's
 state): a 304 means no entry changed, so entries whose text came from the feed are
 unchanged without a download; entries whose text is on their page are re-checked
-with conditional requests of their own.
+with conditional requests of their own. A Substack feed is followed by its archive
+(substack.py), which lists the posts older than the feed's latest.
 """
 
+from ...crawling import same_site
 from ..base import ConnectorError, Item, first_line_title
 from ..pages import sync_page
 from .parse import XML_TYPES, advertised_feeds, entry_full_text, parse_feed
+from .substack import archive_posts, is_paid, is_substack
 
 
 def _page_item(crawl, url: str, metadata: dict):
@@ -16,6 +19,22 @@ def _page_item(crawl, url: str, metadata: dict):
         sync_page(crawl, url, metadata=metadata)
     except ConnectorError as exc:
         crawl.fail(url, str(exc))
+
+
+def _sync_substack_archive(crawl, feed_url: str, items: dict):
+    """The posts older than the feed's latest, from the publication's archive (substack.py)."""
+    crawl.progress(90, "Reading the Substack archive")
+    for url, post in archive_posts(crawl, feed_url):
+        if url in items or url in crawl.seen:
+            continue
+        if not same_site(url, feed_url):
+            crawl.skip(url, "The archive lists it on another site than the publication's.")
+            continue
+        if is_paid(post):
+            crawl.skip(url, "A paid post: only its teaser is public.")
+            continue
+        items[url] = "page"
+        _page_item(crawl, url, {"published": str(post.get("post_date") or ""), "feed": feed_url, "via": "page"})
 
 
 def sync_feed(crawl, feed_url: str, *, follow_html: bool = True) -> None:
@@ -54,6 +73,8 @@ def sync_feed(crawl, feed_url: str, *, follow_html: bool = True) -> None:
         else:
             items[entry.link] = "page"
             _page_item(crawl, entry.link, {**metadata, "via": "page"})
+    if is_substack(feed, feed_url):
+        _sync_substack_archive(crawl, feed_url, items)
     crawl.source.state["feed"] = {
         "url": feed_url,
         "etag": page.etag,

@@ -2,7 +2,8 @@
 
 import pytest
 
-from features.models import FeatureRun
+from features.datasets import read_records
+from features.models import Chunk, FeatureRun
 from ingestion.actions import do_add_source, do_sync_source
 from ingestion.connectors.blog.discover import skip_reason
 from ingestion.models import Document
@@ -80,12 +81,14 @@ def test_a_teaser_feed_takes_the_text_from_each_post_and_resyncs_with_304s(owner
     assert source.last_run.documents_created == 3
     assert "keep a log and read it back" in Document.objects.get(title="Baking rye").raw_text
     site.log.clear()
+    site.connections = 0
 
     run = do_sync_source(source)
 
     run.refresh_from_db()
     assert run.documents_unchanged == 3 and run.documents_created + run.documents_updated == 0
     assert {status for path, status, _ in site.log if path.startswith("/2024/")} == {304}
+    assert site.connections == 1  # robots.txt, the feed and every post over one kept-alive connection
 
 
 def test_without_a_feed_the_sitemap_lists_the_posts_and_non_posts_are_skipped(owner, site):
@@ -173,6 +176,39 @@ def test_a_post_that_disappears_is_marked_gone_not_deleted(owner, site):
     assert run.documents_gone == 1
     sails = Document.objects.get(title="Small sails")
     assert sails.gone_at is not None and Document.objects.filter(source=source, gone_at__isnull=True).count() == 2
+
+
+def searched_documents(owner, query) -> set[int]:
+    return {chunk.clean_document.document_id for chunk in Chunk.objects.for_user(owner).search(query, k=10)}
+
+
+def dataset_documents(owner) -> set[int]:
+    """The documents of the dataset the owner's last feature run built (or found unchanged)."""
+    dataset = FeatureRun.objects.filter(owner=owner).order_by("-pk").first().dataset_version
+    return {record["document_id"] for record in read_records(dataset.file_path)}
+
+
+def test_a_gone_post_leaves_search_and_the_dataset_and_comes_back_when_it_returns(owner, site):
+    source = add_blog(owner, build_blog(site, feed="teaser"))
+    sails = Document.objects.get(title="Small sails")
+    assert sails.pk in searched_documents(owner, "dinghy sailing") and sails.pk in dataset_documents(owner)
+    site.remove("/2024/sails")
+
+    do_sync_source(source)
+
+    sails.refresh_from_db()
+    assert sails.gone_at is not None and "dinghy sailing" in sails.raw_text  # the row stays, marked
+    assert sails.pk not in searched_documents(owner, "dinghy sailing")
+    assert sails.pk not in dataset_documents(owner) and searched_documents(owner, "rye bread")
+    assert not Chunk.objects.filter(clean_document__document=sails).exists()
+
+    site.add("/2024/sails", post_html("Small sails", "dinghy sailing"))
+    run = do_sync_source(source)
+
+    run.refresh_from_db()
+    sails.refresh_from_db()
+    assert (run.documents_updated, run.documents_unchanged) == (1, 2) and sails.gone_at is None
+    assert sails.pk in searched_documents(owner, "dinghy sailing") and sails.pk in dataset_documents(owner)
 
 
 def test_a_failing_post_fails_alone_with_its_reason(owner, site, settings):

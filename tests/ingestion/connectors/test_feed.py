@@ -1,9 +1,12 @@
 """Feeds: RSS 2.0 and Atom, shaped like Medium's and Substack's; profile URLs mapped to feeds."""
 
+import json
+
 import pytest
 
 from ingestion.actions import do_add_source, do_sync_source
 from ingestion.connectors import recognise
+from ingestion.connectors.feed import substack
 from ingestion.connectors.feed.parse import feed_url_for
 from ingestion.models import Document
 from tests.ingestion.sites import LONG_PARAGRAPH, post_html
@@ -45,6 +48,83 @@ def substack_feed(site) -> str:
         '<enclosure url="https://substackcdn.com/image/x.jpg" length="0" type="image/jpeg"/>'
         f"<content:encoded><![CDATA[{body}<p class='button-wrapper'><a href='/subscribe'>Subscribe now</a></p>]]>"
         "</content:encoded></item></channel></rss>"
+    )
+
+
+SUBSTACK_ROBOTS = "User-agent: *\nDisallow: /action/\nDisallow: /publish\nDisallow: /sign-in\nDisallow: /embed\n"
+LATEST = [("feed-one", "Letters in spring", "spring letters"), ("feed-two", "Ink and paper", "fountain pens")]
+OLDER = [("old-one", "My first letter", "first letters"), ("old-two", "Stamps", "stamp collecting")]
+
+
+def substack_publication(site) -> str:
+    """A publication shaped like Substack's: a feed of the latest posts (whole, generator
+    Substack), the archive's JSON pages (2 posts a page here), a page per post, one paid."""
+    site.add("/robots.txt", SUBSTACK_ROBOTS, content_type="text/plain")
+    items = "".join(
+        f"<item><title><![CDATA[{title}]]></title><link>{site.base}/p/{slug}</link>"
+        f"<content:encoded><![CDATA[<p>{LONG_PARAGRAPH.format(topic=topic)}</p>"
+        f"<p>{LONG_PARAGRAPH.format(topic=topic + ' again')}</p>]]></content:encoded></item>"
+        for slug, title, topic in LATEST
+    )
+    site.add(
+        "/feed",
+        '<?xml version="1.0" encoding="UTF-8"?><rss xmlns:content="http://purl.org/rss/1.0/modules/content/" '
+        f'version="2.0"><channel><title>Slow Letters</title><generator>Substack</generator>{items}</channel></rss>',
+        content_type="application/rss+xml; charset=utf-8",
+    )
+    listed = [(slug, title, "everyone") for slug, title, _ in LATEST + OLDER] + [("paid", "Members only", "only_paid")]
+    archive = [
+        {"canonical_url": f"{site.base}/p/{slug}", "title": title, "audience": audience, "post_date": "2023-01-01"}
+        for slug, title, audience in listed
+    ]
+    for offset in range(0, len(archive) + 1, 2):
+        site.add(
+            f"/api/v1/archive?sort=new&offset={offset}&limit=2",
+            json.dumps(archive[offset : offset + 2]),
+            content_type="application/json; charset=utf-8",
+        )
+    for slug, title, topic in LATEST + OLDER + [("paid", "Members only", "paywalls")]:
+        site.add(f"/p/{slug}", post_html(title, topic))
+    return site.base + "/feed"
+
+
+def test_a_substack_publication_gives_its_archive_beyond_the_feed(owner, site, monkeypatch):
+    monkeypatch.setattr(substack, "ARCHIVE_PAGE_SIZE", 2)
+
+    source = add_feed(owner, substack_publication(site))
+
+    run = source.last_run
+    assert run.status == "succeeded" and run.documents_created == 4, run.failures
+    assert set(Document.objects.filter(source=source).values_list("title", flat=True)) == {
+        "Letters in spring", "Ink and paper", "My first letter", "Stamps"
+    }  # fmt: skip
+    assert Document.objects.get(title="Stamps").metadata["via"] == "page"
+    assert [f["reason"] for f in run.failures] == ["A paid post: only its teaser is public."]
+    assert [path for path in site.paths() if "archive" in path] == [
+        f"/api/v1/archive?sort=new&offset={offset}&limit=2" for offset in (0, 2, 4)
+    ]
+    assert not {"/p/feed-one", "/p/feed-two", "/p/paid"} & set(site.paths())  # from the feed, or paid
+    site.log.clear()
+
+    run = do_sync_source(source)
+
+    run.refresh_from_db()
+    assert (run.documents_created, run.documents_updated, run.documents_unchanged) == (0, 0, 4)
+    assert [(path, status) for path, status, _ in site.log] == [
+        ("/robots.txt", 200), ("/feed", 304), ("/p/old-one", 304), ("/p/old-two", 304)
+    ]  # fmt: skip
+
+
+def test_a_broken_substack_archive_keeps_the_feed_and_says_why(owner, site):
+    url = substack_publication(site)
+    site.add("/api/v1/archive?sort=new&offset=0&limit=50", "<html>oops</html>")
+
+    source = add_feed(owner, url)
+
+    run = source.last_run
+    assert run.status == "succeeded" and run.documents_created == 2
+    assert run.failures[0]["reason"] == (
+        "The Substack archive could not be read: That address is not application/json (it is text/html)."
     )
 
 
