@@ -129,11 +129,11 @@ def _statement(with_text: bool, clause: str) -> str:
         vector_hits AS (
             SELECT id, distance, row_number() OVER (ORDER BY distance, id) AS rank FROM (
                 (SELECT c.id, c.embedding <=> %(vector)s::vector AS distance FROM features_chunk c
-                 WHERE (SELECT rows FROM candidates) <= %(exact_max)s AND c.owner_id = %(owner)s{clause}
+                 WHERE (SELECT rows FROM candidates) <= %(exact_max)s AND c.owner_id = %(owner)s::bigint{clause}
                  ORDER BY {exact} LIMIT %(n)s)
                 UNION ALL
                 (SELECT c.id, c.embedding <=> %(vector)s::vector AS distance FROM features_chunk c
-                 WHERE (SELECT rows FROM candidates) > %(exact_max)s AND c.owner_id = %(owner)s{clause}
+                 WHERE (SELECT rows FROM candidates) > %(exact_max)s AND c.owner_id = %(owner)s::bigint{clause}
                  ORDER BY c.embedding <=> %(vector)s::vector LIMIT %(n)s)) s)"""  # noqa: S608 (module constants only; values are parameters)
     if with_text:
         # Each query word weighs by its rarity among this owner's chunks (BM25's IDF, counted through
@@ -145,7 +145,7 @@ def _statement(with_text: bool, clause: str) -> str:
         query = f"""q AS MATERIALIZED (SELECT tsvector_to_array(to_tsvector('{TEXT_CONFIG}', %(text)s)) AS lexemes),
         counted AS MATERIALIZED (
             SELECT l, tq, (SELECT count(*) FROM (SELECT 1 FROM features_chunk c
-                WHERE c.owner_id = %(owner)s AND c.search_vector @@ tq{clause} LIMIT {DF_CAP}) s) AS df
+                WHERE c.owner_id = %(owner)s::bigint AND c.search_vector @@ tq{clause} LIMIT {DF_CAP}) s) AS df
             FROM q, unnest(q.lexemes) l, LATERAL (SELECT {quoted}::tsquery AS tq) x),
         terms AS MATERIALIZED (
             SELECT l, tq, ln(1 + (greatest((SELECT rows FROM candidates) - df, 0) + 0.5) / (df + 0.5)) AS idf
@@ -157,14 +157,14 @@ def _statement(with_text: bool, clause: str) -> str:
                 SELECT id, score, max(score) OVER () AS best FROM (
                     SELECT c.id, (SELECT sum(idf) FROM terms WHERE c.search_vector @@ terms.tq) AS score
                     FROM features_chunk c, textq
-                    WHERE c.owner_id = %(owner)s AND c.search_vector @@ textq.tq{clause}
+                    WHERE c.owner_id = %(owner)s::bigint AND c.search_vector @@ textq.tq{clause}
                     ORDER BY score DESC, c.id LIMIT %(n)s) s) scored
             WHERE score >= {TEXT_MIN_SHARE} * best)"""  # noqa: S608 (module constants only; values are parameters)
     else:
         query = "q AS MATERIALIZED (SELECT '{}'::text[] AS lexemes)"
         text_hits = "text_hits AS (SELECT NULL::bigint AS id, NULL::float AS score, NULL::bigint AS rank WHERE false)"
     candidates = f"""candidates AS MATERIALIZED (SELECT count(*) AS rows FROM (
-            SELECT 1 FROM features_chunk c WHERE c.owner_id = %(owner)s{clause} LIMIT %(count_cap)s) s)"""  # noqa: S608 (module constants only; values are parameters)
+            SELECT 1 FROM features_chunk c WHERE c.owner_id = %(owner)s::bigint{clause} LIMIT %(count_cap)s) s)"""  # noqa: S608 (module constants only; values are parameters)
     columns = ", ".join(f"{table}.{column}" for table, names in SHOWN_COLUMNS for column in names)
     return f"""
         WITH {candidates}, {query}, {vector_hits}, {text_hits},
@@ -195,22 +195,25 @@ SHOWN_COLUMNS = (
     ("d", ("id", "owner_id", "source_id", "category", "title", "url", "content_hash", "fetched_at", "created_at")),
     ("s", ("id", "owner_id", "kind", "name", "url", "category", "created_at", "last_synced_at")),
 )
-# The plan-time settings, local to the statement's own implicit transaction (one round trip:
-# several statements in one simple query run as one transaction). enable_sort off keeps the
+# The plan-time settings, local to the statement's transaction. enable_sort off keeps the
 # planner on the HNSW index for a large owner instead of an owner-index-and-sort plan it
 # underestimates; with it the plan is costed past jit_above_cost, and JIT compiling would
 # take seconds for a millisecond query.
-PLAN_SETTINGS = (
-    "SET LOCAL jit = off; SET LOCAL enable_sort = off; SET LOCAL hnsw.iterative_scan = relaxed_order; "
-    f"SET LOCAL hnsw.ef_search = {HNSW_EF_SEARCH}; "
-)
-RESET_SETTINGS = "; RESET jit; RESET enable_sort; RESET hnsw.iterative_scan; RESET hnsw.ef_search"
+PLAN_SETTINGS = {
+    "jit": "off",
+    "enable_sort": "off",
+    "hnsw.iterative_scan": "relaxed_order",
+    "hnsw.ef_search": str(HNSW_EF_SEARCH),
+}
+SET_LOCAL = "SELECT " + ", ".join(f"set_config('{name}', '{value}', true)" for name, value in PLAN_SETTINGS.items())
+RESET = "SELECT set_config(name, reset_val, true) FROM pg_settings WHERE name = ANY(%s)"
+PREPARE_THRESHOLD = 5  # psycopg's default; the search statement itself is prepared at once
 
 
 def _prepared(owner_id: int, text: str | None, embedding, k: int, filters: Filters) -> tuple[str, dict]:
     clause, filter_params = filters.sql(owner_id)
     # The clause appears in several places; named parameters keep its values in place.
-    params = {"vector": vector_literal(embedding), "owner": owner_id, "text": text}
+    params = {"vector": np.asarray(embedding, dtype=np.float32), "owner": owner_id, "text": text}
     params |= {"n": max(CANDIDATES_PER_LIST, k), "m": max(2 * k, 10)}
     params |= {"exact_max": EXACT_SEARCH_MAX_ROWS, "count_cap": EXACT_SEARCH_MAX_ROWS + 1}
     for i, value in enumerate(filter_params):
@@ -219,18 +222,39 @@ def _prepared(owner_id: int, text: str | None, embedding, k: int, filters: Filte
     return _statement(bool(text and text.strip()), clause), params
 
 
+def _fetch(sql: str, params: dict) -> list[tuple]:
+    """Run the statement under PLAN_SETTINGS in one round trip, prepared once per connection.
+
+    Why not Django's cursor: it binds parameters client-side, so PostgreSQL parsed and planned
+    the statement (with the 4.6 kB query vector spelled out four times) on every search: 2.5 ms
+    of client and 1.5 ms of server CPU per query, more than the search itself for most owners
+    (bench/retrieval.py). Here the statement is prepared (psycopg server-side binding) and sent
+    in a pipeline after the settings, so both share the pipeline's implicit transaction, which
+    ends the settings with it; inside a transaction (a test, an atomic view) they are reset.
+    """
+    import psycopg
+    from pgvector.psycopg.vector import VectorBinaryDumper
+
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw.prepare_threshold is None:  # Django turns preparing off; its own cursors never prepare anyway
+        raw.prepare_threshold = PREPARE_THRESHOLD
+    settings_cursor, search_cursor, reset_cursor = psycopg.Cursor(raw), psycopg.Cursor(raw), psycopg.Cursor(raw)
+    # The query vector goes as 1.5 kB of binary floats (the `::vector` casts give it its type),
+    # not as text: formatting 384 floats cost 0.4 ms a query. This cursor only.
+    search_cursor.adapters.register_dumper(np.ndarray, VectorBinaryDumper)
+    with raw.pipeline():
+        settings_cursor.execute(SET_LOCAL)
+        search_cursor.execute(sql, params, prepare=True)
+        if connection.in_atomic_block:
+            reset_cursor.execute(RESET, [list(PLAN_SETTINGS)])
+    return search_cursor.fetchall()
+
+
 def ranked_candidates(owner_id: int, text: str | None, embedding, k: int, filters: Filters) -> list[tuple]:
     """Fused candidates, best first: (Match, similarities to every candidate, row values)."""
     sql, params = _prepared(owner_id, text, embedding, k, filters)
-    with connection.cursor() as cursor:
-        # Inside a transaction (a test, an atomic view) the settings are reset after the statement;
-        # otherwise they end with the statement's implicit transaction.
-        cursor.execute(PLAN_SETTINGS + sql + (RESET_SETTINGS if connection.in_atomic_block else ""), params)
-        while cursor.description is None:  # past the SET results
-            cursor.nextset()
-        found = cursor.fetchall()
-        while cursor.nextset():  # and the RESET ones, so the connection is ready for the next query
-            pass
+    found = _fetch(sql, params)
     words = re.findall(r"\w+", (text or "").lower())
     out = []
     for relevance, vector_rank, text_rank, text_score, distance, plan, lexemes, similarities, *values in found:
@@ -250,8 +274,9 @@ def ranked_candidates(owner_id: int, text: str | None, embedding, k: int, filter
 def explain(owner_id: int, text: str | None, embedding, k: int = 10, filters: Filters | None = None) -> str:
     """EXPLAIN ANALYZE of the search statement under its settings (tests and the benchmark)."""
     sql, params = _prepared(owner_id, text, embedding, k, filters or Filters())
+    params["vector"] = vector_literal(params["vector"])  # Django's cursor binds client-side, as text
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(PLAN_SETTINGS.rstrip("; "))
+        cursor.execute(SET_LOCAL)
         cursor.execute("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + sql, params)
         return "\n".join(row[0] for row in cursor.fetchall())
 
