@@ -9,7 +9,7 @@ no score calibration between cosine and ts_rank.
 Why one statement: the app's cost was the path around the query, not the index, so
 the owner's row count, both candidate lists, the fusion, the cosine of every result,
 the pairwise similarities MMR needs and the rows to show (chunk, document, source)
-come back in one round trip, settings included.
+come back in one round trip, from a statement prepared once per connection (`_fetch`).
 
 The plan is chosen, not left to the planner's guess (see `_statement`): an owner with
 few rows (after filters) is answered by an exact scan of the owner's rows, a large
@@ -23,6 +23,7 @@ from datetime import date, datetime, time, timedelta
 
 import numpy as np
 from django.db import connection, transaction
+from django.db.models.base import ModelState
 from django.utils import timezone
 
 from .models import TEXT_SEARCH_CONFIG as TEXT_CONFIG
@@ -120,9 +121,12 @@ def _statement(with_text: bool, clause: str) -> str:
     """The whole search as one statement: candidate count, both lists, fusion, rows to show.
 
     Both vector plans are in it, each behind a one-time filter on the owner's candidate
-    count, so only one runs: an exact scan (`+ 0` keeps the HNSW index out: the owner
-    index finds the rows, a top-N sort orders them, every distance computed) up to
-    EXACT_SEARCH_MAX_ROWS rows, else the HNSW index with iterative scan.
+    count, so only one runs: an exact scan (`+ 0` on the distance keeps the HNSW index out:
+    the owner index finds the rows, a top-N sort orders them, every distance computed) up to
+    EXACT_SEARCH_MAX_ROWS rows, else the HNSW index with iterative scan (`+ 0` on the owner
+    keeps the owner index out, whose sort plan the planner underestimates for a large owner).
+    The owner is compared as bigint: as an integer literal it could not use the owner column
+    of the (owner, tsvector) GIN index, and every text match scanned all owners' postings.
     """
     exact = "(c.embedding <=> %(vector)s::vector) + 0"
     vector_hits = f"""
@@ -133,7 +137,7 @@ def _statement(with_text: bool, clause: str) -> str:
                  ORDER BY {exact} LIMIT %(n)s)
                 UNION ALL
                 (SELECT c.id, c.embedding <=> %(vector)s::vector AS distance FROM features_chunk c
-                 WHERE (SELECT rows FROM candidates) > %(exact_max)s AND c.owner_id = %(owner)s::bigint{clause}
+                 WHERE (SELECT rows FROM candidates) > %(exact_max)s AND c.owner_id + 0 = %(owner)s::bigint{clause}
                  ORDER BY c.embedding <=> %(vector)s::vector LIMIT %(n)s)) s)"""  # noqa: S608 (module constants only; values are parameters)
     if with_text:
         # Each query word weighs by its rarity among this owner's chunks (BM25's IDF, counted through
@@ -195,18 +199,19 @@ SHOWN_COLUMNS = (
     ("d", ("id", "owner_id", "source_id", "category", "title", "url", "content_hash", "fetched_at", "created_at")),
     ("s", ("id", "owner_id", "kind", "name", "url", "category", "created_at", "last_synced_at")),
 )
-# The plan-time settings, local to the statement's transaction. enable_sort off keeps the
-# planner on the HNSW index for a large owner instead of an owner-index-and-sort plan it
-# underestimates; with it the plan is costed past jit_above_cost, and JIT compiling would
-# take seconds for a millisecond query.
-PLAN_SETTINGS = {
+# Session settings of every database connection (set when it opens, features/receivers.py):
+# the HNSW scan keeps going until the owner filter has filled the list (iterative scan), and
+# no JIT: compiling takes longer than any search. They touch nothing but HNSW scans, JIT and
+# prepared statements.
+SESSION_SETTINGS = {
     "jit": "off",
-    "enable_sort": "off",
+    # Prepared statements (only search prepares: Django binds client-side) keep one generic plan
+    # instead of planning each run (1-1.3 ms a search); the one-time filters in the statement choose
+    # the vector plan at run time, so a generic plan loses nothing.
+    "plan_cache_mode": "force_generic_plan",
     "hnsw.iterative_scan": "relaxed_order",
     "hnsw.ef_search": str(HNSW_EF_SEARCH),
 }
-SET_LOCAL = "SELECT " + ", ".join(f"set_config('{name}', '{value}', true)" for name, value in PLAN_SETTINGS.items())
-RESET = "SELECT set_config(name, reset_val, true) FROM pg_settings WHERE name = ANY(%s)"
 PREPARE_THRESHOLD = 5  # psycopg's default; the search statement itself is prepared at once
 
 
@@ -223,14 +228,13 @@ def _prepared(owner_id: int, text: str | None, embedding, k: int, filters: Filte
 
 
 def _fetch(sql: str, params: dict) -> list[tuple]:
-    """Run the statement under PLAN_SETTINGS in one round trip, prepared once per connection.
+    """Run the statement prepared once per connection, in one round trip.
 
     Why not Django's cursor: it binds parameters client-side, so PostgreSQL parsed and planned
     the statement (with the 4.6 kB query vector spelled out four times) on every search: 2.5 ms
     of client and 1.5 ms of server CPU per query, more than the search itself for most owners
-    (bench/retrieval.py). Here the statement is prepared (psycopg server-side binding) and sent
-    in a pipeline after the settings, so both share the pipeline's implicit transaction, which
-    ends the settings with it; inside a transaction (a test, an atomic view) they are reset.
+    (bench/retrieval.py). Here psycopg binds server-side and prepares the statement, and the
+    query vector goes as 1.5 kB of binary floats (the `::vector` casts give it its type).
     """
     import psycopg
     from pgvector.psycopg.vector import VectorBinaryDumper
@@ -239,16 +243,10 @@ def _fetch(sql: str, params: dict) -> list[tuple]:
     raw = connection.connection
     if raw.prepare_threshold is None:  # Django turns preparing off; its own cursors never prepare anyway
         raw.prepare_threshold = PREPARE_THRESHOLD
-    settings_cursor, search_cursor, reset_cursor = psycopg.Cursor(raw), psycopg.Cursor(raw), psycopg.Cursor(raw)
-    # The query vector goes as 1.5 kB of binary floats (the `::vector` casts give it its type),
-    # not as text: formatting 384 floats cost 0.4 ms a query. This cursor only.
-    search_cursor.adapters.register_dumper(np.ndarray, VectorBinaryDumper)
-    with raw.pipeline():
-        settings_cursor.execute(SET_LOCAL)
-        search_cursor.execute(sql, params, prepare=True)
-        if connection.in_atomic_block:
-            reset_cursor.execute(RESET, [list(PLAN_SETTINGS)])
-    return search_cursor.fetchall()
+    cursor = psycopg.Cursor(raw)
+    cursor.adapters.register_dumper(np.ndarray, VectorBinaryDumper)  # this cursor only
+    cursor.execute(sql, params, prepare=True)
+    return cursor.fetchall()
 
 
 def ranked_candidates(owner_id: int, text: str | None, embedding, k: int, filters: Filters) -> list[tuple]:
@@ -276,7 +274,6 @@ def explain(owner_id: int, text: str | None, embedding, k: int = 10, filters: Fi
     sql, params = _prepared(owner_id, text, embedding, k, filters or Filters())
     params["vector"] = vector_literal(params["vector"])  # Django's cursor binds client-side, as text
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(SET_LOCAL)
         cursor.execute("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + sql, params)
         return "\n".join(row[0] for row in cursor.fetchall())
 
@@ -307,6 +304,17 @@ def mmr(candidates: list[tuple], k: int) -> list[tuple]:
     return [candidates[i] for i in chosen]
 
 
+def _loaded(model, names: tuple, row) -> object:
+    """What `model.from_db` builds (a saved instance, the other columns deferred), without
+    `__init__`'s walk over every field: a search builds 40 instances, and that walk was 0.5 ms
+    of the search's client CPU. Nothing listens to these models' post_init (no ImageField)."""
+    instance = model.__new__(model)
+    instance.__dict__.update(zip(names, row, strict=True))
+    instance._state = ModelState()
+    instance._state.adding, instance._state.db = False, connection.alias
+    return instance
+
+
 def as_chunks(candidates: list[tuple]) -> list:
     """Chunk instances with their document and source attached (no further queries), and
     `.match`; the columns left out (the vector, whole texts) load lazily if ever read."""
@@ -319,12 +327,12 @@ def as_chunks(candidates: list[tuple]) -> list:
     for match, _, values in candidates:
         instances, offset = [], 0
         for model, (_, names) in zip(models, SHOWN_COLUMNS, strict=True):
-            row = list(values[offset : offset + len(names)])
+            row = values[offset : offset + len(names)]
             offset += len(names)
-            if "metadata" in names and isinstance(row[names.index("metadata")], str):
-                row[names.index("metadata")] = json.loads(row[names.index("metadata")])
-            instances.append(model.from_db(connection.alias, list(names), row))
+            instances.append(_loaded(model, names, row))
         chunk, clean, document, source = instances
+        if isinstance(chunk.metadata, str):  # jsonb as text when no loader parsed it
+            chunk.metadata = json.loads(chunk.metadata)
         document.source, clean.document, chunk.clean_document = source, document, clean
         chunk.match, chunk.distance = match, 1.0 - match.similarity
         results.append(chunk)
