@@ -239,15 +239,20 @@ def run(quick: bool, rows: int | None = None) -> dict:
         }
         samples = {name: [[] for _ in plan] for name in methods}
         answers = {name: [None] * len(plan) for name in methods}
+        backend = common.backend_pid()
+        cpu = {(name, cls): [0.0, 0.0, 0] for name in methods for cls in classes}  # client s, server s, calls
         for p in range(1 + passes):  # pass 0 is the warm-up
             for i, (cls, o, text, query) in enumerate(plan):
                 names = [n for n in methods if cls != "tiny" or not n.startswith("hybrid_")]
                 shift = (i + p) % len(names)
                 for name in names[shift:] + names[:shift]:  # rotate who goes first
-                    with timed() as t:
+                    with common.cpu_timed(backend) as c, timed() as t:
                         answer = methods[name](o, None if name == "vector" else text, query)
                     if p:
                         samples[name][i].append(1000 * t.seconds)
+                        cpu[name, cls][0] += c.client
+                        cpu[name, cls][1] += c.server
+                        cpu[name, cls][2] += 1
                     answers[name][i] = answer
             log(f"pass {p}/{passes} done")
 
@@ -259,6 +264,10 @@ def run(quick: bool, rows: int | None = None) -> dict:
 
     def recall(name, subset):
         return overlap(answers, subset, name, "numpy")
+
+    def cpu_ms(method, cls):
+        client, server, calls = cpu[method, cls]
+        return 1000 * client / max(1, calls), 1000 * server / max(1, calls)
 
     result_rows, figures = [], {}
     for name, subset in subsets.items():
@@ -275,7 +284,10 @@ def run(quick: bool, rows: int | None = None) -> dict:
                     )
                 )
         result_rows.append(info_row(f"vector recall@10, {name}", recall("vector", subset), 1.0, "", "vs exact"))
-        figures[name] = {method: {"p50": p(method, 50, subset), "p95": p(method, 95, subset)} for method in methods} | {
+        figures[name] = {
+            method: {"p50": p(method, 50, subset), "p95": p(method, 95, subset), "cpu_ms": cpu_ms(method, name)}
+            for method in methods
+        } | {
             "recall_vector": recall("vector", subset),
             "recall_hybrid_vs_vector_truth": recall("hybrid", subset),
         }
@@ -294,6 +306,17 @@ def run(quick: bool, rows: int | None = None) -> dict:
             for name, s in subsets.items()
             if name != "tiny"
         ),
+        "CPU per query (client + database server, ms; what a query costs on an idle machine, whatever the "
+        "load): "
+        + "; ".join(
+            f"{name}: "
+            + ", ".join(
+                f"{method} {cpu_ms(method, name)[0]:.2f} + {cpu_ms(method, name)[1]:.2f}"
+                for method in ("hybrid", "vector", "exact_sql")
+            )
+            for name in classes
+        )
+        + ".",
         "Hybrid results are not meant to equal the vector top-10 (text hits are fused in); their overlap with "
         "it per class: " + ", ".join(f"{n} {recall('hybrid', s):.2f}" for n, s in subsets.items()) + ".",
     ]

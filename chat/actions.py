@@ -128,11 +128,14 @@ def _retrieve(owner, question: str, history: list[dict]):
 
 
 def _source_entry(chunk: Chunk) -> dict:
+    """A citation: the document, where in it (an article's heading path, code's symbols), the excerpt."""
     document = chunk.clean_document.document
     return {
         "chunk_id": chunk.pk,
         "document_id": document.pk,
         "title": document.title,
+        "headings": chunk.metadata.get("headings", []),
+        "symbols": chunk.metadata.get("symbols", []),
         "url": document.url if document.url.startswith("http") else "",
         "score": round(chunk.score, 4),
         "excerpt": chunk.text[:EXCERPT_CHARS],

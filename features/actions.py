@@ -2,9 +2,10 @@
 
 import os
 
+from celery import current_app
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from ingestion.models import Document
@@ -12,8 +13,12 @@ from ingestion.models import Document
 from . import embeddings
 from .chunking import chunk_document
 from .cleaning import clean_text
-from .datasets import build_records, serialise
-from .models import Chunk, CleanDocument, DatasetVersion, FeatureRun
+from .datasets import build_records, read_records, serialise, with_written_instructions
+from .generators import endpoint_generator
+from .models import Chunk, CleanDocument, DatasetKind, DatasetVersion, FeatureRun, PreferenceRun
+from .preference import build_pairs, earlier_answers, preference_prompts, prompt_key
+
+PREFERENCE_TASK = "training.tasks.build_preference_dataset"
 
 
 def do_queue_feature_run(owner_id: int, document_ids: list[int]) -> FeatureRun:
@@ -113,7 +118,12 @@ def do_reembed_stale(owner=None, progress=None) -> tuple[int, int]:
 
 
 def do_build_dataset_version(owner) -> tuple[DatasetVersion | None, bool]:
-    """Build the owner's instruct dataset; a new version only when its content changed."""
+    """Build the owner's instruct dataset; a new version only when its content changed.
+
+    With an OpenAI-compatible endpoint configured, it writes the style samples' instructions
+    (reusing those of the previous version for unchanged passages); an endpoint failure
+    raises GeneratorError before anything is written.
+    """
     documents = list(
         CleanDocument.objects.for_user(owner)
         .filter(document__gone_at__isnull=True)
@@ -124,27 +134,119 @@ def do_build_dataset_version(owner) -> tuple[DatasetVersion | None, bool]:
     records = build_records([(doc_id, title, text) for doc_id, title, text, _ in documents])
     if not records:
         return None, False
+    builder = "verbatim-extracts-v1"
+    generator = endpoint_generator()
+    if generator is not None:
+        builder = f"{builder}+instructions-by:{generator.name}"
+        previous = DatasetVersion.objects.for_user(owner).instruct().filter(lineage__builder=builder).first()
+        known = _readable_records(previous)
+        records = with_written_instructions(records, generator.instruction_for, known)
+    lineage = {
+        "documents": [{"id": doc_id, "raw_hash": raw_hash} for doc_id, _, _, raw_hash in documents],
+        "builder": builder,
+    }
+    return _store_dataset_version(owner, DatasetKind.INSTRUCT, records, len(documents), lineage)
+
+
+def do_queue_preference_run(instruct_dataset: DatasetVersion) -> PreferenceRun:
+    """Queue the build of a preference dataset from an instruct version (queue "gpu"); while one
+    is queued or running for this twin, that one is returned instead."""
+    if instruct_dataset.kind != DatasetKind.INSTRUCT:
+        raise ValueError("a preference dataset is built from an instruct dataset")
+    owner_id = instruct_dataset.owner_id
+    try:
+        with transaction.atomic():
+            run = PreferenceRun.objects.create(
+                owner_id=owner_id, instruct_dataset=instruct_dataset, message="Waiting for a GPU (or CPU) worker"
+            )
+    except IntegrityError:
+        active = PreferenceRun.objects.for_user(instruct_dataset.owner).active().first()
+        if active is None:
+            raise
+        return active
+    # Sent by name: the task lives in training, which features may not import.
+    task = current_app.signature(PREFERENCE_TASK, args=(run.pk,))
+    transaction.on_commit(task.apply_async)
+    return run
+
+
+def do_build_preference_version(
+    run: PreferenceRun, *, messages_for, answer, generator: str, batch_size: int = 8
+) -> tuple[DatasetVersion | None, bool]:
+    """Pair the instruct version's passages with `answer`'s replies (features/preference.py).
+
+    messages_for(instruction) -> the chat messages to ask with; answer(list of messages) ->
+    replies, in order; generator: what wrote them (lineage, and the key for reusing the
+    replies of the previous version by the same generator, so only new prompts cost time).
+    Nothing is written before every reply is in.
+    """
+    instruct = run.instruct_dataset
+    samples = preference_prompts(read_records(instruct.file_path), settings.TWIN_PREFERENCE_MAX_PAIRS)
+    prompts = [messages_for(sample["instruction"]) for sample in samples]
+    previous = DatasetVersion.objects.for_user(run.owner).preference().filter(lineage__generator=generator).first()
+    known = earlier_answers(_readable_records(previous))
+    answers = [known.get(prompt_key(messages)) for messages in prompts]
+    missing = [i for i, reply in enumerate(answers) if reply is None]
+    for done in range(0, len(missing), batch_size):
+        batch = missing[done : done + batch_size]
+        run.report(
+            95 * done / len(missing),
+            f"Answering prompt {done + 1}-{done + len(batch)} of {len(missing)} ({len(samples) - len(missing)} reused)",
+            pairs_generated=done,
+        )
+        for i, reply in zip(batch, answer([prompts[i] for i in batch]), strict=True):
+            answers[i] = reply
+    run.report(97, "Writing the preference dataset", pairs_generated=len(missing))
+    pairs = build_pairs(samples, prompts, answers)
+    if not pairs:
+        return None, False
+    lineage = {
+        "documents": instruct.lineage.get("documents", []),
+        "instruct_dataset": {"id": instruct.pk, "version": instruct.version, "sha256": instruct.sha256},
+        "generator": generator,
+        "reused_answers": len(samples) - len(missing),
+        "builder": "author-vs-model-v1",
+    }
+    return _store_dataset_version(
+        instruct.owner, DatasetKind.PREFERENCE, pairs, instruct.document_count, lineage, instruct_dataset=instruct
+    )
+
+
+def _readable_records(dataset: DatasetVersion | None) -> list[dict]:
+    """A previous version's records, to reuse what a model wrote for them (none if its file is gone)."""
+    if dataset is None:
+        return []
+    try:
+        return read_records(dataset.file_path)
+    except FileNotFoundError:
+        return []
+
+
+def _store_dataset_version(
+    owner, kind: str, records: list[dict], document_count: int, lineage: dict, instruct_dataset=None
+) -> tuple[DatasetVersion, bool]:
+    """Write the records as the next version of this kind, or return the version with the same content."""
     body, sha = serialise(records)
     with transaction.atomic():
         get_user_model().objects.select_for_update().get(pk=owner.pk)  # one version number at a time
-        existing = DatasetVersion.objects.for_user(owner).filter(kind="instruct", sha256=sha).first()
+        same_kind = DatasetVersion.objects.for_user(owner).filter(kind=kind)
+        existing = same_kind.filter(sha256=sha).first()
         if existing:
             return existing, False
-        version = (DatasetVersion.objects.for_user(owner).aggregate(v=Max("version"))["v"] or 0) + 1
-        relative = f"datasets/{owner.pk}/instruct-v{version}-{sha[:12]}.jsonl"
+        version = (same_kind.aggregate(v=Max("version"))["v"] or 0) + 1
+        relative = f"datasets/{owner.pk}/{kind}-v{version}-{sha[:12]}.jsonl"
         _write_atomically(settings.TWIN_DATA_DIR / relative, body)
         dataset = DatasetVersion.objects.create(
             owner=owner,
             version=version,
+            kind=kind,
+            instruct_dataset=instruct_dataset,
             path=relative,
             sha256=sha,
             train_count=sum(r["split"] == "train" for r in records),
             test_count=sum(r["split"] == "test" for r in records),
-            document_count=len(documents),
-            lineage={
-                "documents": [{"id": doc_id, "raw_hash": raw_hash} for doc_id, _, _, raw_hash in documents],
-                "builder": "verbatim-extracts-v1",
-            },
+            document_count=document_count,
+            lineage=lineage,
         )
     return dataset, True
 

@@ -8,6 +8,9 @@ extract's own key words. Half the samples carry the extract (and a distractor fr
 another document) as retrieved context, so the twin learns both its voice and to
 answer from context with the same prompt template chat uses.
 
+The split is by document (`split_by_document`): a document's samples are all train or
+all test, so test samples are about text no training sample was cut from.
+
 Record format, one JSON object per line (the contract with training):
     {"kind": "style"|"grounded", "split": "train"|"test", "instruction": str,
      "context": [str, ...], "answer": str, "document_id": int, "title": str}
@@ -148,9 +151,49 @@ def build_records(documents: list[tuple[int, str, str]], seed: int = 0) -> list[
         )
     records.extend(grounded_records(documents, rng))
     rng.shuffle(records)
-    test_count = max(1, round(len(records) * TEST_FRACTION)) if len(records) >= 2 else 0
-    for i, record in enumerate(records):
-        record["split"] = "test" if i < test_count else "train"
+    return split_by_document(records)
+
+
+def _document_order(document_id: int) -> float:
+    """A document's place in the held-out order: the hash training's split uses too
+    (training/samples.py), so the test documents are the first ones training holds out."""
+    digest = hashlib.sha256(f"twinsite-heldout:{document_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def split_by_document(records: list[dict]) -> list[dict]:
+    """Mark each record "train" or "test", whole documents at a time: documents in hash order go to
+    test until they hold TEST_FRACTION of the records (at least one, never all). With one document
+    there is nothing to hold out whole, so its first records (in the given order) are the test split.
+    The preference dataset copies each record's split, so both datasets split the same way."""
+    target = max(1, round(len(records) * TEST_FRACTION)) if len(records) >= 2 else 0
+    per_document = Counter(r["document_id"] for r in records)
+    if len(per_document) < 2:
+        for i, record in enumerate(records):
+            record["split"] = "test" if i < target else "train"
+        return records
+    test_documents, held = set(), 0
+    for document_id in sorted(per_document, key=_document_order):
+        if held >= target or len(test_documents) == len(per_document) - 1:
+            break
+        test_documents.add(document_id)
+        held += per_document[document_id]
+    for record in records:
+        record["split"] = "test" if record["document_id"] in test_documents else "train"
+    return records
+
+
+def with_written_instructions(records: list[dict], write, known_records: list[dict]) -> list[dict]:
+    """The style samples' instructions written by `write(passage, title)` (a model, see
+    features/generators.py) instead of the local rule, reusing the instruction a previous
+    version by the same writer has for the same passage; an unusable reply ("") keeps the rule's."""
+    known = {r["answer"]: r["instruction"] for r in known_records if r.get("kind") == "style"}
+    for record in records:
+        if record["kind"] != "style":
+            continue
+        if record["answer"] not in known:
+            known[record["answer"]] = write(record["answer"], record["title"]) or record["instruction"]
+        record["instruction"] = known[record["answer"]]
     return records
 
 

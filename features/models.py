@@ -6,7 +6,7 @@ from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
 from pgvector.django import HnswIndex, VectorField
 
-from core.jobs import Job, JobStatus
+from core.jobs import ACTIVE_STATUSES, Job, JobStatus
 from core.ownership import OwnedQuerySet
 from ingestion.models import Category, Document
 
@@ -117,12 +117,38 @@ class Chunk(models.Model):
         return None if distance is None else 1.0 - distance
 
 
+class DatasetKind(models.TextChoices):
+    INSTRUCT = "instruct", "Instruct"
+    PREFERENCE = "preference", "Preference (DPO)"
+
+
+class DatasetVersionQuerySet(OwnedQuerySet):
+    def instruct(self):
+        return self.filter(kind=DatasetKind.INSTRUCT)
+
+    def preference(self):
+        return self.filter(kind=DatasetKind.PREFERENCE)
+
+
 class DatasetVersion(models.Model):
-    """An immutable, content-hashed instruct dataset built from a user's cleaned documents."""
+    """An immutable, content-hashed dataset built from a user's cleaned documents.
+
+    Two kinds, each numbered on its own: instruct (features/datasets.py) and preference
+    (features/preference.py: chosen = the author's passage, rejected = a model's answer),
+    the latter built from one instruct version.
+    """
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="dataset_versions")
     version = models.PositiveIntegerField()
-    kind = models.CharField(max_length=16, default="instruct")
+    kind = models.CharField(max_length=16, choices=DatasetKind.choices, default=DatasetKind.INSTRUCT)
+    instruct_dataset = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="preference_versions",
+        help_text="Preference datasets: the instruct version their prompts and chosen answers come from.",
+    )
     path = models.CharField(max_length=500, help_text="JSONL file under TWIN_DATA_DIR.")
     sha256 = models.CharField(max_length=64)
     train_count = models.PositiveIntegerField()
@@ -131,12 +157,12 @@ class DatasetVersion(models.Model):
     lineage = models.JSONField(default=dict, help_text="Documents (id, content hash) and build parameters.")
     created_at = models.DateTimeField(auto_now_add=True)
 
-    objects = OwnedQuerySet.as_manager()
+    objects = DatasetVersionQuerySet.as_manager()
 
     class Meta:
-        ordering = ["-version"]
+        ordering = ["-version", "-pk"]
         constraints = [
-            models.UniqueConstraint(fields=["owner", "version"], name="unique_dataset_version"),
+            models.UniqueConstraint(fields=["owner", "kind", "version"], name="unique_dataset_version"),
             models.UniqueConstraint(fields=["owner", "kind", "sha256"], name="unique_dataset_content"),
         ]
 
@@ -150,6 +176,10 @@ class DatasetVersion(models.Model):
     @property
     def sample_count(self) -> int:
         return self.train_count + self.test_count
+
+    @property
+    def is_preference(self) -> bool:
+        return self.kind == DatasetKind.PREFERENCE
 
 
 class FeatureRun(Job):
@@ -172,3 +202,26 @@ class FeatureRun(Job):
         """Another run of this owner waits in the queue and will rebuild the dataset anyway."""
         later = FeatureRun.objects.for_user(self.owner).filter(status=JobStatus.QUEUED, pk__gt=self.pk)
         return later.exists()
+
+
+class PreferenceRun(Job):
+    """Build a preference dataset from an instruct version: a model answers each prompt
+    (queue "gpu": the base model generates), the author's passage is the chosen answer."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preference_runs")
+    instruct_dataset = models.ForeignKey(DatasetVersion, on_delete=models.CASCADE, related_name="preference_runs")
+    generator = models.CharField(max_length=200, blank=True, help_text="The model that wrote the rejected answers.")
+    pairs_generated = models.PositiveIntegerField(default=0, help_text="New answers (earlier ones are reused).")
+    dataset_version = models.ForeignKey(
+        DatasetVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta(Job.Meta):
+        constraints = [  # one build at a time per twin: a second request joins the active one
+            models.UniqueConstraint(
+                fields=["owner"], condition=models.Q(status__in=ACTIVE_STATUSES), name="one_active_preference_run"
+            )
+        ]
+
+    def __str__(self):
+        return f"Preference run {self.pk} ({self.status})"

@@ -9,7 +9,7 @@ no score calibration between cosine and ts_rank.
 Why one statement: the app's cost was the path around the query, not the index, so
 the owner's row count, both candidate lists, the fusion, the cosine of every result,
 the pairwise similarities MMR needs and the rows to show (chunk, document, source)
-come back in one round trip, settings included.
+come back in one round trip, from a statement prepared once per connection (`_fetch`).
 
 The plan is chosen, not left to the planner's guess (see `_statement`): an owner with
 few rows (after filters) is answered by an exact scan of the owner's rows, a large
@@ -23,6 +23,7 @@ from datetime import date, datetime, time, timedelta
 
 import numpy as np
 from django.db import connection, transaction
+from django.db.models.base import ModelState
 from django.utils import timezone
 
 from .models import TEXT_SEARCH_CONFIG as TEXT_CONFIG
@@ -120,20 +121,23 @@ def _statement(with_text: bool, clause: str) -> str:
     """The whole search as one statement: candidate count, both lists, fusion, rows to show.
 
     Both vector plans are in it, each behind a one-time filter on the owner's candidate
-    count, so only one runs: an exact scan (`+ 0` keeps the HNSW index out: the owner
-    index finds the rows, a top-N sort orders them, every distance computed) up to
-    EXACT_SEARCH_MAX_ROWS rows, else the HNSW index with iterative scan.
+    count, so only one runs: an exact scan (`+ 0` on the distance keeps the HNSW index out:
+    the owner index finds the rows, a top-N sort orders them, every distance computed) up to
+    EXACT_SEARCH_MAX_ROWS rows, else the HNSW index with iterative scan (`+ 0` on the owner
+    keeps the owner index out, whose sort plan the planner underestimates for a large owner).
+    The owner is compared as bigint: as an integer literal it could not use the owner column
+    of the (owner, tsvector) GIN index, and every text match scanned all owners' postings.
     """
     exact = "(c.embedding <=> %(vector)s::vector) + 0"
     vector_hits = f"""
         vector_hits AS (
             SELECT id, distance, row_number() OVER (ORDER BY distance, id) AS rank FROM (
                 (SELECT c.id, c.embedding <=> %(vector)s::vector AS distance FROM features_chunk c
-                 WHERE (SELECT rows FROM candidates) <= %(exact_max)s AND c.owner_id = %(owner)s{clause}
+                 WHERE (SELECT rows FROM candidates) <= %(exact_max)s AND c.owner_id = %(owner)s::bigint{clause}
                  ORDER BY {exact} LIMIT %(n)s)
                 UNION ALL
                 (SELECT c.id, c.embedding <=> %(vector)s::vector AS distance FROM features_chunk c
-                 WHERE (SELECT rows FROM candidates) > %(exact_max)s AND c.owner_id = %(owner)s{clause}
+                 WHERE (SELECT rows FROM candidates) > %(exact_max)s AND c.owner_id + 0 = %(owner)s::bigint{clause}
                  ORDER BY c.embedding <=> %(vector)s::vector LIMIT %(n)s)) s)"""  # noqa: S608 (module constants only; values are parameters)
     if with_text:
         # Each query word weighs by its rarity among this owner's chunks (BM25's IDF, counted through
@@ -145,7 +149,7 @@ def _statement(with_text: bool, clause: str) -> str:
         query = f"""q AS MATERIALIZED (SELECT tsvector_to_array(to_tsvector('{TEXT_CONFIG}', %(text)s)) AS lexemes),
         counted AS MATERIALIZED (
             SELECT l, tq, (SELECT count(*) FROM (SELECT 1 FROM features_chunk c
-                WHERE c.owner_id = %(owner)s AND c.search_vector @@ tq{clause} LIMIT {DF_CAP}) s) AS df
+                WHERE c.owner_id = %(owner)s::bigint AND c.search_vector @@ tq{clause} LIMIT {DF_CAP}) s) AS df
             FROM q, unnest(q.lexemes) l, LATERAL (SELECT {quoted}::tsquery AS tq) x),
         terms AS MATERIALIZED (
             SELECT l, tq, ln(1 + (greatest((SELECT rows FROM candidates) - df, 0) + 0.5) / (df + 0.5)) AS idf
@@ -157,14 +161,14 @@ def _statement(with_text: bool, clause: str) -> str:
                 SELECT id, score, max(score) OVER () AS best FROM (
                     SELECT c.id, (SELECT sum(idf) FROM terms WHERE c.search_vector @@ terms.tq) AS score
                     FROM features_chunk c, textq
-                    WHERE c.owner_id = %(owner)s AND c.search_vector @@ textq.tq{clause}
+                    WHERE c.owner_id = %(owner)s::bigint AND c.search_vector @@ textq.tq{clause}
                     ORDER BY score DESC, c.id LIMIT %(n)s) s) scored
             WHERE score >= {TEXT_MIN_SHARE} * best)"""  # noqa: S608 (module constants only; values are parameters)
     else:
         query = "q AS MATERIALIZED (SELECT '{}'::text[] AS lexemes)"
         text_hits = "text_hits AS (SELECT NULL::bigint AS id, NULL::float AS score, NULL::bigint AS rank WHERE false)"
     candidates = f"""candidates AS MATERIALIZED (SELECT count(*) AS rows FROM (
-            SELECT 1 FROM features_chunk c WHERE c.owner_id = %(owner)s{clause} LIMIT %(count_cap)s) s)"""  # noqa: S608 (module constants only; values are parameters)
+            SELECT 1 FROM features_chunk c WHERE c.owner_id = %(owner)s::bigint{clause} LIMIT %(count_cap)s) s)"""  # noqa: S608 (module constants only; values are parameters)
     columns = ", ".join(f"{table}.{column}" for table, names in SHOWN_COLUMNS for column in names)
     return f"""
         WITH {candidates}, {query}, {vector_hits}, {text_hits},
@@ -195,22 +199,26 @@ SHOWN_COLUMNS = (
     ("d", ("id", "owner_id", "source_id", "category", "title", "url", "content_hash", "fetched_at", "created_at")),
     ("s", ("id", "owner_id", "kind", "name", "url", "category", "created_at", "last_synced_at")),
 )
-# The plan-time settings, local to the statement's own implicit transaction (one round trip:
-# several statements in one simple query run as one transaction). enable_sort off keeps the
-# planner on the HNSW index for a large owner instead of an owner-index-and-sort plan it
-# underestimates; with it the plan is costed past jit_above_cost, and JIT compiling would
-# take seconds for a millisecond query.
-PLAN_SETTINGS = (
-    "SET LOCAL jit = off; SET LOCAL enable_sort = off; SET LOCAL hnsw.iterative_scan = relaxed_order; "
-    f"SET LOCAL hnsw.ef_search = {HNSW_EF_SEARCH}; "
-)
-RESET_SETTINGS = "; RESET jit; RESET enable_sort; RESET hnsw.iterative_scan; RESET hnsw.ef_search"
+# Session settings of every database connection (set when it opens, features/receivers.py):
+# the HNSW scan keeps going until the owner filter has filled the list (iterative scan), and
+# no JIT: compiling takes longer than any search. They touch nothing but HNSW scans, JIT and
+# prepared statements.
+SESSION_SETTINGS = {
+    "jit": "off",
+    # Prepared statements (only search prepares: Django binds client-side) keep one generic plan
+    # instead of planning each run (1-1.3 ms a search); the one-time filters in the statement choose
+    # the vector plan at run time, so a generic plan loses nothing.
+    "plan_cache_mode": "force_generic_plan",
+    "hnsw.iterative_scan": "relaxed_order",
+    "hnsw.ef_search": str(HNSW_EF_SEARCH),
+}
+PREPARE_THRESHOLD = 5  # psycopg's default; the search statement itself is prepared at once
 
 
 def _prepared(owner_id: int, text: str | None, embedding, k: int, filters: Filters) -> tuple[str, dict]:
     clause, filter_params = filters.sql(owner_id)
     # The clause appears in several places; named parameters keep its values in place.
-    params = {"vector": vector_literal(embedding), "owner": owner_id, "text": text}
+    params = {"vector": np.asarray(embedding, dtype=np.float32), "owner": owner_id, "text": text}
     params |= {"n": max(CANDIDATES_PER_LIST, k), "m": max(2 * k, 10)}
     params |= {"exact_max": EXACT_SEARCH_MAX_ROWS, "count_cap": EXACT_SEARCH_MAX_ROWS + 1}
     for i, value in enumerate(filter_params):
@@ -219,18 +227,32 @@ def _prepared(owner_id: int, text: str | None, embedding, k: int, filters: Filte
     return _statement(bool(text and text.strip()), clause), params
 
 
+def _fetch(sql: str, params: dict) -> list[tuple]:
+    """Run the statement prepared once per connection, in one round trip.
+
+    Why not Django's cursor: it binds parameters client-side, so PostgreSQL parsed and planned
+    the statement (with the 4.6 kB query vector spelled out four times) on every search: 2.5 ms
+    of client and 1.5 ms of server CPU per query, more than the search itself for most owners
+    (bench/retrieval.py). Here psycopg binds server-side and prepares the statement, and the
+    query vector goes as 1.5 kB of binary floats (the `::vector` casts give it its type).
+    """
+    import psycopg
+    from pgvector.psycopg.vector import VectorBinaryDumper
+
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw.prepare_threshold is None:  # Django turns preparing off; its own cursors never prepare anyway
+        raw.prepare_threshold = PREPARE_THRESHOLD
+    cursor = psycopg.Cursor(raw)
+    cursor.adapters.register_dumper(np.ndarray, VectorBinaryDumper)  # this cursor only
+    cursor.execute(sql, params, prepare=True)
+    return cursor.fetchall()
+
+
 def ranked_candidates(owner_id: int, text: str | None, embedding, k: int, filters: Filters) -> list[tuple]:
     """Fused candidates, best first: (Match, similarities to every candidate, row values)."""
     sql, params = _prepared(owner_id, text, embedding, k, filters)
-    with connection.cursor() as cursor:
-        # Inside a transaction (a test, an atomic view) the settings are reset after the statement;
-        # otherwise they end with the statement's implicit transaction.
-        cursor.execute(PLAN_SETTINGS + sql + (RESET_SETTINGS if connection.in_atomic_block else ""), params)
-        while cursor.description is None:  # past the SET results
-            cursor.nextset()
-        found = cursor.fetchall()
-        while cursor.nextset():  # and the RESET ones, so the connection is ready for the next query
-            pass
+    found = _fetch(sql, params)
     words = re.findall(r"\w+", (text or "").lower())
     out = []
     for relevance, vector_rank, text_rank, text_score, distance, plan, lexemes, similarities, *values in found:
@@ -250,8 +272,8 @@ def ranked_candidates(owner_id: int, text: str | None, embedding, k: int, filter
 def explain(owner_id: int, text: str | None, embedding, k: int = 10, filters: Filters | None = None) -> str:
     """EXPLAIN ANALYZE of the search statement under its settings (tests and the benchmark)."""
     sql, params = _prepared(owner_id, text, embedding, k, filters or Filters())
+    params["vector"] = vector_literal(params["vector"])  # Django's cursor binds client-side, as text
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(PLAN_SETTINGS.rstrip("; "))
         cursor.execute("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + sql, params)
         return "\n".join(row[0] for row in cursor.fetchall())
 
@@ -282,6 +304,17 @@ def mmr(candidates: list[tuple], k: int) -> list[tuple]:
     return [candidates[i] for i in chosen]
 
 
+def _loaded(model, names: tuple, row) -> object:
+    """What `model.from_db` builds (a saved instance, the other columns deferred), without
+    `__init__`'s walk over every field: a search builds 40 instances, and that walk was 0.5 ms
+    of the search's client CPU. Nothing listens to these models' post_init (no ImageField)."""
+    instance = model.__new__(model)
+    instance.__dict__.update(zip(names, row, strict=True))
+    instance._state = ModelState()
+    instance._state.adding, instance._state.db = False, connection.alias
+    return instance
+
+
 def as_chunks(candidates: list[tuple]) -> list:
     """Chunk instances with their document and source attached (no further queries), and
     `.match`; the columns left out (the vector, whole texts) load lazily if ever read."""
@@ -294,12 +327,12 @@ def as_chunks(candidates: list[tuple]) -> list:
     for match, _, values in candidates:
         instances, offset = [], 0
         for model, (_, names) in zip(models, SHOWN_COLUMNS, strict=True):
-            row = list(values[offset : offset + len(names)])
+            row = values[offset : offset + len(names)]
             offset += len(names)
-            if "metadata" in names and isinstance(row[names.index("metadata")], str):
-                row[names.index("metadata")] = json.loads(row[names.index("metadata")])
-            instances.append(model.from_db(connection.alias, list(names), row))
+            instances.append(_loaded(model, names, row))
         chunk, clean, document, source = instances
+        if isinstance(chunk.metadata, str):  # jsonb as text when no loader parsed it
+            chunk.metadata = json.loads(chunk.metadata)
         document.source, clean.document, chunk.clean_document = source, document, clean
         chunk.match, chunk.distance = match, 1.0 - match.similarity
         results.append(chunk)

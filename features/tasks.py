@@ -1,10 +1,12 @@
 import logging
 
 from celery import shared_task
+from django.conf import settings
 
 from ingestion.models import Document
 
-from .actions import do_build_dataset_version, do_build_features, do_reembed_stale
+from .actions import do_build_dataset_version, do_build_features, do_queue_preference_run, do_reembed_stale
+from .generators import GeneratorError
 from .models import FeatureRun
 
 logger = logging.getLogger(__name__)
@@ -28,6 +30,9 @@ def run_features(run_id: int):
                 return
             run.report(92, "Building the instruct dataset", chunks_written=written)
             dataset, created = do_build_dataset_version(run.owner)
+    except GeneratorError as exc:
+        run.fail(f"{exc} The chunks are saved; no dataset version was written. Sync the source to retry.")
+        return
     except Exception:
         logger.exception("feature run %s failed", run_id)
         run.fail(
@@ -37,6 +42,8 @@ def run_features(run_id: int):
         raise
     outcome = f"dataset v{dataset.version} {'built' if created else 'unchanged'}" if dataset else "no dataset yet"
     run.succeed(f"{summary}; {outcome}", dataset_version=dataset)
+    if created and settings.TWIN_PREFERENCE_AUTO:
+        do_queue_preference_run(dataset)
 
 
 @shared_task(acks_late=True)

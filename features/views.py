@@ -1,13 +1,15 @@
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_safe
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST, require_safe
 
 from ingestion.models import Document
 
+from .actions import do_queue_preference_run
 from .datasets import read_records
 from .forms import SearchForm
-from .models import Chunk, CleanDocument, DatasetVersion
+from .models import Chunk, CleanDocument, DatasetVersion, PreferenceRun
 
 PREVIEW_SAMPLES = 20
 
@@ -28,7 +30,20 @@ def document_chunks(request, document_id):
 @login_required
 @require_safe
 def datasets(request):
-    return render(request, "features/datasets.html", {"datasets": DatasetVersion.objects.for_user(request.user)})
+    mine = DatasetVersion.objects.for_user(request.user)
+    context = {
+        "instruct_datasets": mine.instruct(),
+        "preference_datasets": mine.preference().select_related("instruct_dataset"),
+        "preference_runs": PreferenceRun.objects.for_user(request.user).select_related("instruct_dataset")[:5],
+    }
+    return render(request, "features/datasets.html", context)
+
+
+def _words(messages_or_text) -> int:
+    """Words of a sample's text, or of a preference record's one-message answer."""
+    if isinstance(messages_or_text, list):
+        messages_or_text = " ".join(m.get("content", "") for m in messages_or_text)
+    return len((messages_or_text or "").split())
 
 
 @login_required
@@ -41,10 +56,8 @@ def dataset_detail(request, dataset_id):
         records = None
     samples, lengths = None, {}
     if records is not None:
-        lengths = {
-            "instruction": [len(r.get("instruction", "").split()) for r in records],
-            "answer": [len(r.get("answer", "").split()) for r in records],
-        }
+        shown = ("chosen", "rejected") if dataset.is_preference else ("instruction", "answer")
+        lengths = {field: [_words(r.get(field)) for r in records] for field in shown}
         # Each sample links to the document it came from, if that document is still there.
         samples = records[:PREVIEW_SAMPLES]
         ids = {r.get("document_id") for r in samples}
@@ -52,7 +65,22 @@ def dataset_detail(request, dataset_id):
         for sample in samples:
             sample["document"] = documents.get(sample.get("document_id"))
     context = {"dataset": dataset, "samples": samples, "lengths": lengths}
+    if not dataset.is_preference:
+        builds = PreferenceRun.objects.for_user(request.user).filter(instruct_dataset=dataset)
+        context["preference_run"] = builds.select_related("dataset_version").first()
     return render(request, "features/dataset_detail.html", context)
+
+
+@login_required
+@require_POST
+def build_preference(request, dataset_id):
+    dataset = _get_dataset_for_user(request, dataset_id)
+    if dataset.is_preference:
+        messages.error(request, "A preference dataset is built from an instruct dataset.")
+    else:
+        run = do_queue_preference_run(dataset)
+        messages.success(request, f"Preference dataset build {run.pk} is {run.get_status_display().lower()}.")
+    return redirect("dataset-detail", dataset_id=dataset.pk)
 
 
 @login_required

@@ -15,6 +15,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 from rest_framework.test import APIClient
 
+import training.tasks  # noqa: F401  (registers the tasks features sends by name, so eager Celery runs them)
 from accounts.actions import do_create_user, do_issue_api_token
 
 SAMPLE_MARKDOWN = """# Keeping bees on a city roof

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from accounts.quotas import QuotaReached, check_runs_today, check_storage
 from core.jobs import JobStatus
-from features.models import DatasetVersion
+from features.models import DatasetKind, DatasetVersion
 
 from .hyperparameters import Hyperparameters, defaults_for
 from .models import BaseModel, ModelVersion, ModelVersionEvent, TrainingRun
@@ -55,9 +55,11 @@ def do_start_training_run(owner, dataset: DatasetVersion | None = None, **overri
     (a partial unique index enforces it even against concurrent requests)."""
     from .tasks import train_model
 
-    dataset = dataset or DatasetVersion.objects.for_user(owner).first()
+    dataset = dataset or DatasetVersion.objects.for_user(owner).instruct().first()
     if dataset is None:
         raise TrainingRefused("There is no dataset yet: add a source and wait for it to be processed.")
+    if dataset.kind != DatasetKind.INSTRUCT:
+        raise TrainingRefused("A training run starts from an instruct dataset, not a preference dataset.")
     if dataset.owner_id != owner.pk:
         raise TrainingRefused("That dataset is not yours.")
     if dataset.train_count == 0:

@@ -8,8 +8,10 @@ from django.utils import timezone
 from accounts.actions import do_ensure_twin
 from accounts.models import Twin
 from core.jobs import JobStatus
+from features.actions import do_build_preference_version
 from features.datasets import read_records
-from features.models import CleanDocument, DatasetVersion
+from features.generators import GeneratorError, endpoint_generator
+from features.models import CleanDocument, DatasetVersion, PreferenceRun
 
 from . import base_models
 from .actions import (
@@ -22,6 +24,8 @@ from .actions import (
 from .evaluation import GateConfig, evaluate
 from .lora import Hyperparameters, Stopped, train_lora
 from .models import ModelVersion, TrainingRun
+from .preference import BaseModelGenerator
+from .prompts import build_messages
 from .samples import DataSplit, split_documents
 
 logger = logging.getLogger(__name__)
@@ -176,7 +180,7 @@ def train_when_due():
     once) and adds enough samples over the dataset of its last run."""
     settled_before = timezone.now() - timedelta(seconds=settings.TWIN_AUTO_TRAIN_SETTLE_SECONDS)
     for twin in Twin.objects.filter(auto_train=True).select_related("owner"):
-        latest = DatasetVersion.objects.for_user(twin.owner).first()
+        latest = DatasetVersion.objects.for_user(twin.owner).instruct().first()
         if latest is None or latest.created_at > settled_before or latest.training_runs.exists():
             continue
         last_run = TrainingRun.objects.for_user(twin.owner).exclude(status=JobStatus.CANCELLED).first()
@@ -187,3 +191,40 @@ def train_when_due():
             do_start_training_run(twin.owner, latest)
         except TrainingRefused as exc:
             logger.info("auto-train skipped for %s: %s", twin, exc)
+
+
+@shared_task(acks_late=True)
+def build_preference_dataset(run_id: int):
+    """Build a preference dataset from an instruct version (queue "gpu"): the base model (or the
+    configured OpenAI-compatible endpoint) answers each prompt; the author's passage is preferred.
+    Queued by features (by name); a redelivered task starts over, reusing the answers of the
+    previous version."""
+    run = PreferenceRun.objects.select_related("owner", "instruct_dataset").filter(pk=run_id).first()
+    if run is None or not run.claim():
+        return
+    twin_name = Twin.for_user(run.owner).name
+    try:
+        generator = endpoint_generator() or BaseModelGenerator()
+        run.report(1, f"Answering with {generator.name}", generator=generator.name)
+        dataset, created = do_build_preference_version(
+            run,
+            messages_for=lambda instruction: build_messages(twin_name, instruction, []),
+            answer=generator.answer,
+            generator=generator.name,
+        )
+    except GeneratorError as exc:
+        run.fail(f"{exc} No preference dataset was written; retry when the endpoint works.")
+        return
+    except FileNotFoundError:
+        run.fail(f"The file of instruct dataset v{run.instruct_dataset.version} is missing from storage.")
+        return
+    except Exception:
+        logger.exception("preference run %s failed", run_id)
+        run.fail("An unexpected error stopped the preference dataset build. It has been logged; retry it.")
+        raise
+    if dataset is None:
+        run.succeed("No pairs: the instruct dataset has no passages of the author's to prefer.")
+    else:
+        state = "built" if created else "unchanged"
+        summary = f"Preference dataset v{dataset.version} {state}: {dataset.sample_count} pairs"
+        run.succeed(summary, dataset_version=dataset)

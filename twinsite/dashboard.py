@@ -38,7 +38,7 @@ def dashboard(request):
         "crawl_runs": crawl_runs,
         "feature_runs": feature_runs,
         "training_runs": training_runs,
-        "datasets": DatasetVersion.objects.for_user(user)[:3],
+        "datasets": DatasetVersion.objects.for_user(user).order_by("-created_at", "-pk")[:3],
         "model_versions": ModelVersion.objects.for_user(user)[:5],
         "any_active": any(job.is_active for job in [*crawl_runs, *feature_runs, *training_runs]),
     }

@@ -199,6 +199,20 @@ TWIN_HF_REPO_PREFIX = os.environ.get("TWIN_HF_REPO_PREFIX", "")  # "org/twinsite
 TWIN_AUTO_TRAIN_MIN_SAMPLES = envint("TWIN_AUTO_TRAIN_MIN_SAMPLES", 8)  # new samples since the last run
 TWIN_AUTO_TRAIN_SETTLE_SECONDS = envint("TWIN_AUTO_TRAIN_SETTLE_SECONDS", 60)
 
+# Datasets. A preference (DPO) dataset pairs the author's passages with a model's answers to the
+# same prompts (features/preference.py): built on request (dataset page, API), or after every new
+# instruct version with TWIN_PREFERENCE_AUTO=1 (off by default: on a CPU-only machine its generation
+# shares the one "gpu" worker with training).
+TWIN_PREFERENCE_AUTO = envbool("TWIN_PREFERENCE_AUTO", "0")
+TWIN_PREFERENCE_MAX_PAIRS = envint("TWIN_PREFERENCE_MAX_PAIRS", 48)  # the base model takes seconds per answer
+TWIN_PREFERENCE_MAX_NEW_TOKENS = envint("TWIN_PREFERENCE_MAX_NEW_TOKENS", 64)
+# Optional OpenAI-compatible endpoint that writes instructions and rejected answers (features/generators.py);
+# off unless a base URL is set, e.g. http://127.0.0.1:8001/v1.
+TWIN_GENERATOR_BASE_URL = os.environ.get("TWIN_GENERATOR_BASE_URL", "")
+TWIN_GENERATOR_MODEL = os.environ.get("TWIN_GENERATOR_MODEL", "")
+TWIN_GENERATOR_API_KEY = os.environ.get("TWIN_GENERATOR_API_KEY", "")
+TWIN_GENERATOR_TIMEOUT = envint("TWIN_GENERATOR_TIMEOUT", 60)
+
 # Celery: tasks take ids and are idempotent, so late acks make a killed worker safe.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = None
@@ -208,6 +222,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "training.tasks.train_model": {"queue": "gpu"},
+    "training.tasks.build_preference_dataset": {"queue": "gpu"},
     "training.tasks.evaluate_model_version": {"queue": "default"},
 }
 # Every task has a time limit: a pathological input fails its job (the soft limit raises

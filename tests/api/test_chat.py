@@ -32,6 +32,8 @@ def test_an_answer_comes_with_its_sources(owner_api, owner_source, other_source)
     assert message["role"] == "assistant" and message["status"] == "done" and message["content"]
     assert message["sources"] and {s["title"] for s in message["sources"]} == {"Keeping bees on a city roof"}
     assert all(s["document_id"] == owner_source.documents.get().pk for s in message["sources"])
+    honey = next(s for s in message["sources"] if "twelve kilograms" in s["excerpt"])
+    assert honey["headings"] == ["Keeping bees on a city roof", "Why a roof"]  # where in the document
     conversation = Conversation.objects.get(pk=body["conversation"])
     assert conversation.owner == owner_source.owner
     assert [m.role for m in conversation.messages.all()] == ["user", "assistant"]

@@ -39,6 +39,10 @@ def test_a_completion_has_the_openai_shape(owner_api, owner_source):
     assert usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     assert {s["title"] for s in body["sources"]} == {"Keeping bees on a city roof"}
+    assert {tuple(s["headings"]) for s in body["sources"]} <= {
+        ("Keeping bees on a city roof", "Why a roof"),
+        ("Keeping bees on a city roof", "The first winter"),
+    }
 
 
 def test_the_whole_message_list_is_the_conversation(owner_api, owner_source):

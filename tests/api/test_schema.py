@@ -20,6 +20,7 @@ ENDPOINTS = {
     "/api/v1/search/": {"get"},
     "/api/v1/datasets/": {"get"},
     "/api/v1/datasets/{id}/": {"get"},
+    "/api/v1/datasets/{id}/preference/": {"get", "post"},
     "/api/v1/training-runs/": {"get", "post"},
     "/api/v1/training-runs/{id}/": {"get"},
     "/api/v1/training-runs/{id}/hyperparameters/": {"patch"},

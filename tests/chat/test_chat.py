@@ -86,6 +86,16 @@ def test_sending_streams_sources_tokens_and_done(owner_client, owner_source):
     assert "Keeping bees on a city roof" in body
 
 
+def test_citations_give_the_heading_path_of_the_cited_section(owner_client, owner_source, owner):
+    answer = do_answer(owner, "Why do you tilt each hive forward in winter?")
+
+    cited = {tuple(s["headings"]): s["excerpt"] for s in answer.sources}
+    assert "tilt each hive forward" in cited[("Keeping bees on a city roof", "The first winter")]
+    assert all("tilt" not in excerpt for path, excerpt in cited.items() if path[-1] != "The first winter")
+    page = owner_client.get(reverse("conversation", args=[answer.conversation_id])).content.decode()
+    assert '<span class="muted heading-path">› Keeping bees on a city roof › The first winter</span>' in page
+
+
 def test_conversations_are_private(owner_client, other_client, anon_client, owner_source, owner):
     answer = do_answer(owner, "Where do the bees fly?")
     conversation_url = reverse("conversation", args=[answer.conversation_id])

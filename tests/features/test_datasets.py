@@ -60,6 +60,17 @@ def test_the_split_has_test_samples():
     assert 1 <= len(tests) < len(records) / 2
 
 
+def test_the_split_holds_out_whole_documents():
+    records = build_records(DOCUMENTS)
+
+    splits = {}
+    for record in records:
+        splits.setdefault(record["document_id"], set()).add(record["split"])
+    assert all(len(s) == 1 for s in splits.values())
+    test_documents = [doc for doc, s in splits.items() if s == {"test"}]
+    assert 1 <= len(test_documents) < len(DOCUMENTS)
+
+
 def test_two_samples_give_one_test_sample_and_a_single_sample_none():
     paragraph = "A paragraph long enough to be kept as an extract on its own. " * 4
     two = build_records([(1, "Two", f"# One\n\n{paragraph}\n\n# Two\n\n{paragraph}")])

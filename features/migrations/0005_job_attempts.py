@@ -6,12 +6,17 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('features', '0002_hybrid_search'),
+        ('features', '0004_chunk_rows_inline'),
     ]
 
     operations = [
         migrations.AddField(
             model_name='featurerun',
+            name='attempts',
+            field=models.PositiveSmallIntegerField(default=0, help_text='Times a worker claimed it.'),
+        ),
+        migrations.AddField(
+            model_name='preferencerun',
             name='attempts',
             field=models.PositiveSmallIntegerField(default=0, help_text='Times a worker claimed it.'),
         ),
