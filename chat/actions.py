@@ -417,8 +417,8 @@ def _adapter_notice(model_version, problem: str) -> str:
         return ""
     cache.set(_adapter_problem_key(model_version), problem, timeout=24 * 3600)
     return (
-        f"Your approved adapter v{model_version.version} could not be used ({problem}), so the base model "
-        "answered. The error has been reported."
+        f"Your approved adapter v{model_version.version} could not be used: {problem}. The base model "
+        "answered instead; the error has been reported."
     )
 
 
@@ -453,6 +453,6 @@ def serving_description(owner) -> str:
     if problem:
         return (
             f"{model_version.base_model.name} (base model: your adapter v{model_version.version} could not be "
-            f"used, {problem}; the error has been reported)"
+            f"used: {problem}; the error has been reported)"
         )
     return f"{model_version.base_model.name} + your adapter v{model_version.version}"

@@ -121,7 +121,7 @@ def save_adapter(model, adapter_dir: Path):
         partial.rename(adapter_dir)
     except OSError as exc:
         shutil.rmtree(partial, ignore_errors=True)
-        raise AdapterSaveFailed(f"could not save the adapter: {exc.strerror or exc}") from exc
+        raise AdapterSaveFailed(f"could not save the adapter ({exc.strerror or exc})") from exc
 
 
 def planned_steps(sequences: int, hp: Hyperparameters) -> int:
