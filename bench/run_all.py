@@ -15,7 +15,7 @@ import traceback
 
 from . import common
 
-BENCHMARKS = ["ingest", "retrieval", "chat", "adapter_switch", "training", "grounding", "crawl", "fidelity"]
+BENCHMARKS = ["ingest", "retrieval", "chat", "adapter_switch", "training", "grounding", "crawl", "fidelity", "load"]
 
 
 def main(argv=None) -> int:
