@@ -34,29 +34,21 @@ def forget_queued_tasks(*queues: str):
     redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(*queues, "unacked", "unacked_index")
 
 
-def start_worker(queue: str, log: Path, env: dict) -> subprocess.Popen:
-    """One worker per queue, as the Procfile runs them: a task on the wrong queue is never picked up.
-    Its own process group, so that a test can kill it with its pool child."""
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "twinsite",
-        "worker",
-        "--queues",
-        queue,
-        "--hostname",
-        f"{queue}@%h",
-        "--concurrency",
-        "1",
-        "--loglevel",
-        "INFO",
-        "--without-gossip",
-        "--without-mingle",
-    ]
+def _spawn(module_args: str, log: Path, env: dict) -> subprocess.Popen:
+    """`python -m <module_args>` in its own process group, so that a test can kill it with its children."""
+    command = [sys.executable, "-m", *module_args.split()]
     with open(log, "w") as output:
         return subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def start_worker(queue: str, log: Path, env: dict) -> subprocess.Popen:
+    """One worker per queue, as the Procfile runs them: a task on the wrong queue is never picked up."""
+    return _spawn(
+        f"celery -A twinsite worker --queues {queue} --hostname {queue}@%h --concurrency 1 --loglevel INFO "
+        "--without-gossip --without-mingle",
+        log,
+        env,
+    )
 
 
 def free_port() -> int:
@@ -66,23 +58,12 @@ def free_port() -> int:
 
 
 def start_web(port: int, log: Path, env: dict) -> subprocess.Popen:
-    """gunicorn as the Procfile runs it (gthread), in its own process group."""
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "twinsite.wsgi",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--worker-class",
-        "gthread",
-        "--threads",
-        "4",
-        "--access-logfile",
-        "-",
-    ]
-    with open(log, "w") as output:
-        return subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    """gunicorn as the Procfile runs it (gthread)."""
+    return _spawn(
+        f"gunicorn twinsite.wsgi --bind 127.0.0.1:{port} --worker-class gthread --threads 4 --access-logfile -",
+        log,
+        env,
+    )
 
 
 def kill(process: subprocess.Popen):
