@@ -15,7 +15,18 @@ import traceback
 
 from . import common
 
-BENCHMARKS = ["ingest", "chunking", "retrieval", "chat", "adapter_switch", "training", "grounding", "crawl", "fidelity"]
+BENCHMARKS = [
+    "ingest",
+    "chunking",
+    "retrieval",
+    "chat",
+    "adapter_switch",
+    "training",
+    "grounding",
+    "crawl",
+    "fidelity",
+    "load",
+]
 
 
 def main(argv=None) -> int:

@@ -1,8 +1,14 @@
 """Asking a twin: retrieval over the owner's chunks, the shared prompt template,
 generation with the owner's production adapter, and a prompt trace per answer.
 
-`generate_answer_events` yields events that the browser (SSE), the REST API and the
-OpenAI-compatible endpoint all render in their own format.
+Serving: `do_ask` stores the question and a pending answer and sends it to the serving
+worker (queue "serve", chat/tasks.py), which runs `generate_answer_events` and publishes
+each event to Redis (chat/streams.py). The browser (SSE), the REST API and the
+OpenAI-compatible endpoint follow those events (`follow_answer`) and render them in their
+own format; no web request thread ever generates. Waits are bounded: a question beyond
+the user's or the site's answers in flight is refused as busy at once, an answer the
+serving worker has not started within TWIN_ANSWER_WAIT_SECONDS is dropped as busy, and
+one whose worker died (no heartbeat) is marked interrupted.
 
 Grounding (the design is in the module docstrings it calls): the question's best
 sentences from the retrieved chunks go into a short prompt (features/evidence.py),
@@ -16,9 +22,12 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.utils import timezone
 
 from accounts.actions import do_ensure_twin
 from features.embeddings import count_tokens, embed, embed_query
@@ -29,6 +38,7 @@ from training.base_models import display_name
 from training.models import ModelVersion
 from training.prompts import build_messages
 
+from . import streams
 from .grounding import check_grounding
 from .llm import get_models
 from .models import Conversation, Message, PromptTrace
@@ -36,19 +46,41 @@ from .models import Conversation, Message, PromptTrace
 logger = logging.getLogger(__name__)
 EXCERPT_CHARS = 300
 FOLLOW_UP = re.compile(r"\b(it|its|that|this|these|those|they|them|their|there|he|him|his|she|her)\b", re.IGNORECASE)
+ADMISSION_LOCK = 7_202_611  # a PostgreSQL advisory lock key: questions are admitted one at a time
+FOLLOW_POLL_MS = 1000
+BUSY = "Twinsite is busy answering other questions right now; please ask again in a few seconds."
+NOT_STARTED = "Twinsite was too busy to start this answer in time; please ask again in a few seconds."
+INTERRUPTED = "The answer was interrupted (the process making it stopped); please ask again."
 
 
 class ChatRefused(Exception):
     """The question cannot be answered now; the message says why."""
 
+    status_code = 400
+    retry_after: int | None = None
+
+
+class ChatBusy(ChatRefused):
+    """Ask again shortly: the site has as many answers in flight as it serves well (503), or
+    this user's earlier answers are still being made (429)."""
+
+    def __init__(self, message: str, status_code: int = 503):
+        super().__init__(message)
+        self.status_code = status_code
+        self.retry_after = settings.TWIN_CHAT_RETRY_AFTER_SECONDS
+
 
 class AnswerFailed(Exception):
-    """Generation broke on our side (logged); the question was fine."""
+    """Generation broke on our side (logged), or never started; the question was fine."""
+
+    @property
+    def retry_after(self) -> int:
+        return settings.TWIN_CHAT_RETRY_AFTER_SECONDS
 
 
 @dataclass
 class Event:
-    kind: str  # "sources", "token", "grounding", "done", "error"
+    kind: str  # "sources", "token", "notice", "grounding", "done", "error"
     data: object
 
 
@@ -73,7 +105,9 @@ def do_ask(owner, question: str, conversation: Conversation | None = None, histo
     if conversation is not None and conversation.owner_id != owner.pk:
         raise ChatRefused("That conversation is not yours.")
     check_can_chat(owner)
+    fail_abandoned_answers()
     with transaction.atomic():
+        _admit(owner)
         if conversation is None:
             conversation = Conversation.objects.create(owner=owner, title=question[:80])
         Message.objects.bulk_create(
@@ -84,7 +118,51 @@ def do_ask(owner, question: str, conversation: Conversation | None = None, histo
             conversation=conversation, role=Message.Role.ASSISTANT, status=Message.Status.PENDING
         )
         conversation.save(update_fields=["updated_at"])
+        transaction.on_commit(lambda: _send_to_serving(answer.pk))
     return answer
+
+
+def _admit(owner):
+    """Refuse a question beyond the user's or the site's answers in flight. The advisory lock,
+    held to the end of the asking transaction, makes counting and adding one step."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADMISSION_LOCK])
+    in_flight = Message.objects.in_flight()
+    mine = in_flight.filter(conversation__owner=owner).count()
+    if mine >= settings.TWIN_MAX_PENDING_ANSWERS_PER_USER:
+        raise ChatBusy(
+            f"Your twin is still answering your {mine} earlier question{'s' if mine > 1 else ''}; "
+            "ask again once an answer has arrived.",
+            status_code=429,
+        )
+    if in_flight.count() >= settings.TWIN_MAX_ANSWERS_IN_FLIGHT:
+        raise ChatBusy(BUSY)
+
+
+def _send_to_serving(message_id: int):
+    from .tasks import generate_answer  # the task module imports this one
+
+    generate_answer.delay(message_id)
+
+
+def fail_abandoned_answers(answers=None) -> int:
+    """Mark failed the answers that will never finish (all in flight, or these): pending past
+    TWIN_ANSWER_WAIT_SECONDS (the serving queue is backed up, or no worker runs), or streaming
+    with no heartbeat (the process making them died). A worker that starts a dropped answer
+    later finds it failed and skips it. Returns how many were failed."""
+    answers = Message.objects.in_flight() if answers is None else answers
+    waited_since = timezone.now() - timedelta(seconds=settings.TWIN_ANSWER_WAIT_SECONDS)
+    dropped = answers.filter(status=Message.Status.PENDING, created_at__lt=waited_since).update(
+        status=Message.Status.FAILED, error=NOT_STARTED
+    )
+    streaming = list(answers.filter(status=Message.Status.STREAMING).values_list("pk", flat=True))
+    interrupted = 0
+    for pk in set(streaming) - streams.alive(streaming):
+        said = "".join(data for _, kind, data in streams.read(pk, "0", block_ms=None) if kind == "token")
+        interrupted += Message.objects.filter(pk=pk, status=Message.Status.STREAMING).update(
+            status=Message.Status.FAILED, error=INTERRUPTED, content=said
+        )
+    return dropped + interrupted
 
 
 def _turns_before(answer: Message) -> list[Message]:
@@ -197,13 +275,7 @@ def generate_answer_events(answer: Message) -> Iterator[Event]:
     )
     if not claimed:
         answer.refresh_from_db()
-        yield Event("sources", answer.sources)
-        if answer.status == Message.Status.FAILED:
-            yield Event("error", answer.error)
-        elif answer.content:
-            yield Event("token", answer.content)
-            yield Event("grounding", answer)
-        yield Event("done", answer)
+        yield from replay_events(answer)
         return
 
     owner = answer.conversation.owner
@@ -242,6 +314,10 @@ def generate_answer_events(answer: Message) -> Iterator[Event]:
         yield Event("error", answer.error)
         return
     answer.content = answer.content.strip() or "(no answer)"
+    if generation and model_version:
+        answer.notice = _adapter_notice(model_version, generation.adapter_problem)
+        if answer.notice:
+            yield Event("notice", answer.notice)
     if plan.has_notes:
         grounding = check_grounding(answer.content, plan.notes, embed, plan.evidence[0] if plan.evidence else None)
         answer.grounding = _with_titles(grounding.as_dict(), plan.chunks)
@@ -249,8 +325,8 @@ def generate_answer_events(answer: Message) -> Iterator[Event]:
         answer.grounding = {"score": None, "sentences": [], "quote": None, "no_notes": True}
     with transaction.atomic():
         answer.status = Message.Status.DONE
-        answer.model_version = model_version if generation else None
-        answer.save(update_fields=["content", "status", "sources", "model_version", "grounding"])
+        answer.model_version = model_version if generation and not answer.notice else None
+        answer.save(update_fields=["content", "status", "sources", "model_version", "grounding", "notice"])
         PromptTrace.objects.create(
             owner=owner,
             message=answer,
@@ -275,6 +351,80 @@ def generate_answer_events(answer: Message) -> Iterator[Event]:
     yield Event("done", answer)
 
 
+def replay_events(answer: Message) -> Iterator[Event]:
+    """A finished answer's events from the database (a reconnect, a late follower)."""
+    yield Event("sources", answer.sources)
+    if answer.status == Message.Status.FAILED:
+        yield Event("error", answer.error)
+        return
+    if answer.content:
+        yield Event("token", answer.content)
+        if answer.notice:
+            yield Event("notice", answer.notice)
+        yield Event("grounding", answer)
+    yield Event("done", answer)
+
+
+def follow_answer(answer: Message) -> Iterator[Event]:
+    """The events of an answer as the serving worker publishes them; a finished one replayed.
+
+    Never waits unbounded: when nothing arrives, the answer is checked, and one that the
+    serving worker did not start in time, or whose worker died, ends here with an error.
+    """
+    answer.refresh_from_db()
+    if answer.status not in Message.IN_FLIGHT:
+        yield from replay_events(answer)
+        return
+    after, finished_seen = "0", False
+    while True:
+        entries = streams.read(answer.pk, after, FOLLOW_POLL_MS)
+        for entry_id, kind, data in entries:
+            after = entry_id
+            if kind in ("grounding", "done"):
+                answer.refresh_from_db()
+                data = answer
+            yield Event(kind, data)
+            if kind in ("done", "error"):
+                return
+        if entries:
+            continue
+        fail_abandoned_answers(Message.objects.filter(pk=answer.pk))
+        answer.refresh_from_db()
+        if answer.status in Message.IN_FLIGHT:
+            continue
+        if after == "0":  # finished before any event came: dropped as busy, or its stream is gone
+            yield from replay_events(answer)
+            return
+        if finished_seen:
+            yield from _final_events(answer)
+            return
+        finished_seen = True  # its last events are published right after it is saved: one more read
+
+
+def _final_events(answer: Message) -> Iterator[Event]:
+    if answer.status == Message.Status.FAILED:
+        yield Event("error", answer.error)
+    else:
+        yield Event("grounding", answer)
+        yield Event("done", answer)
+
+
+def _adapter_problem_key(model_version) -> str:
+    return f"chat:adapter-problem:{model_version.pk}:{model_version.sha256}"
+
+
+def _adapter_notice(model_version, problem: str) -> str:
+    """The answer's notice when the production adapter could not serve; remembered for the chat page."""
+    if not problem:
+        cache.delete(_adapter_problem_key(model_version))
+        return ""
+    cache.set(_adapter_problem_key(model_version), problem, timeout=24 * 3600)
+    return (
+        f"Your approved adapter v{model_version.version} could not be used: {problem}. The base model "
+        "answered instead; the error has been reported."
+    )
+
+
 def _with_titles(grounding: dict, chunks: list[Chunk]) -> dict:
     """Name the document behind each supporting chunk, for the page and the API."""
     titles = {c.pk: (c.clean_document.document_id, c.clean_document.document.title) for c in chunks}
@@ -285,8 +435,8 @@ def _with_titles(grounding: dict, chunks: list[Chunk]) -> dict:
 
 
 def wait_for_answer(answer: Message) -> Message:
-    """Run a pending answer to its end (the non-streaming paths)."""
-    for event in generate_answer_events(answer):
+    """Follow a pending answer to its end (the non-streaming paths)."""
+    for event in follow_answer(answer):
         if event.kind == "error":
             raise AnswerFailed(event.data)
     answer.refresh_from_db()
@@ -302,4 +452,10 @@ def serving_description(owner) -> str:
     model_version = ModelVersion.objects.for_user(owner).production()
     if model_version is None:
         return f"{display_name(settings.TWIN_BASE_MODEL)} (base model: no approved adapter yet)"
+    problem = cache.get(_adapter_problem_key(model_version))
+    if problem:
+        return (
+            f"{model_version.base_model.name} (base model: your adapter v{model_version.version} could not be "
+            f"used: {problem}; the error has been reported)"
+        )
     return f"{model_version.base_model.name} + your adapter v{model_version.version}"

@@ -3,20 +3,33 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import api_view, throttle_classes
 from rest_framework.response import Response
-from rest_framework.throttling import UserRateThrottle
 
 from .actions import AnswerFailed, ChatRefused, do_answer
 from .models import Conversation, Message
+from .throttling import ChatThrottle
 
 
-class ChatThrottle(UserRateThrottle):
-    scope = "chat"
+def refusal(detail, http_status: int, retry_after: int | None = None) -> Response:
+    """A refused or failed question; busy ones (429, 503) say when to ask again."""
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    return Response(detail, status=http_status, headers=headers)
 
 
 class MessageSerializer(serializers.ModelSerializer):
     class Meta:
         model = Message
-        fields = ["id", "role", "content", "status", "error", "sources", "grounding", "model_version", "created_at"]
+        fields = [
+            "id",
+            "role",
+            "content",
+            "status",
+            "error",
+            "notice",
+            "sources",
+            "grounding",
+            "model_version",
+            "created_at",
+        ]
 
 
 class ConversationSerializer(serializers.ModelSerializer):
@@ -46,7 +59,12 @@ class ChatResponseSerializer(serializers.Serializer):
     )
 
 
-@extend_schema(request=ChatRequestSerializer, responses={200: ChatResponseSerializer})
+@extend_schema(
+    request=ChatRequestSerializer,
+    responses={200: ChatResponseSerializer},
+    description="429: too many questions, or earlier answers still being made; 503: busy, or the answer "
+    "failed. Both carry Retry-After (seconds).",
+)
 @api_view(["POST"])
 @throttle_classes([ChatThrottle])
 def chat(request):
@@ -61,9 +79,9 @@ def chat(request):
     try:
         answer = do_answer(request.user, body.validated_data["message"], conversation)
     except ChatRefused as exc:
-        return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        return refusal({"detail": str(exc)}, exc.status_code, exc.retry_after)
     except AnswerFailed as exc:
-        return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return refusal({"detail": str(exc)}, status.HTTP_503_SERVICE_UNAVAILABLE, exc.retry_after)
     return Response(
         {
             "conversation": answer.conversation_id,

@@ -5,11 +5,17 @@ One base model stays in memory per process; adapters are loaded onto it by name
 `set_adapter` (tens of ms) instead of a model load. A twin without a production
 adapter is answered by the base model alone (adapters disabled).
 
-Generation holds a lock: one answer at a time per process, which is what two CPU
-cores can do anyway; run more web or worker processes to serve more at once.
+Generation runs in the serving worker (queue "serve", chat/tasks.py), never in a web
+request thread. It holds a lock: one answer at a time per process, which is what two
+CPU cores can do anyway; run more serving workers to serve more at once.
+
+An adapter is checked against its registered sha256 before it is loaded. When its files
+are missing or damaged, or peft cannot load them, the answer is made by the base model
+and the Generation says why (`adapter_problem`): the twin keeps answering, with a notice.
 """
 
 import functools
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -21,7 +27,12 @@ from django.conf import settings
 from training import base_models
 from training.prompts import render_prompt
 
+logger = logging.getLogger(__name__)
 MAX_RESIDENT_ADAPTERS = 8
+
+
+class AdapterUnavailable(Exception):
+    """The production adapter cannot be used; the message says why, for the user."""
 
 
 @dataclass
@@ -32,6 +43,7 @@ class Generation:
     tokens: int = 0
     first_token_ms: int = 0
     generation_ms: int = 0  # from the start of generation to its last token
+    adapter_problem: str = ""  # why the base model answered instead of the adapter asked for
 
 
 class TwinModels:
@@ -59,17 +71,12 @@ class TwinModels:
         """Make the version's adapter active; False means "base model alone"."""
         if model_version is None:
             return False
-        from peft import PeftModel
-
         name = f"mv{model_version.pk}"
         if self.adapters.get(name) != model_version.sha256:
             if name in self.adapters:
                 self.model.delete_adapter(name)
                 del self.adapters[name]
-            if isinstance(self.model, PeftModel):
-                self.model.load_adapter(str(model_version.adapter_dir), adapter_name=name)
-            else:
-                self.model = PeftModel.from_pretrained(self.model, str(model_version.adapter_dir), adapter_name=name)
+            self._load_adapter(name, model_version)
             self.adapters[name] = model_version.sha256
         self.adapters.move_to_end(name)
         while len(self.adapters) > MAX_RESIDENT_ADAPTERS:
@@ -78,6 +85,27 @@ class TwinModels:
         if self.model.active_adapter != name:  # set_adapter costs 10-15 ms even when nothing changes
             self.model.set_adapter(name)
         return True
+
+    def _load_adapter(self, name: str, model_version):
+        """Load a verified adapter under `name`; AdapterUnavailable (and nothing loaded) otherwise."""
+        from peft import PeftModel
+
+        from training.lora import AdapterDamaged, verify_adapter_dir
+
+        try:
+            verify_adapter_dir(model_version.adapter_dir, model_version.sha256)
+            if isinstance(self.model, PeftModel):
+                self.model.load_adapter(str(model_version.adapter_dir), adapter_name=name)
+            else:
+                self.model = PeftModel.from_pretrained(self.model, str(model_version.adapter_dir), adapter_name=name)
+        except AdapterDamaged as exc:
+            raise AdapterUnavailable(str(exc)) from exc
+        except Exception as exc:  # peft could not read what is there
+            if not isinstance(self.model, PeftModel):
+                self._load_base(self.base_identifier)  # peft may have wrapped its layers before failing
+            elif name in self.model.peft_config:
+                self.model.delete_adapter(name)
+            raise AdapterUnavailable("its files could not be loaded") from exc
 
     def prepare(self, model_version=None):
         """Load what answering for this model version needs (also a warm-up)."""
@@ -109,7 +137,13 @@ class TwinModels:
 
         max_new_tokens = max_new_tokens or settings.TWIN_MAX_NEW_TOKENS
         with self.lock:
-            use_adapter = self.prepare(model_version)
+            adapter_problem = ""
+            try:
+                use_adapter = self.prepare(model_version)
+            except AdapterUnavailable as exc:
+                # Reported (Sentry takes ERROR logs), and the base model answers instead of nothing.
+                logger.error("adapter of model version %s unavailable: %s", model_version.pk, exc, exc_info=True)
+                use_adapter, adapter_problem = False, str(exc)
             prompt = render_prompt(self.tokenizer, messages)
             inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.model.device)
             prompt_length = inputs["input_ids"].shape[1]
@@ -150,7 +184,7 @@ class TwinModels:
                     failure.append(exc)
                     streamer.end()
 
-            result = Generation(prompt=prompt, prompt_tokens=prompt_length)
+            result = Generation(prompt=prompt, prompt_tokens=prompt_length, adapter_problem=adapter_problem)
             started = time.perf_counter()
             worker = threading.Thread(target=generate, daemon=True)
             worker.start()

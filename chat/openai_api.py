@@ -17,14 +17,16 @@ from rest_framework import status
 from rest_framework.decorators import api_view, throttle_classes
 from rest_framework.response import Response
 
-from .actions import AnswerFailed, ChatRefused, do_ask, generate_answer_events, wait_for_answer
-from .api import ChatThrottle
+from .actions import AnswerFailed, ChatRefused, do_ask, follow_answer, wait_for_answer
+from .api import refusal
+from .throttling import ChatThrottle
 
 ROLES = {"user": "user", "assistant": "assistant", "system": "user", "developer": "user"}
 
 
-def _error(message: str, http_status: int = 400) -> Response:
-    return Response({"error": {"message": message, "type": "invalid_request_error"}}, status=http_status)
+def _error(message: str, http_status: int = 400, retry_after: int | None = None) -> Response:
+    kind = {429: "rate_limit_error", 503: "server_error"}.get(http_status, "invalid_request_error")
+    return refusal({"error": {"message": message, "type": kind}}, http_status, retry_after)
 
 
 def _text_of(content) -> str:
@@ -53,13 +55,14 @@ def parse_messages(messages) -> tuple[str, list[dict]]:
     return turns[-1]["content"], turns[:-1]
 
 
-def _chunk(completion_id: str, created: int, model: str, delta: dict, finish_reason=None) -> str:
+def _chunk(completion_id: str, created: int, model: str, delta: dict, finish_reason=None, **extra) -> str:
     payload = {
         "id": completion_id,
         "object": "chat.completion.chunk",
         "created": created,
         "model": model,
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+        **extra,
     }
     return f"data: {json.dumps(payload)}\n\n"
 
@@ -79,8 +82,10 @@ def chat_completions(request):
     try:
         question, history = parse_messages(request.data.get("messages"))
         answer = do_ask(request.user, question, history=history)
-    except (ValueError, ChatRefused) as exc:
+    except ValueError as exc:
         return _error(str(exc))
+    except ChatRefused as exc:
+        return _error(str(exc), exc.status_code, exc.retry_after)
     completion_id, created = f"chatcmpl-{answer.pk}", int(time.time())
     model = request.data.get("model") if isinstance(request.data.get("model"), str) else "twinsite-twin"
 
@@ -88,12 +93,15 @@ def chat_completions(request):
 
         def events():
             yield _chunk(completion_id, created, model, {"role": "assistant"})
-            for event in generate_answer_events(answer):
+            notice = ""
+            for event in follow_answer(answer):
                 if event.kind == "token":
                     yield _chunk(completion_id, created, model, {"content": event.data})
+                elif event.kind == "notice":
+                    notice = event.data
                 elif event.kind == "error":
                     yield f"data: {json.dumps({'error': {'message': event.data}})}\n\n"
-            yield _chunk(completion_id, created, model, {}, "stop")
+            yield _chunk(completion_id, created, model, {}, "stop", **({"notice": notice} if notice else {}))
             yield "data: [DONE]\n\n"
 
         response = StreamingHttpResponse(events(), content_type="text/event-stream")
@@ -103,7 +111,7 @@ def chat_completions(request):
     try:
         answer = wait_for_answer(answer)
     except AnswerFailed as exc:
-        return _error(str(exc), status.HTTP_503_SERVICE_UNAVAILABLE)
+        return _error(str(exc), status.HTTP_503_SERVICE_UNAVAILABLE, exc.retry_after)
     trace = getattr(answer, "trace", None)
     prompt_tokens = trace.prompt_tokens if trace else 0
     completion_tokens = trace.tokens_generated if trace else 0
@@ -123,5 +131,6 @@ def chat_completions(request):
             },
             "sources": answer.sources,
             "grounding": answer.grounding,
+            "notice": answer.notice,
         }
     )

@@ -5,8 +5,9 @@ from django.template.loader import render_to_string
 from django.utils.html import escape
 from django.views.decorators.http import require_POST, require_safe
 
-from .actions import ChatRefused, check_can_chat, do_ask, generate_answer_events, serving_description
+from .actions import ChatRefused, check_can_chat, do_ask, follow_answer, serving_description
 from .models import Conversation, Message
+from .throttling import ChatThrottle
 
 
 def _get_conversation_for_user(request, conversation_id) -> Conversation:
@@ -49,18 +50,31 @@ def conversation(request, conversation_id):
     return _chat_page(request, _get_conversation_for_user(request, conversation_id))
 
 
+def _refused(request, conversation, message: str, status: int, retry_after: int | None = None):
+    """The reason in the page's error box (htmx) or on the chat page; busy ones say when to ask again."""
+    if request.htmx:
+        response = render(request, "chat/_error.html", {"error": message}, status=status)
+    else:
+        response = _chat_page(request, conversation, error=message, status=status)
+    if retry_after:
+        response["Retry-After"] = str(retry_after)
+    return response
+
+
 @login_required
 @require_POST
 def send(request):
     conversation = None
     if request.POST.get("conversation"):
         conversation = _get_conversation_for_user(request, request.POST["conversation"])
+    wait = ChatThrottle().seconds_to_wait(request)  # the same budget as the API's
+    if wait:
+        message = f"You have asked many questions in a short time; please wait {wait} seconds."
+        return _refused(request, conversation, message, 429, wait)
     try:
         answer = do_ask(request.user, request.POST.get("message", ""), conversation)
     except ChatRefused as exc:
-        if request.htmx:
-            return render(request, "chat/_error.html", {"error": str(exc)}, status=400)
-        return _chat_page(request, conversation, error=str(exc), status=400)
+        return _refused(request, conversation, str(exc), exc.status_code, exc.retry_after)
     if not request.htmx:
         return redirect("conversation", conversation_id=answer.conversation_id)
     question = answer.conversation.messages.filter(role=Message.Role.USER).last()
@@ -77,15 +91,18 @@ def _sse(event: str, html: str) -> str:
 @login_required
 @require_safe
 def stream(request, message_id):
-    """Server-sent events for one answer: sources, tokens, the grounding check, then done (or error)."""
+    """Server-sent events for one answer, as the serving worker makes it: sources, tokens,
+    the grounding check, then done (or error)."""
     answer = _get_answer_for_user(request, message_id)
 
     def events():
-        for event in generate_answer_events(answer):
+        for event in follow_answer(answer):
             if event.kind == "sources":
                 yield _sse("sources", render_to_string("chat/_sources.html", {"sources": event.data}))
             elif event.kind == "token":
                 yield _sse("token", escape(event.data))
+            elif event.kind == "notice":
+                yield _sse("notice", render_to_string("chat/_notice.html", {"notice": event.data}))
             elif event.kind == "grounding":
                 yield _sse("grounding", render_to_string("chat/_grounding.html", {"answer": event.data, "oob": True}))
             elif event.kind == "error":

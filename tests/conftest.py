@@ -204,3 +204,15 @@ def local_site(settings):
     site = LocalSite()
     yield site
     site.close()
+
+
+@pytest.fixture
+def production_model_version(owner_source, owner, staff):
+    """The owner's twin with a really trained (tiny) adapter in production."""
+    from training.actions import do_approve_model_version, do_start_training_run
+    from training.models import ModelVersion
+
+    run = do_start_training_run(owner)
+    model_version = ModelVersion.objects.get(training_run=run)
+    # The tiny random model's gate verdict is noise (tests/settings.py); serving is what matters here.
+    return do_approve_model_version(model_version, staff, override_reason="serving tests")

@@ -21,11 +21,13 @@ MEDIA_ROOT = TWIN_DATA_DIR / "uploads"
 DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TWIN_TEST_DB", "test_twinsite")}
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 REDIS_URL = os.environ.get("TWIN_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# One prefix per test run, inherited by its worker and web subprocesses (they share answer streams).
+os.environ.setdefault("TWIN_TEST_CACHE_PREFIX", f"twinsite-test-{os.getpid()}")
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
-        "KEY_PREFIX": f"twinsite-test-{os.getpid()}",
+        "KEY_PREFIX": os.environ["TWIN_TEST_CACHE_PREFIX"],
     }
 }
 CELERY_BROKER_URL = REDIS_URL
@@ -43,7 +45,7 @@ TWIN_GATE_GENERATIONS = 2  # the gate's sampled answers per model (production: 8
 # held-out perplexity and copying; tests/training/test_gate.py covers the other metrics on real text.
 TWIN_GATE_METRICS = ["perplexity", "copy_rate"]
 TWIN_GATE_MAX_NEW_TOKENS = 12
-TWIN_MAX_NEW_TOKENS = 12
+TWIN_MAX_NEW_TOKENS = int(os.environ.get("TWIN_TEST_MAX_NEW_TOKENS", "12"))  # a fault test needs long answers
 # The tiny random model's logits span several units (initializer_range 0.2, for "training helps");
 # the suite's steering must dominate them for answers to be checkable. Production's 6 / 4 were
 # calibrated on SmolLM2 (bench/grounding.py).

@@ -9,6 +9,7 @@ validation loss on held-out documents, and lets the caller stop the run.
 import hashlib
 import logging
 import math
+import shutil
 import time
 import warnings
 from collections.abc import Callable
@@ -90,6 +91,37 @@ def directory_sha256(path: Path) -> str:
         digest.update(file.relative_to(path).as_posix().encode())
         digest.update(file.read_bytes())
     return digest.hexdigest()
+
+
+class AdapterDamaged(Exception):
+    """The adapter's files are not what training wrote; the message says how, without paths."""
+
+
+def verify_adapter_dir(path: Path, sha256: str):
+    """Raise AdapterDamaged unless the directory holds exactly the files that were registered."""
+    if not path.is_dir() or not any(p.is_file() for p in path.rglob("*")):
+        raise AdapterDamaged("its files are missing")
+    if directory_sha256(path) != sha256:
+        raise AdapterDamaged("its files are damaged (their sha256 differs from the registered one)")
+
+
+class AdapterSaveFailed(Exception):
+    """The trained adapter could not be written (disk full, unwritable); nothing of it was kept."""
+
+
+def save_adapter(model, adapter_dir: Path):
+    """Write the adapter beside its place, then rename it there: a full or unwritable disk
+    leaves no half-written adapter that could be registered or served."""
+    partial = adapter_dir.with_name(adapter_dir.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        partial.mkdir(parents=True)
+        model.save_pretrained(partial)
+        shutil.rmtree(adapter_dir, ignore_errors=True)  # a redelivered run's earlier save
+        partial.rename(adapter_dir)
+    except OSError as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise AdapterSaveFailed(f"could not save the adapter ({exc.strerror or exc})") from exc
 
 
 def planned_steps(sequences: int, hp: Hyperparameters) -> int:
@@ -202,8 +234,7 @@ def train_lora(
     steps_done = trainer.state.global_step
     sequences_seen = steps_done * hp.batch_size * hp.grad_accumulation
     mean_len = data.real_tokens / len(data.sequences)
-    adapter_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(adapter_dir)
+    save_adapter(model, adapter_dir)
     report = {
         "train_sequences": len(data.sequences),
         "style_sequences": data.style_count,

@@ -1,3 +1,4 @@
+import errno
 import logging
 from datetime import timedelta
 
@@ -22,13 +23,23 @@ from .actions import (
     remove_checkpoints,
 )
 from .evaluation import GateConfig, evaluate
-from .lora import Hyperparameters, Stopped, train_lora
+from .lora import AdapterSaveFailed, Hyperparameters, Stopped, train_lora
 from .models import ModelVersion, TrainingRun
 from .preference import BaseModelGenerator
 from .prompts import build_messages
 from .samples import DataSplit, split_documents
 
 logger = logging.getLogger(__name__)
+DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EIO}
+
+
+def failure_reason(exc: Exception) -> str:
+    """What the user reads: disk trouble in words (no server paths), anything else by its class and message."""
+    if isinstance(exc, AdapterSaveFailed):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.errno in DISK_ERRORS:
+        return f"could not write to disk ({exc.strerror})"
+    return f"{exc.__class__.__name__}: {str(exc)[:300]}"
 
 
 def load_data(dataset: DatasetVersion) -> tuple[list[dict], DataSplit]:
@@ -103,9 +114,7 @@ def train_model(run_id: int):
             return
         except Exception as exc:
             logger.exception("training run %s failed", run_id)
-            run.fail(
-                f"Training failed: {exc.__class__.__name__}: {str(exc)[:300]}. Checkpoints are kept; retry to resume."
-            )
+            run.fail(f"Training failed: {failure_reason(exc)}. Checkpoints are kept; retry to resume.")
             raise
         model_version = do_register_model_version(run, result)
         remove_checkpoints(run)

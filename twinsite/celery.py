@@ -1,4 +1,4 @@
-"""The Celery app: queues "default" (crawl, features, evaluation) and "gpu" (training)."""
+"""The Celery app: queues "default" (crawl, features, evaluation), "gpu" (training) and "serve" (chat answers)."""
 
 import os
 

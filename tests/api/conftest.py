@@ -8,7 +8,6 @@ for real, and a real run costs seconds to tens of seconds on a busy machine.
 
 import pytest
 import torch
-from django.core.cache.backends.locmem import LocMemCache
 from safetensors.torch import save_file
 
 from chat.actions import do_answer
@@ -62,14 +61,6 @@ def stub_evaluate(**_):
 def stub_training(monkeypatch):
     monkeypatch.setattr("training.tasks.train_lora", stub_train_lora)
     monkeypatch.setattr("training.tasks.evaluate", stub_evaluate)
-
-
-@pytest.fixture
-def throttle_cache():
-    """A throttle history of the test's own: concurrent test runs share one Redis database and clear it."""
-    cache = LocMemCache("twinsite-throttle-tests", {})
-    cache.clear()
-    return cache
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """POST /api/v1/chat/: ask my twin; the answer comes with the sources it was grounded on."""
 
 import pytest
+from django.conf import settings
 
-from chat.api import ChatThrottle
 from chat.models import Conversation, Message
 
 pytestmark = pytest.mark.django_db
@@ -76,12 +76,18 @@ def test_an_overlong_question_is_refused(owner_api, owner_source, settings):
     assert "limited to 20 characters" in response.json()["detail"]
 
 
-def test_chat_is_throttled(owner_api, owner_source, monkeypatch, throttle_cache):
-    monkeypatch.setattr(ChatThrottle, "THROTTLE_RATES", {**ChatThrottle.THROTTLE_RATES, "chat": "1/min"})
-    monkeypatch.setattr(ChatThrottle, "cache", throttle_cache)
-
+def test_chat_is_throttled(owner_api, other_api, owner_source, other_source):
+    """The configured rate (30 a minute), counted in the configured cache (Redis)."""
+    limit = int(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["chat"].removesuffix("/min"))
     assert ask(owner_api, "Where do the bees fly?").status_code == 200
-    assert ask(owner_api, "And in winter?").status_code == 429
+    for _ in range(limit - 1):
+        assert ask(owner_api, "").status_code == 400  # a refused question is counted too
+
+    response = ask(owner_api, "And in winter?")
+
+    assert response.status_code == 429 and 0 < int(response["Retry-After"]) <= 60
+    assert Message.objects.filter(role="user").count() == 1
+    assert ask(other_api, "How long is your boat?").status_code == 200
 
 
 def test_anonymous_callers_are_refused(anon_api, owner_source):

@@ -1,0 +1,95 @@
+"""Real processes for the tests that need them: Celery workers (one per queue, as the
+Procfile runs them) and a gunicorn web server, on the test database and data directory."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+
+TIMEOUT = 180
+
+
+def process_env(**extra) -> dict:
+    """The environment of a process that serves this test run (committed rows only: transactional tests)."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
+        "TWIN_TEST_EAGER": "0",
+        "TWIN_TEST_DATA_DIR": str(settings.TWIN_DATA_DIR),
+        **extra,
+    }
+
+
+def forget_queued_tasks(*queues: str):
+    """No stale messages from an aborted run (kombu keeps each queue in a Redis list of its name)."""
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(*queues, "unacked", "unacked_index")
+
+
+def _spawn(module_args: str, log: Path, env: dict) -> subprocess.Popen:
+    """`python -m <module_args>` in its own process group, so that a test can kill it with its children."""
+    command = [sys.executable, "-m", *module_args.split()]
+    with open(log, "w") as output:
+        return subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def start_worker(queue: str, log: Path, env: dict) -> subprocess.Popen:
+    """One worker per queue, as the Procfile runs them: a task on the wrong queue is never picked up."""
+    return _spawn(
+        f"celery -A twinsite worker --queues {queue} --hostname {queue}@%h --concurrency 1 --loglevel INFO "
+        "--without-gossip --without-mingle",
+        log,
+        env,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_web(port: int, log: Path, env: dict) -> subprocess.Popen:
+    """gunicorn as the Procfile runs it (gthread)."""
+    return _spawn(
+        f"gunicorn twinsite.wsgi --bind 127.0.0.1:{port} --worker-class gthread --threads 4 --access-logfile -",
+        log,
+        env,
+    )
+
+
+def kill(process: subprocess.Popen):
+    """SIGKILL to the whole process group (a worker and its pool child, gunicorn and its worker)."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def stop(process: subprocess.Popen, grace: float = 30):
+    """A warm shutdown; killed when it outlasts the grace (still inside a task)."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        kill(process)
+
+
+def wait_for(condition, logs: dict[str, Path], what: str, timeout: float = TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    tails = "\n".join(f"--- {name} ---\n{log.read_text()[-3000:]}" for name, log in logs.items())
+    pytest.fail(f"timed out waiting for {what}; logs:\n{tails}")
