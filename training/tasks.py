@@ -211,7 +211,7 @@ def build_preference_dataset(run_id: int):
     run = PreferenceRun.objects.select_related("owner", "instruct_dataset").filter(pk=run_id).first()
     if run is None or not run.claim():
         return
-    twin_name = Twin.for_user(run.owner).name
+    twin_name = do_ensure_twin(run.owner).name
     try:
         generator = endpoint_generator() or BaseModelGenerator()
         run.report(1, f"Answering with {generator.name}", generator=generator.name)
