@@ -8,12 +8,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from core.jobs import JobStatus
 from features.actions import do_build_dataset_version, do_queue_preference_run
 from features.datasets import read_records
 from features.models import DatasetVersion, FeatureRun, PreferenceRun
 from tests.conftest import add_markdown_source
 from tests.features.test_datasets import essay
-from twinsite.jobs import JobStatus
 
 pytestmark = pytest.mark.django_db
 KEY = "sk-test-key"
