@@ -280,6 +280,15 @@ def result_stem(name: str, quick: bool) -> str:
     return f"{name}-quick" if quick else name
 
 
+def write_and_print(result: dict) -> Path:
+    """For a benchmark run on its own: its files, then its table and notes on stdout."""
+    path = write_result(result)
+    print("\n".join(table(result["rows"])))
+    print("\n".join(f"- {note}" for note in result["notes"]))
+    print(f"-> {path.relative_to(ROOT)}")
+    return path
+
+
 def write_result(result: dict) -> Path:
     """bench/results/<name>[-quick].json and .md; returns the JSON path."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)

@@ -343,10 +343,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     rows = 1_000_000 if args.million else None
     result = run(quick=args.quick, rows=rows) | {"quick": args.quick, "environment": common.environment()}
-    path = common.write_result(result)
-    print("\n".join(common.table(result["rows"])))
-    print("\n".join(f"- {note}" for note in result["notes"]))
-    print(f"-> {path.relative_to(common.ROOT)}")
+    common.write_and_print(result)
     return 0
 
 

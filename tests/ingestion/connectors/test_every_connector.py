@@ -2,6 +2,7 @@
 user pastes or uploads; and neither looks a name up in DNS (only the crawl does, in a worker)."""
 
 import socket
+from types import SimpleNamespace
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -38,37 +39,12 @@ def test_the_table_covers_every_registered_connector():
     assert set(CONNECTORS) == {"upload", "article", "blog", "feed", "github", "linkedin"}
 
 
-@pytest.mark.parametrize("kind", sorted(CONNECTORS))
-def test_from_the_sources_page(kind, owner, owner_client, site, request, monkeypatch):
-    data = what_a_user_gives(kind, site, request)
-    crawls = []
+@pytest.fixture
+def handled(monkeypatch):
+    """What handling the request did: the crawls it queued (not run yet) and the host names
+    it looked up in DNS (the crawl, run afterwards as a worker would, may look up)."""
+    crawls, lookups = [], []
     monkeypatch.setattr("ingestion.tasks.crawl_source.delay", crawls.append)
-    lookups = no_dns_lookups(monkeypatch)
-
-    response = owner_client.post(reverse("add-source", args=[kind]), data)
-
-    assert response.status_code == 302, response.content.decode()[:2000]
-    assert lookups == []  # the web request only validated and queued
-    source = Source.objects.get(owner=owner, kind=kind)
-    assert_syncs(source, crawls)
-
-
-@pytest.mark.parametrize("kind", sorted(CONNECTORS))
-def test_from_the_api(kind, owner, owner_api, site, request, monkeypatch):
-    data = what_a_user_gives(kind, site, request)
-    crawls = []
-    monkeypatch.setattr("ingestion.tasks.crawl_source.delay", crawls.append)
-    lookups = no_dns_lookups(monkeypatch)
-
-    response = owner_api.post("/api/v1/sources/", {**data, "kind": kind}, format="multipart")
-
-    assert response.status_code == 201, response.json()
-    assert lookups == [] and response.json()["kind"] == kind
-    assert_syncs(Source.objects.get(owner=owner, pk=response.json()["id"]), crawls)
-
-
-def no_dns_lookups(monkeypatch) -> list:
-    lookups = []
     real = socket.getaddrinfo
 
     def getaddrinfo(host, *args, **kwargs):
@@ -76,7 +52,27 @@ def no_dns_lookups(monkeypatch) -> list:
         return real(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    return lookups
+    return SimpleNamespace(crawls=crawls, lookups=lookups)
+
+
+@pytest.mark.parametrize("kind", sorted(CONNECTORS))
+def test_from_the_sources_page(kind, owner, owner_client, site, request, handled):
+    response = owner_client.post(reverse("add-source", args=[kind]), what_a_user_gives(kind, site, request))
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert handled.lookups == []  # the web request only validated and queued
+    assert_syncs(Source.objects.get(owner=owner, kind=kind), handled.crawls)
+
+
+@pytest.mark.parametrize("kind", sorted(CONNECTORS))
+def test_from_the_api(kind, owner, owner_api, site, request, handled):
+    data = {**what_a_user_gives(kind, site, request), "kind": kind}
+
+    response = owner_api.post("/api/v1/sources/", data, format="multipart")
+
+    assert response.status_code == 201, response.json()
+    assert handled.lookups == [] and response.json()["kind"] == kind
+    assert_syncs(Source.objects.get(owner=owner, pk=response.json()["id"]), handled.crawls)
 
 
 def assert_syncs(source, crawls):
