@@ -15,7 +15,7 @@ Baseline, run for every query in rotating order with the app: the raw exact SQL
 (`ORDER BY (embedding <=> q) + 0 LIMIT 10`, ids only) for the same owner. numpy's
 exact top-10 over the owner's rows is the ground truth for recall@10.
 Diagnostic: hybrid with the plan forced (always exact, always HNSW) on medium and
-large owners, which is how EXACT_SEARCH_MAX_ROWS was chosen.
+large owners, which is how EXACT_SEARCH_MAX_ROWS and HNSW_FILTER_COST were chosen.
 
     .venv/bin/python -m bench.run_all --only retrieval           # 100k rows, 100 owners
     .venv/bin/python -m bench.retrieval --million                # 1M rows, 1,000 owners (slow to build)
@@ -166,12 +166,12 @@ def exact_sql(owner, embedding) -> list[tuple[int, int]]:
 def forced_plan(plan: str):
     from features import search
 
-    saved = search.EXACT_SEARCH_MAX_ROWS
-    search.EXACT_SEARCH_MAX_ROWS = 10**9 if plan == "exact" else 0
+    saved = search.EXACT_SEARCH_MAX_ROWS, search.HNSW_FILTER_COST
+    search.EXACT_SEARCH_MAX_ROWS, search.HNSW_FILTER_COST = (10**9, 0) if plan == "exact" else (0, 0)
     try:
         yield
     finally:
-        search.EXACT_SEARCH_MAX_ROWS = saved
+        search.EXACT_SEARCH_MAX_ROWS, search.HNSW_FILTER_COST = saved
 
 
 def run(quick: bool, rows: int | None = None) -> dict:

@@ -30,8 +30,13 @@ from .models import TEXT_SEARCH_CONFIG as TEXT_CONFIG
 
 RRF_K = 60
 CANDIDATES_PER_LIST = 40  # per list, before fusion
-# Above this many candidate rows, HNSW beats an exact scan (bench/retrieval.py measures both).
+# Up to this many candidate rows an exact scan beats HNSW (bench/retrieval.py measures both).
 EXACT_SEARCH_MAX_ROWS = 2000
+# ...and up to sqrt(HNSW_FILTER_COST x table rows): a filtered HNSW scan visits about
+# (list length / owner's share of the table) index entries, an exact scan each of the owner's
+# rows, so the crossover grows with the table. 128 = 3.2 (an HNSW visit costs 3.2 row
+# distances, measured at 100k rows) x 40 (the list). 100k rows: 3,600; 1M rows: 11,300.
+HNSW_FILTER_COST = 128
 HNSW_EF_SEARCH = 100
 # A text hit counts only with at least this share of the best hit's score: sharing one common
 # word with the question is no evidence, and would lift every such chunk in the fusion.
@@ -123,8 +128,9 @@ def _statement(with_text: bool, clause: str) -> str:
     Both vector plans are in it, each behind a one-time filter on the owner's candidate
     count, so only one runs: an exact scan (`+ 0` on the distance keeps the HNSW index out:
     the owner index finds the rows, a top-N sort orders them, every distance computed) up to
-    EXACT_SEARCH_MAX_ROWS rows, else the HNSW index with iterative scan (`+ 0` on the owner
-    keeps the owner index out, whose sort plan the planner underestimates for a large owner).
+    EXACT_SEARCH_MAX_ROWS rows (more in a large table: HNSW_FILTER_COST), else the HNSW index
+    with iterative scan (`+ 0` on the owner keeps the owner index out, whose sort plan the
+    planner underestimates for a large owner).
     The owner is compared as bigint: as an integer literal it could not use the owner column
     of the (owner, tsvector) GIN index, and every text match scanned all owners' postings.
     """
@@ -133,11 +139,11 @@ def _statement(with_text: bool, clause: str) -> str:
         vector_hits AS (
             SELECT id, distance, row_number() OVER (ORDER BY distance, id) AS rank FROM (
                 (SELECT c.id, c.embedding <=> %(vector)s::vector AS distance FROM features_chunk c
-                 WHERE (SELECT rows FROM candidates) <= %(exact_max)s AND c.owner_id = %(owner)s::bigint{clause}
+                 WHERE (SELECT exact FROM candidates) AND c.owner_id = %(owner)s::bigint{clause}
                  ORDER BY {exact} LIMIT %(n)s)
                 UNION ALL
                 (SELECT c.id, c.embedding <=> %(vector)s::vector AS distance FROM features_chunk c
-                 WHERE (SELECT rows FROM candidates) > %(exact_max)s AND c.owner_id + 0 = %(owner)s::bigint{clause}
+                 WHERE NOT (SELECT exact FROM candidates) AND c.owner_id + 0 = %(owner)s::bigint{clause}
                  ORDER BY c.embedding <=> %(vector)s::vector LIMIT %(n)s)) s)"""  # noqa: S608 (module constants only; values are parameters)
     if with_text:
         # Each query word weighs by its rarity among this owner's chunks (BM25's IDF, counted through
@@ -167,8 +173,12 @@ def _statement(with_text: bool, clause: str) -> str:
     else:
         query = "q AS MATERIALIZED (SELECT '{}'::text[] AS lexemes)"
         text_hits = "text_hits AS (SELECT NULL::bigint AS id, NULL::float AS score, NULL::bigint AS rank WHERE false)"
-    candidates = f"""candidates AS MATERIALIZED (SELECT count(*) AS rows FROM (
-            SELECT 1 FROM features_chunk c WHERE c.owner_id = %(owner)s::bigint{clause} LIMIT %(count_cap)s) s)"""  # noqa: S608 (module constants only; values are parameters)
+    candidates = f"""exact_max AS MATERIALIZED (
+            SELECT greatest(%(exact_max)s, sqrt(%(hnsw_cost)s * greatest(reltuples, 0)))::bigint AS rows
+            FROM pg_class WHERE oid = 'features_chunk'::regclass),
+        candidates AS MATERIALIZED (SELECT count(*) AS rows, count(*) <= (SELECT rows FROM exact_max) AS exact
+            FROM (SELECT 1 FROM features_chunk c WHERE c.owner_id = %(owner)s::bigint{clause}
+                  LIMIT (SELECT rows + 1 FROM exact_max)) s)"""  # noqa: S608 (module constants only; values are parameters)
     columns = ", ".join(f"{table}.{column}" for table, names in SHOWN_COLUMNS for column in names)
     return f"""
         WITH {candidates}, {query}, {vector_hits}, {text_hits},
@@ -181,7 +191,7 @@ def _statement(with_text: bool, clause: str) -> str:
             SELECT f.*, c.embedding, c.search_vector FROM fused f JOIN features_chunk c ON c.id = f.id)
         SELECT t.relevance, t.vector_rank, t.text_rank, t.text_score,
                t.embedding <=> %(vector)s::vector AS distance,
-               CASE WHEN (SELECT rows FROM candidates) <= %(exact_max)s THEN 'exact' ELSE 'hnsw' END,
+               CASE WHEN (SELECT exact FROM candidates) THEN 'exact' ELSE 'hnsw' END,
                ARRAY(SELECT l FROM unnest(q.lexemes) l WHERE l = ANY(tsvector_to_array(t.search_vector))),
                ARRAY(SELECT (1 - (t.embedding <=> o.embedding))::real FROM top o ORDER BY o.relevance DESC, o.id),
                {columns}
@@ -220,7 +230,7 @@ def _prepared(owner_id: int, text: str | None, embedding, k: int, filters: Filte
     # The clause appears in several places; named parameters keep its values in place.
     params = {"vector": np.asarray(embedding, dtype=np.float32), "owner": owner_id, "text": text}
     params |= {"n": max(CANDIDATES_PER_LIST, k), "m": max(2 * k, 10)}
-    params |= {"exact_max": EXACT_SEARCH_MAX_ROWS, "count_cap": EXACT_SEARCH_MAX_ROWS + 1}
+    params |= {"exact_max": EXACT_SEARCH_MAX_ROWS, "hnsw_cost": HNSW_FILTER_COST}
     for i, value in enumerate(filter_params):
         clause = clause.replace("%s", f"%(f{i})s", 1)
         params[f"f{i}"] = value

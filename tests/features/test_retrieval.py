@@ -113,6 +113,7 @@ def test_small_owners_get_an_exact_scan_and_large_ones_the_hnsw_index(many_tenan
     assert Chunk.objects.for_user(owner).search(vectors[0], k=3)[0].match.plan == "exact"
 
     monkeypatch.setattr("features.search.EXACT_SEARCH_MAX_ROWS", 10)
+    monkeypatch.setattr("features.search.HNSW_FILTER_COST", 0)
     assert hnsw_used(owner, vectors[0])
     assert Chunk.objects.for_user(owner).search(vectors[0], k=3)[0].match.plan == "hnsw"
 
@@ -133,6 +134,7 @@ def test_search_through_the_hnsw_index_still_fills_k_with_the_owners_nearest(man
     """Past the exact-scan threshold search walks the HNSW index and filters by owner; iterative
     scan must keep going until k of this owner's chunks are found."""
     monkeypatch.setattr("features.search.EXACT_SEARCH_MAX_ROWS", 10)
+    monkeypatch.setattr("features.search.HNSW_FILTER_COST", 0)
     owner, chunks, vectors = many_tenants[4]
 
     found = 0
