@@ -31,6 +31,8 @@ apt_install() {
 }
 
 apt_install "postgresql-$PG_VERSION" redis-server chromium ca-certificates
+# The public-domain author corpora of the fidelity benchmark (bench/authors.py): Bierce, KJV.
+apt_install dict-devil bible-kjv bible-kjv-text
 
 # pgvector: build once from Debian trixie's source package against our PostgreSQL.
 if [ ! -f "/usr/share/postgresql/$PG_VERSION/extension/vector.control" ]; then

@@ -4,7 +4,14 @@ Offline and automatic, on every candidate. For the base model, the candidate and
 the current production adapter (when there is one), on the twin's held-out
 documents (text no run trained on):
 - perplexity on raw text windows of the held-out documents;
-- style: Burrows' Delta from the pooled generated answers to the held-out text;
+- style: Burrows' Delta from pooled continuations of held-out passages (the first
+  tokens of a passage, continued by the model as raw text) to the held-out text.
+  Measured on continuations, not on the chat answers: the answers echo the prompt's
+  wording ("in your own words") and are short, and on bench/fidelity.py (Bierce) a
+  candidate whose answers plainly read like Bierce scored a higher answer-Delta than
+  the base model on every seed (0.68/0.64 against 0.58/0.58), driven by a few
+  exaggerated words ("most" at z 8.4) and the prompt's "own". On continuations of
+  the same held-out passages the same candidate is the closer one (0.66 against 0.70);
 - topicality: mean cosine similarity (all-MiniLM-L6-v2) of each answer to its reference;
 - copying: share of generated 8-grams found verbatim in the training text;
 - side-by-side answers to the same prompts, sampled with the same seed.
@@ -39,6 +46,8 @@ class GateConfig:
     similarity_floor: float = 0.8  # the candidate keeps at least this share of the reference's topicality
     max_copy_rate: float = 0.25
     generations: int = 8
+    style_passages: int = 8  # held-out passages continued for the style measure
+    style_prefix_tokens: int = 32
     max_new_tokens: int = 96
     max_windows: int = 48
     window_len: int = 256
@@ -176,31 +185,34 @@ def evaluate(
 
     windows = spread(text_windows(tokenizer, split.heldout_texts, config.window_len), config.max_windows)
     prompts = gate_prompts(records, split, config.generations)
+    passages = spread(windows, config.style_passages)
+    openings = [tokenizer.decode(w["input_ids"][: config.style_prefix_tokens]) for w in passages]
     rendered = [render_prompt(tokenizer, build_messages(twin_name, p.instruction, [])) for p in prompts]
     space = DeltaSpace(split.train_texts + split.heldout_texts)
     heldout_text = "\n\n".join(split.heldout_texts)
     seen = training_ngrams(split.train_texts)
 
-    models, generations = {}, {}
+    models, generations, continued = {}, {}, {}
     for name in names:
         on_progress(f"Scoring the {name} model")
         t0 = time.perf_counter()
         if name == "base":
             with model.disable_adapter():
                 loss = mean_loss(model, windows, pad_id, 8) if windows else None
-                outputs = _generate(model, tokenizer, rendered, config)
+                outputs = _generate(model, tokenizer, rendered + openings, config)
         else:
             model.set_adapter(name)
             loss = mean_loss(model, windows, pad_id, 8) if windows else None
-            outputs = _generate(model, tokenizer, rendered, config)
-        generations[name] = outputs
-        pooled = "\n\n".join(outputs)
+            outputs = _generate(model, tokenizer, rendered + openings, config)
+        outputs, continuations = outputs[: len(rendered)], outputs[len(rendered) :]
+        generations[name], continued[name] = outputs, continuations
+        pooled = "\n\n".join(continuations or outputs)
         models[name] = {
             "loss": None if loss is None else round(loss, 4),
             "perplexity": None if loss is None else _perplexity(loss),
             "delta": _round(space.delta(pooled, heldout_text)),
             "similarity": _round(_cosine_means(embed, outputs, [p.reference for p in prompts])),
-            "copy_rate": _round(copy_rate(outputs, seen)),
+            "copy_rate": _round(copy_rate(outputs + continuations, seen)),
             "generated_words": len(pooled.split()),
         }
         timings[f"{name}_s"] = round(time.perf_counter() - t0, 2)
@@ -210,6 +222,7 @@ def evaluate(
         {"prompt": p.instruction, "reference": p.reference[:500], **{n: generations[n][i] for n in names}}
         for i, p in enumerate(prompts)
     ]
+    style_samples = [{"opening": opening, **{n: continued[n][i] for n in names}} for i, opening in enumerate(openings)]
     return {
         "passed": passed,
         "reference": reference_name,
@@ -217,6 +230,7 @@ def evaluate(
         "checks": checks,
         "fidelity_score": fidelity_score(models),
         "samples": samples,
+        "style_samples": style_samples,
         "heldout": {
             "windows": len(windows),
             "window_tokens": config.window_len,

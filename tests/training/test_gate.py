@@ -101,6 +101,9 @@ def test_the_gate_blocks_a_worse_candidate_and_an_override_needs_a_reason(
     assert report["reference"] == "production" and report["production_version"] == first.version
     assert set(report["models"]) == {"base", "production", "candidate"}
     assert all({"base", "production", "candidate"} <= set(sample) for sample in report["samples"])
+    # Style is measured on continuations of held-out passages, kept side by side too.
+    assert report["style_samples"] and report["config"]["style_passages"] >= len(report["style_samples"])
+    assert all({"opening", "base", "production", "candidate"} <= set(s) for s in report["style_samples"])
 
     with pytest.raises(TrainingRefused, match="failed the evaluation gate"):
         do_approve_model_version(worse, staff)
