@@ -128,7 +128,7 @@ def _admit(owner):
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADMISSION_LOCK])
     in_flight = Message.objects.in_flight()
-    mine = in_flight.filter(conversation__owner=owner).count()
+    mine = in_flight.for_user(owner).count()
     if mine >= settings.TWIN_MAX_PENDING_ANSWERS_PER_USER:
         raise ChatBusy(
             f"Your twin is still answering your {mine} earlier question{'s' if mine > 1 else ''}; "

@@ -91,8 +91,8 @@ def do_drop_gone_features(owner_id: int, document_ids: list[int]) -> int:
     """Documents gone from their source: their cleaned text and chunks go (the document row
     stays, marked gone, and is rebuilt if it comes back), so search and chat stop citing
     them, and a feature run rebuilds the dataset without them. Returns the documents dropped."""
-    dropped = CleanDocument.objects.filter(
-        owner_id=owner_id, document_id__in=document_ids, document__gone_at__isnull=False
+    dropped = CleanDocument.objects.for_user(get_user_model().objects.get(pk=owner_id)).filter(
+        document_id__in=document_ids, document__gone_at__isnull=False
     )
     _, deleted = dropped.delete()
     count = deleted.get(CleanDocument._meta.label, 0)

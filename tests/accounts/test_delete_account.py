@@ -13,6 +13,8 @@ from accounts.actions import do_issue_api_token, user_data_dirs
 from accounts.models import User
 from chat.actions import do_answer
 from chat.models import Message
+from features.actions import do_queue_preference_run
+from features.models import DatasetVersion
 from tests.api.conftest import SAILING_LOG
 from tests.api.test_token_scopes import client_with
 from tests.conftest import SAMPLE_MARKDOWN, add_markdown_source
@@ -55,8 +57,9 @@ def rows_of(user_id: int) -> dict[str, int]:
 
 
 def build_twin(user, filename, text, question):
-    """Every pipeline stage, through the real actions: upload, features, dataset, LoRA training, chat."""
+    """Every pipeline stage, through the real actions: upload, features, datasets, LoRA training, chat."""
     add_markdown_source(user, filename, text)
+    do_queue_preference_run(DatasetVersion.objects.for_user(user).instruct().get())
     run = do_start_training_run(user)
     run.refresh_from_db()
     assert run.status == "succeeded", run.error

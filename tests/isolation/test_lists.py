@@ -79,7 +79,8 @@ def test_api_lists_never_show_another_users_objects(request, viewer, owner_world
     assert ids("/api/v1/sources/") == [mine.source.pk]
     assert ids("/api/v1/documents/") == [mine.document.pk]
     assert ids(f"/api/v1/documents/?source={theirs.source.pk}") == []
-    assert ids("/api/v1/datasets/") == [mine.dataset.pk]
+    assert ids("/api/v1/datasets/?kind=instruct") == [mine.dataset.pk]
+    assert set(ids("/api/v1/datasets/")) == {mine.dataset.pk, mine.preference_run.dataset_version_id}
     assert ids("/api/v1/training-runs/") == [mine.run.pk]
     assert ids("/api/v1/models/") == [mine.model_version.pk]
     assert ids("/api/v1/conversations/") == [mine.conversation.pk]

@@ -18,6 +18,7 @@ from django.db import models
 
 from accounts.actions import do_issue_api_token
 from chat.actions import do_answer
+from features.actions import do_queue_preference_run
 from features.models import DatasetVersion
 from tests.conftest import add_markdown_source
 from training.actions import do_start_training_run
@@ -45,6 +46,12 @@ class World:
         return DatasetVersion.objects.for_user(self.source.owner).get()  # the source's pipeline builds it
 
     @cached_property
+    def preference_run(self):
+        run = do_queue_preference_run(self.dataset)  # eager: the tiny base model answers
+        run.refresh_from_db()
+        return run
+
+    @cached_property
     def run(self):
         return do_start_training_run(self.user, self.dataset)
 
@@ -65,7 +72,17 @@ class World:
         return do_issue_api_token(self.user, f"{self.user.username}'s laptop")[0]
 
     def build_all(self):
-        for name in ("source", "document", "dataset", "run", "model_version", "answer", "conversation", "token"):
+        for name in (
+            "source",
+            "document",
+            "dataset",
+            "preference_run",
+            "run",
+            "model_version",
+            "answer",
+            "conversation",
+            "token",
+        ):
             getattr(self, name)
         return self
 
