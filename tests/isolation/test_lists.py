@@ -50,11 +50,15 @@ def pages_of(world: World) -> list[tuple[str, str]]:
     ]
 
 
-@pytest.mark.parametrize("viewer", ["owner", "other"])
-def test_pages_never_show_another_users_objects(request, viewer, owner_world, other_world):
-    mine, theirs = (owner_world, other_world) if viewer == "owner" else (other_world, owner_world)
-    mine.build_all()
-    theirs.build_all()
+@pytest.fixture(params=["owner", "other"])
+def viewer(request, owner_world, other_world):
+    """(viewer, their world, the other world), both built: each user in turn looks at their own lists."""
+    mine, theirs = (owner_world, other_world) if request.param == "owner" else (other_world, owner_world)
+    return request.param, mine.build_all(), theirs.build_all()
+
+
+def test_pages_never_show_another_users_objects(request, viewer):
+    viewer, mine, theirs = viewer
     client = request.getfixturevalue(f"{viewer}_client")
 
     for path, own_marker in pages_of(mine):
@@ -64,11 +68,8 @@ def test_pages_never_show_another_users_objects(request, viewer, owner_world, ot
             assert marker not in content, f"{path} shows another user's {marker}"
 
 
-@pytest.mark.parametrize("viewer", ["owner", "other"])
-def test_api_lists_never_show_another_users_objects(request, viewer, owner_world, other_world):
-    mine, theirs = (owner_world, other_world) if viewer == "owner" else (other_world, owner_world)
-    mine.build_all()
-    theirs.build_all()
+def test_api_lists_never_show_another_users_objects(request, viewer):
+    viewer, mine, theirs = viewer
     client = request.getfixturevalue(f"{viewer}_api")
 
     def ids(path, key="id"):
