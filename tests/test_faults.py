@@ -8,7 +8,6 @@ The heartbeat and stale window are shortened for the test (1 s and 4 s; producti
 """
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,11 +16,11 @@ import pytest
 import redis
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
 
 from features.models import Chunk, CleanDocument, DatasetVersion, FeatureRun
 from ingestion.actions import do_add_source, do_add_upload_source
 from ingestion.models import CrawlRun, Document
+from tests import processes
 from tests.conftest import add_markdown_source
 from tests.ingestion.sites import Site, post_html
 from training.actions import do_start_training_run
@@ -53,26 +52,15 @@ class Worker:
         wait_for(lambda: self.log.read_text().count("ready.") > marker, self, f"the {self.queue} worker to start")
 
     def kill(self):
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
+        processes.kill(self.process)
 
     def stop(self):
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        if self.process:
+            processes.stop(self.process)
 
 
 def wait_for(condition, worker, what, timeout=TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}; worker log:\n{worker.log.read_text()[-4000:]}")
+    return processes.wait_for(condition, {f"{worker.queue} worker": worker.log}, what, timeout)
 
 
 @pytest.fixture
@@ -80,18 +68,11 @@ def worker_env(settings):
     settings.TWIN_JOB_HEARTBEAT_SECONDS = 1
     settings.TWIN_JOB_STALE_SECONDS = 4
     settings.TWIN_CRAWL_ALLOWED_HOSTS = ["127.0.0.1"]
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete("default", "gpu", "unacked", "unacked_index")
+    processes.forget_queued_tasks("default", "gpu")
     celery_app.conf.task_always_eager = False
-    yield {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
-        "TWIN_TEST_EAGER": "0",
-        "TWIN_TEST_DATA_DIR": str(settings.TWIN_DATA_DIR),
-        "TWIN_JOB_HEARTBEAT_SECONDS": "1",
-        "TWIN_JOB_STALE_SECONDS": "4",
-        "TWIN_CRAWL_ALLOWED_HOSTS": "127.0.0.1",
-    }
+    yield processes.process_env(
+        TWIN_JOB_HEARTBEAT_SECONDS="1", TWIN_JOB_STALE_SECONDS="4", TWIN_CRAWL_ALLOWED_HOSTS="127.0.0.1"
+    )
     celery_app.conf.task_always_eager = True
 
 
@@ -237,14 +218,8 @@ def test_tasks_queued_when_the_broker_restarts_are_kept_and_run(owner, tmp_path)
         start_redis()
 
         assert redis.Redis.from_url(url).llen("default") == 3
-        worker_env = {
-            **env,
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
-            "TWIN_TEST_EAGER": "0",
-            "TWIN_TEST_DATA_DIR": str(settings.TWIN_DATA_DIR),
-            "TWIN_TEST_REDIS_URL": url,
-        }
+        redis_env = {name: env[name] for name in ("TWIN_REDIS_PORT", "TWIN_REDIS_DIR")}
+        worker_env = processes.process_env(**redis_env, TWIN_TEST_REDIS_URL=url)
         worker = Worker("default", tmp_path / "default.log", worker_env)
         worker.start()
         done = lambda: all(CrawlRun.objects.get(pk=r.pk).status == "succeeded" for r in runs)  # noqa: E731
