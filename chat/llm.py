@@ -14,7 +14,6 @@ are missing or damaged, or peft cannot load them, the answer is made by the base
 and the Generation says why (`adapter_problem`): the twin keeps answering, with a notice.
 """
 
-import functools
 import logging
 import threading
 import time
@@ -133,7 +132,11 @@ class TwinModels:
         import torch
         from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
-        from .steering import EvidenceSteering, StopAfterSentences  # torch is imported only where answers are made
+        from .steering import (  # torch is imported only where answers are made
+            EvidenceSteering,
+            StopAfterSentences,
+            sentence_end_ids,
+        )
 
         max_new_tokens = max_new_tokens or settings.TWIN_MAX_NEW_TOKENS
         with self.lock:
@@ -204,17 +207,6 @@ class TwinModels:
                 raise failure[0]
             result.tokens = len(self.tokenizer(result.text, add_special_tokens=False)["input_ids"])
             return result
-
-
-@functools.cache
-def sentence_end_ids(tokenizer) -> frozenset[int]:
-    """The vocabulary's tokens that end a sentence (".", "!", "?", with or without trailing space)."""
-    return frozenset(
-        token_id
-        for token_id in range(len(tokenizer))
-        if tokenizer.decode([token_id]).rstrip(" \n").endswith((".", "!", "?"))
-        and len(tokenizer.decode([token_id]).strip()) <= 3
-    )
 
 
 def evidence_token_ids(tokenizer, evidence) -> list[list[int]]:

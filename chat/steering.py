@@ -16,6 +16,7 @@ The processor costs one dictionary lookup per step (the evidence is indexed by
 n-gram once), so decode speed does not change measurably.
 """
 
+import functools
 from collections import defaultdict
 
 import torch
@@ -103,6 +104,18 @@ class StopAfterSentences(StoppingCriteria):
     def __call__(self, input_ids, scores, **kwargs) -> bool:
         text = self.tokenizer.decode(input_ids[0, self.prompt_length :], skip_special_tokens=True)
         return count_sentence_ends(text) >= self.sentences
+
+
+@functools.cache
+def sentence_end_ids(tokenizer) -> frozenset[int]:
+    """The vocabulary's tokens that end a sentence (".", "!", "?", with or without trailing space):
+    where EvidenceSteering starts the next note. Computed once per tokenizer."""
+    ends = set()
+    for token_id in range(len(tokenizer)):
+        text = tokenizer.decode([token_id])
+        if text.rstrip(" \n").endswith((".", "!", "?")) and len(text.strip()) <= 3:
+            ends.add(token_id)
+    return frozenset(ends)
 
 
 def count_sentence_ends(text: str) -> int:

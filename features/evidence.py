@@ -78,7 +78,7 @@ class Evidence:
     text: str
     chunk_id: int
     similarity: float  # embedding cosine to the question
-    score: float  # the ranking score (similarity + overlap - symbol penalty)
+    score: float  # the ranking score (see NoteSentences.rank)
 
 
 def stem(word: str) -> str:
