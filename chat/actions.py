@@ -254,7 +254,7 @@ def plan_answer(owner, answer: Message, count_tokens) -> Plan:
 def plan_for(owner, question: str, history: list[dict] = ()) -> Plan:
     """Retrieval and evidence for a question; `relevance` decides between answering and "no notes"."""
     chunks, query, vector = _retrieve(owner, question, history)
-    notes = NoteSentences.from_chunks(chunks, embed)
+    notes = NoteSentences.from_chunks(chunks, embed, Chunk.objects.for_user(owner).lead_ins(chunks))
     evidence = notes.select(query, vector, settings.TWIN_EVIDENCE_SENTENCES)
     relevance = max((e.similarity for e in evidence), default=0.0)
     return Plan(question, history, _cited_first(chunks, evidence), notes, evidence, relevance)

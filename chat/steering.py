@@ -17,7 +17,7 @@ n-gram once), so decode speed does not change measurably.
 """
 
 import functools
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import torch
 from transformers import LogitsProcessor, StoppingCriteria
@@ -52,6 +52,13 @@ class EvidenceSteering(LogitsProcessor):
         self.no_repeat_ngram = no_repeat_ngram
         # n-gram (as a tuple of token ids) -> the tokens that follow it somewhere in the evidence
         self.next_tokens: dict[tuple, set[int]] = defaultdict(set)
+        # How often each n-gram of the no-repeat size occurs in a note: copying "by a larger one and
+        # then by a larger one still" must not be cut off by the ban on repeating an n-gram.
+        self.note_repeats: dict[tuple, int] = {}
+        for ids in evidence_ids:
+            counts = Counter(tuple(ids[k : k + no_repeat_ngram]) for k in range(len(ids) - no_repeat_ngram + 1))
+            for ngram, count in counts.items():
+                self.note_repeats[ngram] = max(count, self.note_repeats.get(ngram, 0))
         for ids in evidence_ids:
             for end in range(1, len(ids)):
                 for n in range(1, min(MAX_NGRAM, end) + 1):
@@ -88,9 +95,12 @@ class EvidenceSteering(LogitsProcessor):
         size = self.no_repeat_ngram
         if size and len(generated) >= size:
             prefix = generated[-(size - 1) :]
+            said = Counter(tuple(generated[k : k + size]) for k in range(len(generated) - size + 1))
             for start in range(len(generated) - size + 1):
                 if generated[start : start + size - 1] == prefix:
-                    scores[generated[start + size - 1]] = -float("inf")
+                    ngram = tuple(generated[start : start + size])
+                    if said[ngram] >= self.note_repeats.get(ngram, 0):  # no more often than the notes say it
+                        scores[ngram[-1]] = -float("inf")
 
 
 class StopAfterSentences(StoppingCriteria):

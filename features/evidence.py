@@ -9,7 +9,9 @@ of the same shape.
 Sentences are ranked by embedding similarity to the question plus word overlap
 (a light stemmer: "nightly" meets "night"), plus a small bonus when the sentence holds
 what the question asks for (a quantity, a reason, a name); lines that are mostly symbols
-(a cron line, a shell command) rank below prose.
+(a cron line, a shell command) rank below prose. A best sentence that opens with "He", "She"
+or "They" is given after the sentence before it (from the chunk before when the chunk starts
+there: ChunkQuerySet.lead_ins), so that the note says who.
 """
 
 import re
@@ -66,6 +68,9 @@ ANSWER_TYPES = (
     (REASON_QUESTION, REASON),
     (NAME_QUESTION, NAME),
 )
+# A note that opens with a pronoun ("He pointed out that…") is given with the sentence before it,
+# in reading order: without it neither the model nor the reader knows who "he" is.
+OPENS_WITH_PRONOUN = re.compile(r"^(He|She|They|His|Her|Their|Them|Him)\b")
 STOPWORDS = frozenset(
     """a an the i me my mine you your yours we our us he she it its they them their of to in on at by for and or
     but is are was were be been am do does did have has had that this these those with as from what when where
@@ -79,6 +84,7 @@ class Evidence:
     chunk_id: int
     similarity: float  # embedding cosine to the question
     score: float  # the ranking score (see NoteSentences.rank)
+    index: int = -1  # its position in NoteSentences.texts
 
 
 def stem(word: str) -> str:
@@ -115,6 +121,10 @@ def is_label(sentence: str) -> bool:
     return len(sentence.split()) < LABEL_WORDS and not sentence.rstrip().endswith((".", "!", "?", '"'))
 
 
+def opens_with_pronoun(sentence: str) -> bool:
+    return bool(OPENS_WITH_PRONOUN.match(sentence))
+
+
 @dataclass
 class NoteSentences:
     """The sentences of the retrieved chunks, embedded once: ranked for the prompt, then
@@ -123,17 +133,28 @@ class NoteSentences:
     texts: list[str]
     chunk_ids: list[int]
     vectors: np.ndarray
+    previous: list[int | None]  # the index of the sentence before each one in its chunk
 
     @classmethod
-    def from_chunks(cls, chunks, embed) -> "NoteSentences":
-        """chunks: objects with .pk and .text, best first. Duplicate sentences (chunk overlap) kept once."""
-        texts, chunk_ids = [], []
+    def from_chunks(cls, chunks, embed, lead_ins: dict[int, str] | None = None) -> "NoteSentences":
+        """chunks: objects with .pk and .text, best first. Duplicate sentences (chunk overlap) kept once.
+        lead_ins: chunk pk -> the sentence before that chunk, for a chunk that opens with a pronoun
+        (see ChunkQuerySet.lead_ins); it joins the chunk's sentences."""
+        texts, chunk_ids, previous = [], [], []
+        lead_ins = lead_ins or {}
         for chunk in chunks:
-            for sentence in note_sentences(chunk.text):
+            before = None
+            sentences = note_sentences(chunk.text)
+            for sentence in [lead_ins[chunk.pk], *sentences] if chunk.pk in lead_ins else sentences:
                 if sentence not in texts:
                     texts.append(sentence)
                     chunk_ids.append(chunk.pk)
-        return cls(texts, chunk_ids, embed(texts))
+                    previous.append(before)
+                index = texts.index(sentence)
+                if previous[index] is None and before != index:  # a chunk that starts mid-passage
+                    previous[index] = before
+                before = index
+        return cls(texts, chunk_ids, embed(texts), previous)
 
     def rank(self, question: str, question_vector) -> list[Evidence]:
         """Every sentence scored for the question, best first."""
@@ -143,15 +164,29 @@ class NoteSentences:
         wanted = [pattern for asks, pattern in ANSWER_TYPES if asks.search(question)]
         chunk_rank = {chunk_id: rank for rank, chunk_id in enumerate(dict.fromkeys(self.chunk_ids))}
         ranked = []
-        for text, chunk_id, similarity in zip(self.texts, self.chunk_ids, similarities, strict=True):
+        rows = zip(self.texts, self.chunk_ids, similarities, strict=True)
+        for index, (text, chunk_id, similarity) in enumerate(rows):
             score = float(similarity) + LEXICAL_WEIGHT * overlap(question, text)
             score -= CHUNK_RANK_PENALTY * chunk_rank[chunk_id]
             if prose_share(text) < PROSE_SHARE:
                 score -= SYMBOL_PENALTY
-            score += ANSWER_TYPE_BONUS * sum(bool(pattern.search(text)) for pattern in wanted)
-            ranked.append(Evidence(text, chunk_id, float(similarity), score))
+            # "He pointed out…" answers "who?" with the name in the sentence before it.
+            typed = f"{self.texts[before]} {text}" if (before := self._antecedent(index)) is not None else text
+            score += ANSWER_TYPE_BONUS * sum(bool(pattern.search(typed)) for pattern in wanted)
+            ranked.append(Evidence(text, chunk_id, float(similarity), score, index))
         return sorted(ranked, key=lambda e: -e.score)
 
+    def _antecedent(self, index: int) -> int | None:
+        """The sentence before one that opens with a pronoun, in the same chunk."""
+        return self.previous[index] if opens_with_pronoun(self.texts[index]) else None
+
     def select(self, question: str, question_vector, limit: int) -> list[Evidence]:
-        """The best `limit` sentences, best first: the model copies from the first note most."""
-        return self.rank(question, question_vector)[:limit]
+        """The best `limit` sentences, best first: the model copies from the first note most.
+        A best sentence that opens with a pronoun comes after the sentence before it."""
+        ranked = self.rank(question, question_vector)
+        before = self._antecedent(ranked[0].index) if ranked else None
+        if before is None:
+            return ranked[:limit]
+        antecedent = next(e for e in ranked if e.index == before)
+        rest = [e for e in ranked[1:] if e is not antecedent]
+        return [antecedent, ranked[0], *rest[: max(0, limit - 2)]]

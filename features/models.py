@@ -68,6 +68,32 @@ class ChunkQuerySet(OwnedQuerySet):
         )
         return hybrid.as_chunks(hybrid.mmr(hybrid.ranked_candidates(owner.pk, text, embedding, k, filters), k))
 
+    def lead_ins(self, chunks) -> dict[int, str]:
+        """For each chunk that opens mid-passage with a pronoun ("He pointed out…"): the last
+        sentence of the chunk before it, where the person is named. One query, none if no chunk
+        needs it."""
+        from .evidence import note_sentences, opens_with_pronoun
+
+        wanted = {}  # (document, index of the chunk before) -> (chunk pk, its opening sentence)
+        for chunk in chunks:
+            sentences = note_sentences(chunk.text)
+            if chunk.index and sentences and opens_with_pronoun(sentences[0]):
+                wanted[(chunk.clean_document_id, chunk.index - 1)] = (chunk.pk, sentences[0])
+        if not wanted:
+            return {}
+        positions = models.Q()
+        for document_id, index in wanted:
+            positions |= models.Q(clean_document_id=document_id, index=index)
+        found = {}
+        for before in self.filter(positions).only("clean_document_id", "index", "text"):
+            pk, opening = wanted[(before.clean_document_id, before.index)]
+            sentences = note_sentences(before.text)
+            # Chunks overlap: the opening sentence may end the chunk before too.
+            cut = sentences.index(opening) if opening in sentences else len(sentences)
+            if cut:
+                found[pk] = sentences[cut - 1]
+        return found
+
 
 class Chunk(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chunks")

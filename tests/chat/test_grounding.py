@@ -185,3 +185,29 @@ def test_titles_and_bylines_are_not_notes():
     """ "Who wrote Moby-Dick?" came close to "By Cyril Oakenshaw", which answers nothing."""
     notes = notes_for(Note(7, "Why semaphores fail safe\nBy Cyril Oakenshaw\n\nThe arm falls to danger by gravity."))
     assert notes.texts == ["The arm falls to danger by gravity."]
+
+
+PLONGEUR = "The answer came from our plongeur, a retired fisherman called Gilles Armand."
+POINTED_OUT = "He pointed out that every tray I had opened at twelve minutes had collapsed."
+
+
+def test_a_note_that_opens_with_he_comes_after_the_sentence_that_names_him():
+    notes = NoteSentences.from_chunks([Note(8, f"Choux rises on steam. {PLONGEUR} {POINTED_OUT}")], equal_embed)
+    question = "Who worked out why the opened trays collapsed?"
+    chosen = notes.select(question, np.full(4, 0.5, dtype=np.float32), 2)
+    assert [e.text for e in chosen] == [PLONGEUR, POINTED_OUT]
+
+
+def test_the_sentence_before_a_chunk_that_opens_with_he_comes_from_the_chunk_before(owner):
+    """Chunks overlap or split at a sentence: the name is only in the chunk before, which
+    retrieval did not return."""
+    from features.models import Chunk
+    from tests.features.conftest import store_texts
+
+    before, after = store_texts(owner, [f"Choux rises on steam. {PLONGEUR} {POINTED_OUT}", f"{POINTED_OUT} Of course."])
+    scoped = Chunk.objects.for_user(owner)
+    assert scoped.lead_ins([before]) == {}  # it opens with no pronoun: no query at all
+    assert scoped.lead_ins([after]) == {after.pk: PLONGEUR}
+    notes = NoteSentences.from_chunks([after], equal_embed, scoped.lead_ins([after]))
+    question = "Who worked out why the opened trays collapsed?"
+    assert [e.text for e in notes.select(question, np.full(4, 0.5, dtype=np.float32), 2)] == [PLONGEUR, POINTED_OUT]

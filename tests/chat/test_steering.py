@@ -73,3 +73,16 @@ def test_stopping_after_two_sentences():
     stop = StopAfterSentences(Tokenizer(), prompt_length=1, sentences=2)
     assert not stop(torch.tensor([[0, 1, 3]]), None)
     assert stop(torch.tensor([[0, 1, 2]]), None)
+
+
+def test_a_note_that_repeats_itself_may_be_copied_but_not_repeated_again():
+    """ "…by a larger one and then by a larger one still": the ban on repeating a four-gram must not
+    cut the copy short, nor let the answer say it more often than the note does."""
+    note = [10, 11, 12, 13, 10, 11, 12, 13, 14]
+    steering = EvidenceSteering([note], len(PROMPT), copy_bonus=5.0)
+
+    def next_scores(generated):
+        return steering(torch.tensor([PROMPT + generated]), torch.zeros(1, 100))[0]
+
+    assert next_scores([10, 11, 12, 13, 10, 11, 12])[13] > 5.0
+    assert next_scores([10, 11, 12, 13, 10, 11, 12, 13, 10, 11, 12])[13] == -float("inf")
