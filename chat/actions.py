@@ -12,8 +12,8 @@ one whose worker died (no heartbeat) is marked interrupted.
 
 Grounding (the design is in the module docstrings it calls): the question's best
 sentences from the retrieved chunks go into a short prompt (features/evidence.py),
-decoding favours continuing them (chat/steering.py), and each answer sentence is
-then checked against the notes (chat/grounding.py). When no note is close enough
+decoding favours continuing them (training/steering.py), and each answer sentence is
+then checked against the notes (features/grounding.py). When no note is close enough
 to the question, the twin says it has no notes on that instead of inventing.
 """
 
@@ -32,6 +32,7 @@ from django.utils import timezone
 from accounts.actions import do_ensure_twin
 from features.embeddings import count_tokens, embed, embed_query
 from features.evidence import NoteSentences
+from features.grounding import check_grounding
 from features.models import Chunk
 from ingestion.models import Source
 from training.base_models import display_name
@@ -39,7 +40,6 @@ from training.models import ModelVersion
 from training.prompts import build_messages
 
 from . import streams
-from .grounding import check_grounding
 from .llm import get_models
 from .models import Conversation, Message, PromptTrace
 

@@ -124,19 +124,15 @@ class TwinModels:
     ) -> Iterator[str]:
         """Yield the answer's text piece by piece; the Generation is the return value.
 
-        evidence: sentences the decoding favours (chat/steering.py); max_sentences: stop
+        evidence: sentences the decoding favours (training/steering.py); max_sentences: stop
         after that many sentences (0: no limit).
         """
         import contextlib
 
         import torch
-        from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+        from transformers import StoppingCriteria, TextIteratorStreamer
 
-        from .steering import (  # torch is imported only where answers are made
-            EvidenceSteering,
-            StopAfterSentences,
-            sentence_end_ids,
-        )
+        from training.steering import steered_decoding  # torch is imported only where answers are made
 
         max_new_tokens = max_new_tokens or settings.TWIN_MAX_NEW_TOKENS
         with self.lock:
@@ -157,16 +153,15 @@ class TwinModels:
                 def __call__(self, input_ids, scores, **kwargs):
                     return stop.is_set()
 
-            stopping = [StopWhenAsked()]
-            if max_sentences:
-                stopping.append(StopAfterSentences(self.tokenizer, prompt_length, max_sentences))
-            steering = EvidenceSteering(
-                evidence_token_ids(self.tokenizer, evidence),
+            steering, stopping = steered_decoding(
+                self.tokenizer,
+                list(evidence),
                 prompt_length,
                 copy_bonus=settings.TWIN_COPY_BONUS,
                 start_bonus=settings.TWIN_START_BONUS,
-                sentence_ends=sentence_end_ids(self.tokenizer),
+                max_sentences=max_sentences,
             )
+            stopping.append(StopWhenAsked())
 
             failure = []
 
@@ -179,9 +174,9 @@ class TwinModels:
                             streamer=streamer,
                             max_new_tokens=max_new_tokens,
                             do_sample=False,
-                            logits_processor=LogitsProcessorList([steering]),
+                            logits_processor=steering,
                             pad_token_id=self.tokenizer.pad_token_id,
-                            stopping_criteria=StoppingCriteriaList(stopping),
+                            stopping_criteria=stopping,
                         )
                 except Exception as exc:  # surfaced to the caller below
                     failure.append(exc)
@@ -207,15 +202,6 @@ class TwinModels:
                 raise failure[0]
             result.tokens = len(self.tokenizer(result.text, add_special_tokens=False)["input_ids"])
             return result
-
-
-def evidence_token_ids(tokenizer, evidence) -> list[list[int]]:
-    """Each sentence as it is tokenized mid-text (after a space) and at the start of the answer."""
-    ids = []
-    for sentence in evidence:
-        ids.append(tokenizer(" " + sentence, add_special_tokens=False)["input_ids"])
-        ids.append(tokenizer(sentence, add_special_tokens=False)["input_ids"])
-    return ids
 
 
 def _adapters_disabled(model):

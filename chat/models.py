@@ -93,7 +93,7 @@ class PromptTrace(models.Model):
         default=list, help_text="[{text, chunk_id, similarity}]: the sentences put in the prompt."
     )
     prompt = models.TextField(blank=True, help_text="Empty when no note was close enough to ask the model.")
-    grounding = models.JSONField(default=dict, help_text="The grounding check of the answer (chat/grounding.py).")
+    grounding = models.JSONField(default=dict, help_text="The grounding check of the answer (features/grounding.py).")
     answer = models.TextField()
     model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     base_model = models.CharField(max_length=500)

@@ -2,7 +2,7 @@
 
 A 135M model drowns in three whole 256-token chunks and answers from its prior
 instead. Given the question's best sentences instead (a short prompt, inside a
-token budget), it can be steered to state them (see chat/steering.py). The same
+token budget), it can be steered to state them (see training/steering.py). The same
 selection builds the grounded training samples, so training and serving see notes
 of the same shape.
 

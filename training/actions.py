@@ -142,8 +142,11 @@ def do_record_evaluation(model_version: ModelVersion, report: dict) -> ModelVers
     model_version.eval_report = {"training": model_version.eval_report.get("training", {}), **report}
     model_version.verdict = ModelVersion.Verdict.PASSED if report["passed"] else ModelVersion.Verdict.FAILED
     model_version.fidelity_score = report.get("fidelity_score")
+    model_version.grounding_score = report.get("models", {}).get("candidate", {}).get("grounding")
     model_version.evaluation_status = ModelVersion.Evaluation.DONE
-    model_version.save(update_fields=["eval_report", "verdict", "fidelity_score", "evaluation_status"])
+    model_version.save(
+        update_fields=["eval_report", "verdict", "fidelity_score", "grounding_score", "evaluation_status"]
+    )
     failed = [c["metric"] for c in report["checks"] if not c["passed"]]
     why = f"failed on {', '.join(failed)}" if failed else f"beats the {report['reference']} model"
     _record(model_version, model_version.status, model_version.status, None, f"Evaluation gate: {why}")

@@ -14,10 +14,11 @@ documents (text no run trained on):
   the same held-out passages the same candidate is the closer one (0.66 against 0.70);
 - topicality: mean cosine similarity (all-MiniLM-L6-v2) of each answer to its reference;
 - copying: share of generated 8-grams found verbatim in the training text;
+- grounding: the twin's held-out questions answered from notes as chat serves them,
+  each answer checked against its notes (training/grounded_eval.py);
 - side-by-side answers to the same prompts, sampled with the same seed.
 The verdict compares the candidate with production (or with the base model for a
-first version) on the configured metrics; `grounding_score` is a hook the chat
-grounding check fills (training never imports chat).
+first version) on the configured metrics.
 
 Kept free of Django (the caller passes the embedding function) so the fidelity
 benchmark runs exactly this code.
@@ -31,12 +32,13 @@ from pathlib import Path
 
 import torch
 
+from .grounded_eval import grounding_metrics, heldout_questions
 from .lora import mean_loss
 from .prompts import build_messages, render_prompt
 from .samples import DataSplit, not_heldout, text_windows
 from .stylometry import DeltaSpace, copy_rate, training_ngrams
 
-METRICS = ("perplexity", "style", "similarity", "copy_rate")
+METRICS = ("perplexity", "style", "similarity", "copy_rate", "grounding")
 
 
 @dataclass
@@ -50,6 +52,12 @@ class GateConfig:
     style_prefix_tokens: int = 32
     max_new_tokens: int = 96
     max_windows: int = 48
+    grounding_questions: int = 6  # held-out grounded questions answered by each model
+    grounding_tolerance: float = 0.05  # the candidate's grounding may be this much under the reference's
+    copy_bonus: float = 6.0  # steering, as chat serves (TWIN_COPY_BONUS, TWIN_START_BONUS)
+    start_bonus: float = 7.0
+    evidence_sentences: int = 2
+    answer_sentences: int = 2
     window_len: int = 256
     seed: int = 1234
 
@@ -121,13 +129,22 @@ def _check(metric: str, candidate, reference, config: GateConfig, reference_name
     elif metric == "similarity":
         passed = candidate is not None and (reference is None or candidate >= config.similarity_floor * reference)
         rule = f"at least {config.similarity_floor:.0%} of the {reference_name}'s"
+    elif metric == "grounding":
+        passed = candidate is None or reference is None or candidate >= reference - config.grounding_tolerance
+        rule = f"at least the {reference_name}'s - {config.grounding_tolerance}"
     else:  # copy_rate
         passed = candidate is None or candidate <= config.max_copy_rate
         rule = f"at most {config.max_copy_rate:.0%} of generated 8-grams copied from training text"
     return {"metric": metric, "candidate": candidate, "reference": reference, "passed": bool(passed), "rule": rule}
 
 
-METRIC_KEYS = {"perplexity": "perplexity", "style": "delta", "similarity": "similarity", "copy_rate": "copy_rate"}
+METRIC_KEYS = {
+    "perplexity": "perplexity",
+    "style": "delta",
+    "similarity": "similarity",
+    "copy_rate": "copy_rate",
+    "grounding": "grounding",
+}
 
 
 def verdict(models: dict, config: GateConfig) -> tuple[bool, list[dict], str]:
@@ -185,6 +202,7 @@ def evaluate(
 
     windows = spread(text_windows(tokenizer, split.heldout_texts, config.window_len), config.max_windows)
     prompts = gate_prompts(records, split, config.generations)
+    questions = heldout_questions(records, split, config.grounding_questions)
     passages = spread(windows, config.style_passages)
     openings = [tokenizer.decode(w["input_ids"][: config.style_prefix_tokens]) for w in passages]
     rendered = [render_prompt(tokenizer, build_messages(twin_name, p.instruction, [])) for p in prompts]
@@ -192,7 +210,7 @@ def evaluate(
     heldout_text = "\n\n".join(split.heldout_texts)
     seen = training_ngrams(split.train_texts)
 
-    models, generations, continued = {}, {}, {}
+    models, generations, continued, grounded = {}, {}, {}, {}
     for name in names:
         on_progress(f"Scoring the {name} model")
         t0 = time.perf_counter()
@@ -200,10 +218,12 @@ def evaluate(
             with model.disable_adapter():
                 loss = mean_loss(model, windows, pad_id, 8) if windows else None
                 outputs = _generate(model, tokenizer, rendered + openings, config)
+                grounded[name] = grounding_metrics(model, tokenizer, twin_name, questions, embed, config)
         else:
             model.set_adapter(name)
             loss = mean_loss(model, windows, pad_id, 8) if windows else None
             outputs = _generate(model, tokenizer, rendered + openings, config)
+            grounded[name] = grounding_metrics(model, tokenizer, twin_name, questions, embed, config)
         outputs, continuations = outputs[: len(rendered)], outputs[len(rendered) :]
         generations[name], continued[name] = outputs, continuations
         pooled = "\n\n".join(continuations or outputs)
@@ -213,6 +233,8 @@ def evaluate(
             "delta": _round(space.delta(pooled, heldout_text)),
             "similarity": _round(_cosine_means(embed, outputs, [p.reference for p in prompts])),
             "copy_rate": _round(copy_rate(outputs + continuations, seen)),
+            "grounding": grounded[name]["grounding"],
+            "facts": grounded[name]["facts"],
             "generated_words": len(pooled.split()),
         }
         timings[f"{name}_s"] = round(time.perf_counter() - t0, 2)
@@ -223,6 +245,10 @@ def evaluate(
         for i, p in enumerate(prompts)
     ]
     style_samples = [{"opening": opening, **{n: continued[n][i] for n in names}} for i, opening in enumerate(openings)]
+    grounded_samples = [
+        {"question": q.question, "fact": q.fact, **{n: grounded[n]["answers"][i] for n in names}}
+        for i, q in enumerate(questions)
+    ]
     return {
         "passed": passed,
         "reference": reference_name,
@@ -231,12 +257,14 @@ def evaluate(
         "fidelity_score": fidelity_score(models),
         "samples": samples,
         "style_samples": style_samples,
+        "grounded_samples": grounded_samples,
         "heldout": {
             "windows": len(windows),
             "window_tokens": config.window_len,
             "words": sum(len(t.split()) for t in split.heldout_texts),
             "documents": split.heldout_document_ids,
             "prompts": len(prompts),
+            "grounded_questions": len(questions),
             "delta_mfw": len(space.vocabulary),
             "delta_segments": space.segments,
         },

@@ -120,8 +120,8 @@ class ModelVersion(models.Model):
     grounding_score = models.FloatField(
         null=True,
         blank=True,
-        help_text="Hook for the chat grounding check on the twin's held-out questions. Training never computes "
-        "it (training must not import chat); chat fills it, and the gate reports it when present.",
+        help_text="The gate's grounding check of the candidate's answers to the twin's held-out questions "
+        "(0-1: the share of answer words the notes support; see training/grounded_eval.py).",
     )
     override_reason = models.TextField(blank=True, help_text="Why staff approved a candidate the gate did not pass.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.CANDIDATE, db_index=True)

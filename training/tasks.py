@@ -62,6 +62,11 @@ def gate_config() -> GateConfig:
         max_copy_rate=settings.TWIN_GATE_MAX_COPY_RATE,
         generations=settings.TWIN_GATE_GENERATIONS,
         max_new_tokens=settings.TWIN_GATE_MAX_NEW_TOKENS,
+        grounding_questions=settings.TWIN_GATE_GROUNDING_QUESTIONS,
+        copy_bonus=settings.TWIN_COPY_BONUS,
+        start_bonus=settings.TWIN_START_BONUS,
+        evidence_sentences=settings.TWIN_EVIDENCE_SENTENCES,
+        answer_sentences=settings.TWIN_MAX_SENTENCES,
     )
 
 

@@ -196,13 +196,14 @@ TWIN_TRAIN_BATCH_SIZE = envint("TWIN_TRAIN_BATCH_SIZE", 0) or None
 TWIN_TRAIN_MAX_SEQ_LEN = envint("TWIN_TRAIN_MAX_SEQ_LEN", 0) or None
 # Evaluation gate: the metrics a candidate must win on against production (or the base model).
 TWIN_GATE_METRICS = [
-    m for m in os.environ.get("TWIN_GATE_METRICS", "perplexity,style,similarity,copy_rate").split(",") if m
+    m for m in os.environ.get("TWIN_GATE_METRICS", "perplexity,style,similarity,copy_rate,grounding").split(",") if m
 ]
 TWIN_GATE_STYLE_TOLERANCE = float(os.environ.get("TWIN_GATE_STYLE_TOLERANCE", "0.02"))
 TWIN_GATE_SIMILARITY_FLOOR = float(os.environ.get("TWIN_GATE_SIMILARITY_FLOOR", "0.8"))
 TWIN_GATE_MAX_COPY_RATE = float(os.environ.get("TWIN_GATE_MAX_COPY_RATE", "0.25"))
 TWIN_GATE_GENERATIONS = envint("TWIN_GATE_GENERATIONS", 8)
 TWIN_GATE_MAX_NEW_TOKENS = envint("TWIN_GATE_MAX_NEW_TOKENS", 96)
+TWIN_GATE_GROUNDING_QUESTIONS = envint("TWIN_GATE_GROUNDING_QUESTIONS", 6)  # held-out questions per model
 # Optional push of approved adapters to a private Hugging Face Hub repository.
 TWIN_HF_TOKEN = os.environ.get("TWIN_HF_TOKEN", "")
 TWIN_HF_REPO_PREFIX = os.environ.get("TWIN_HF_REPO_PREFIX", "")  # "org/twinsite-"; the twin's id is appended

@@ -5,10 +5,10 @@ import pytest
 from django.test import override_settings
 
 from chat.actions import do_answer, do_ask, history_within_budget
-from chat.grounding import check_grounding
 from chat.models import Message, PromptTrace
 from features.embeddings import embed, embed_query
 from features.evidence import NoteSentences
+from features.grounding import check_grounding
 
 pytestmark = pytest.mark.django_db
 

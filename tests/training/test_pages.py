@@ -25,7 +25,7 @@ def test_the_report_page_shows_the_gate_side_by_side_answers_plots_and_history(o
 
     assert "Passed the gate" in page and "twin fidelity <strong>30.5</strong>" in page
     assert "<th>base</th>" in page and "<th>candidate</th>" in page and "Bees!" in page  # side by side
-    assert "not measured (filled by the chat grounding check)" in page
+    assert "<th>Grounding</th>" in page and "<th>Facts stated</th>" in page
     assert page.count('class="version-chart"') == 3 and 'class="loss-curve"' in page
     assert f"/api/v1/models/{second.pk}/export/" in page
     assert "Evaluation gate: beats the base model" in page and "Trained by run" in page  # history

@@ -42,7 +42,7 @@ class EvidenceSteering(LogitsProcessor):
         self.prompt_length = prompt_length
         self.copy_bonus = copy_bonus
         self.start_bonus = start_bonus
-        # Each note's opening, in both of its tokenizations (see chat.llm.evidence_token_ids), and its
+        # Each note's opening, in both of its tokenizations (see evidence_token_ids), and its
         # 4-grams: each sentence of the answer opens like the best note it has not yet used.
         notes = [evidence_ids[i : i + 2] for i in range(0, len(evidence_ids), 2)]
         self.openings = [sorted({ids[0] for ids in pair if ids}) for pair in notes]
@@ -137,3 +137,28 @@ def count_sentence_ends(text: str) -> int:
         if ch in ".!?" and after in ("", " ", "\n") and not (ch == "." and i and text[i - 1].isdigit()):
             count += 1
     return count
+
+
+def evidence_token_ids(tokenizer, evidence) -> list[list[int]]:
+    """Each sentence as it is tokenized mid-text (after a space) and at the start of the answer."""
+    ids = []
+    for sentence in evidence:
+        ids.append(tokenizer(" " + sentence, add_special_tokens=False)["input_ids"])
+        ids.append(tokenizer(sentence, add_special_tokens=False)["input_ids"])
+    return ids
+
+
+def steered_decoding(tokenizer, evidence: list[str], prompt_length: int, *, copy_bonus, start_bonus, max_sentences):
+    """The logits processor and stopping criteria of a steered, grounded answer: what chat serving
+    and the evaluation gate both generate with (transformers lists, to extend or pass as they are)."""
+    from transformers import LogitsProcessorList, StoppingCriteriaList
+
+    steering = EvidenceSteering(
+        evidence_token_ids(tokenizer, evidence),
+        prompt_length,
+        copy_bonus=copy_bonus,
+        start_bonus=start_bonus,
+        sentence_ends=sentence_end_ids(tokenizer),
+    )
+    stopping = [StopAfterSentences(tokenizer, prompt_length, max_sentences)] if max_sentences else []
+    return LogitsProcessorList([steering]), StoppingCriteriaList(stopping)
