@@ -13,6 +13,7 @@ export's manifest records which variant passed and the cosines measured.
 """
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -134,12 +135,18 @@ def export(source: str, directory: Path, check_texts: list[str], log=print) -> d
             hidden_size=config.hidden_size,
         )
         fused.save_model_to_file(str(work / "model-fp32.onnx"))
-        quantize_dynamic(
-            str(work / "model-fp32.onnx"),
-            str(work / "model-int8.onnx"),
-            weight_type=QuantType.QInt8,
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},  # fused ops have no shape inference
-        )
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.WARNING)  # the quantizer logs a line per tensor at INFO on the root logger
+        try:
+            quantize_dynamic(
+                str(work / "model-fp32.onnx"),
+                str(work / "model-int8.onnx"),
+                weight_type=QuantType.QInt8,
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},  # fused ops have no shape inference
+            )
+        finally:
+            root.setLevel(level)
         (work / "raw.onnx").unlink()
         tokenizer.save_pretrained(str(work))
 
