@@ -196,6 +196,12 @@ class DatasetVersion(models.Model):
         return f"{self.kind} dataset v{self.version}"
 
     @property
+    def instruct_source(self) -> "DatasetVersion":
+        """The instruct dataset behind this one: itself, or the one a preference dataset was built from
+        (its held-out documents and questions are what the gate measures on)."""
+        return self.instruct_dataset if self.kind == DatasetKind.PREFERENCE and self.instruct_dataset else self
+
+    @property
     def file_path(self):
         return settings.TWIN_DATA_DIR / self.path
 

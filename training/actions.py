@@ -20,10 +20,11 @@ class TrainingRefused(Exception):
     """The run cannot start (or the review cannot happen); the message says why."""
 
 
-def default_hyperparameters(base_identifier: str | None = None) -> Hyperparameters:
+def default_hyperparameters(base_identifier: str | None = None, preference: bool = False) -> Hyperparameters:
     """The base model's measured defaults, with the operator's TWIN_TRAIN_* settings on top."""
     return defaults_for(
         base_identifier or settings.TWIN_BASE_MODEL,
+        preference,
         max_steps=settings.TWIN_TRAIN_MAX_STEPS,
         epochs=settings.TWIN_TRAIN_EPOCHS,
         batch_size=settings.TWIN_TRAIN_BATCH_SIZE,
@@ -51,32 +52,40 @@ def _active_run_refusal(run: TrainingRun) -> TrainingRefused:
 
 
 def do_start_training_run(owner, dataset: DatasetVersion | None = None, **overrides) -> TrainingRun:
-    """Queue a LoRA run on the owner's latest (or given) dataset; one active run per twin
-    (a partial unique index enforces it even against concurrent requests)."""
+    """Queue a run on the owner's latest (or given) dataset; one active run per twin (a partial
+    unique index enforces it even against concurrent requests). An instruct dataset trains a LoRA
+    adapter from the base model; a preference dataset refines the production adapter by DPO."""
     from .tasks import train_model
 
     dataset = dataset or DatasetVersion.objects.for_user(owner).instruct().first()
     if dataset is None:
         raise TrainingRefused("There is no dataset yet: add a source and wait for it to be processed.")
-    if dataset.kind != DatasetKind.INSTRUCT:
-        raise TrainingRefused("A training run starts from an instruct dataset, not a preference dataset.")
     if dataset.owner_id != owner.pk:
         raise TrainingRefused("That dataset is not yours.")
     if dataset.train_count == 0:
         raise TrainingRefused("The dataset has no training samples yet; add more writing.")
+    start_from = None
+    if dataset.kind == DatasetKind.PREFERENCE:
+        start_from = ModelVersion.objects.for_user(owner).production()
+        if start_from is None:
+            raise TrainingRefused(
+                "Preference tuning refines the twin's approved model: "
+                "train and approve one on an instruct dataset first."
+            )
     try:
         check_runs_today(owner)
         check_storage(owner)  # checkpoints and the adapter will add to it
     except QuotaReached as exc:
         raise TrainingRefused(str(exc)) from None
-    base_model = BaseModel.default()
-    hp = checked_hyperparameters(default_hyperparameters(base_model.identifier), overrides)
+    base_model = start_from.base_model if start_from else BaseModel.default()
+    hp = checked_hyperparameters(default_hyperparameters(base_model.identifier, start_from is not None), overrides)
     try:
         with transaction.atomic():
             run = TrainingRun.objects.create(
                 owner=owner,
                 dataset_version=dataset,
                 base_model=base_model,
+                start_from=start_from,
                 hyperparameters=hp.as_dict(),
                 total_steps=hp.max_steps,
                 message="Waiting for a GPU (or CPU) worker",

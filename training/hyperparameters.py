@@ -35,6 +35,7 @@ class Hyperparameters:
     eval_every: int = 20  # validation loss every N steps (and at the end)
     save_every: int = 20
     seed: int = 42
+    dpo_beta: float = 0.1  # preference runs: how far DPO may move from the adapter it starts from
 
     @classmethod
     def from_dict(cls, values: dict) -> "Hyperparameters":
@@ -71,6 +72,8 @@ class Hyperparameters:
         modules = self.target_modules
         if not isinstance(modules, list) or not modules or not set(modules) <= set(KNOWN_TARGET_MODULES):
             out["target_modules"] = f"must be a non-empty list taken from {', '.join(KNOWN_TARGET_MODULES)}"
+        if not 0 < float(self.dpo_beta) <= 5:
+            out["dpo_beta"] = "must be more than 0 and at most 5"
         if not isinstance(self.seed, int) or self.seed < 0:
             out["seed"] = "must be a whole number of at least 0"
         return out
@@ -92,11 +95,16 @@ BASE_DEFAULTS: dict[str, dict] = {
         "save_every": 2,
     },
 }
+# Preference (DPO) runs refine an adapter that already speaks like the author: a small step
+# (Rafailov et al. tuned LoRA-free models at 5e-7; LoRA tolerates more), one pass over the pairs.
+DPO_DEFAULTS: dict[str, dict] = {"smollm2": {"learning_rate": 5e-5, "epochs": 1.0}, "tiny": {}}
 EDITABLE = [f.name for f in fields(Hyperparameters)]
 
 
-def defaults_for(base_identifier: str, **settings_overrides) -> Hyperparameters:
-    """The base model's measured defaults, then operator settings (env) that are set."""
+def defaults_for(base_identifier: str, preference: bool = False, **settings_overrides) -> Hyperparameters:
+    """The base model's measured defaults (a preference run's on top), then operator settings (env) that are set."""
     values = {**Hyperparameters().as_dict(), **BASE_DEFAULTS.get(base_identifier, {})}
+    if preference:
+        values.update(DPO_DEFAULTS.get(base_identifier, DPO_DEFAULTS["smollm2"]))
     values.update({k: v for k, v in settings_overrides.items() if v is not None})
     return Hyperparameters.from_dict(values)

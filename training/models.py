@@ -34,6 +34,14 @@ class TrainingRun(Job):
     dataset_version = models.ForeignKey(DatasetVersion, on_delete=models.RESTRICT, related_name="training_runs")
     base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="training_runs")
     hyperparameters = models.JSONField(default=dict)
+    start_from = models.ForeignKey(
+        "ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="A preference (DPO) run refines this adapter, its frozen reference; empty for LoRA from the base.",
+    )
     device = models.CharField(max_length=32, blank=True)
     current_step = models.PositiveIntegerField(default=0)
     total_steps = models.PositiveIntegerField(default=0)

@@ -22,8 +22,9 @@ from .actions import (
     do_start_training_run,
     remove_checkpoints,
 )
+from .dpo import train_dpo
 from .evaluation import GateConfig, evaluate
-from .lora import AdapterSaveFailed, Hyperparameters, Stopped, train_lora
+from .lora import AdapterSaveFailed, Hyperparameters, Stopped, train_lora, verify_adapter_dir
 from .models import ModelVersion, TrainingRun
 from .preference import BaseModelGenerator
 from .prompts import build_messages
@@ -74,7 +75,11 @@ def gate_config() -> GateConfig:
 def train_model(run_id: int):
     """Train one run (queue "gpu"); a redelivered task resumes from the last checkpoint.
     The candidate it registers is then evaluated by `evaluate_model_version` (queue "default")."""
-    run = TrainingRun.objects.select_related("owner", "dataset_version", "base_model").filter(pk=run_id).first()
+    run = (
+        TrainingRun.objects.select_related("owner", "dataset_version", "base_model", "start_from")
+        .filter(pk=run_id)
+        .first()
+    )
     if run is None or not run.claim():
         return
     hp = Hyperparameters.from_dict(run.hyperparameters)
@@ -101,19 +106,22 @@ def train_model(run_id: int):
     with run.keep_alive():
         try:
             run.report(1, "Loading the base model and dataset")  # minutes on a big model: the heartbeat goes on
-            records, split = load_data(run.dataset_version)
-            result = train_lora(
-                base_path=base_models.resolve(run.base_model.identifier),
-                split=split,
-                records=records,
-                twin_name=do_ensure_twin(run.owner).name,
-                hp=hp,
-                work_dir=run.run_dir,
-                adapter_dir=settings.TWIN_DATA_DIR / "adapters" / str(run.owner_id) / f"run-{run.pk}",
-                on_step=on_step,
-                on_validation=on_validation,
-                should_stop=cancelled,
-            )
+            common = {
+                "base_path": base_models.resolve(run.base_model.identifier),
+                "hp": hp,
+                "work_dir": run.run_dir,
+                "adapter_dir": settings.TWIN_DATA_DIR / "adapters" / str(run.owner_id) / f"run-{run.pk}",
+                "on_step": on_step,
+                "on_validation": on_validation,
+                "should_stop": cancelled,
+            }
+            if run.start_from is not None:  # a preference run: DPO from the adapter it starts from
+                verify_adapter_dir(run.start_from.adapter_dir, run.start_from.sha256)
+                pairs = read_records(run.dataset_version.file_path)
+                result = train_dpo(start_adapter_dir=run.start_from.adapter_dir, pairs=pairs, **common)
+            else:
+                records, split = load_data(run.dataset_version)
+                result = train_lora(split=split, records=records, twin_name=do_ensure_twin(run.owner).name, **common)
         except Stopped:
             remove_checkpoints(run)
             return
@@ -156,7 +164,7 @@ def evaluate_model_version(model_version_id: int):
     try:
         from features.embeddings import embed
 
-        records, split = load_data(model_version.dataset_version)
+        records, split = load_data(model_version.dataset_version.instruct_source)
         report = evaluate(
             base_path=base_models.resolve(model_version.base_model.identifier),
             candidate_dir=model_version.adapter_dir,

@@ -1,6 +1,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
@@ -25,7 +26,9 @@ def _get_model_version_for_user(request, model_id) -> ModelVersion:
 @require_safe
 def training_home(request):
     context = {
-        "runs": TrainingRun.objects.for_user(request.user).select_related("dataset_version", "base_model")[:20],
+        "runs": TrainingRun.objects.for_user(request.user).select_related(
+            "dataset_version", "base_model", "start_from"
+        )[:20],
         "model_versions": ModelVersion.objects.for_user(request.user),
         "latest_dataset": DatasetVersion.objects.for_user(request.user).instruct().first(),
     }
@@ -35,8 +38,14 @@ def training_home(request):
 @login_required
 @require_POST
 def start_run(request):
+    """The latest instruct dataset, or the one posted (a preference dataset starts a DPO run)."""
+    dataset, posted = None, request.POST.get("dataset", "")
+    if posted:
+        if not posted.isdigit():
+            raise Http404("No such dataset.")
+        dataset = get_object_or_404(DatasetVersion.objects.for_user(request.user), pk=int(posted))
     try:
-        run = do_start_training_run(request.user)
+        run = do_start_training_run(request.user, dataset)
     except TrainingRefused as exc:
         messages.error(request, str(exc))
         return redirect("training")

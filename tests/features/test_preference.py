@@ -112,11 +112,11 @@ def test_the_build_runs_on_the_gpu_queue():
 
 
 @pytest.mark.django_db
-def test_training_starts_from_the_instruct_dataset_never_a_preference_one(owner, instruct):
+def test_a_plain_run_takes_the_instruct_dataset_and_a_preference_run_needs_an_approved_model(owner, instruct):
     preference = build(instruct).dataset_version
 
-    assert do_start_training_run(owner).dataset_version == instruct
-    with pytest.raises(TrainingRefused, match="instruct dataset"):
+    assert do_start_training_run(owner).dataset_version == instruct  # the latest instruct, never a preference one
+    with pytest.raises(TrainingRefused, match="refines the twin's approved model"):
         do_start_training_run(owner, preference)
 
 
