@@ -51,11 +51,11 @@ def _active_run_refusal(run: TrainingRun) -> TrainingRefused:
 
 
 def do_start_training_run(owner, dataset: DatasetVersion | None = None, **overrides) -> TrainingRun:
-    """Queue a LoRA run on the owner's latest (or given) dataset; one active run per twin
+    """Queue a LoRA run on the owner's current (or given) dataset; one active run per twin
     (a partial unique index enforces it even against concurrent requests)."""
     from .tasks import train_model
 
-    dataset = dataset or DatasetVersion.objects.for_user(owner).instruct().first()
+    dataset = dataset or DatasetVersion.objects.for_user(owner).instruct().current()
     if dataset is None:
         raise TrainingRefused("There is no dataset yet: add a source and wait for it to be processed.")
     if dataset.kind != DatasetKind.INSTRUCT:

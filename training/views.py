@@ -27,7 +27,7 @@ def training_home(request):
     context = {
         "runs": TrainingRun.objects.for_user(request.user).select_related("dataset_version", "base_model")[:20],
         "model_versions": ModelVersion.objects.for_user(request.user),
-        "latest_dataset": DatasetVersion.objects.for_user(request.user).instruct().first(),
+        "latest_dataset": DatasetVersion.objects.for_user(request.user).instruct().current(),
     }
     return render(request, "training/training.html", context)
 
