@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Max
+from django.utils import timezone
 
 from ingestion.models import Document
 
@@ -232,6 +233,9 @@ def _store_dataset_version(
         same_kind = DatasetVersion.objects.for_user(owner).filter(kind=kind)
         existing = same_kind.filter(sha256=sha).first()
         if existing:
+            if same_kind.current() != existing:  # back to earlier content: that version is current again
+                existing.current_since = timezone.now()
+                existing.save(update_fields=["current_since"])
             return existing, False
         version = (same_kind.aggregate(v=Max("version"))["v"] or 0) + 1
         relative = f"datasets/{owner.pk}/{kind}-v{version}-{sha[:12]}.jsonl"

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
+from django.utils import timezone
 from pgvector.django import HnswIndex, VectorField
 
 from core.jobs import ACTIVE_STATUSES, Job, JobStatus
@@ -155,6 +156,11 @@ class DatasetVersionQuerySet(OwnedQuerySet):
     def preference(self):
         return self.filter(kind=DatasetKind.PREFERENCE)
 
+    def current(self):
+        """The version the latest build confirmed: after a revert (A, B, back to A) that is
+        A's version again, reused, not B's higher number."""
+        return self.order_by("-current_since", "-pk").first()
+
 
 class DatasetVersion(models.Model):
     """An immutable, content-hashed dataset built from a user's cleaned documents.
@@ -182,6 +188,9 @@ class DatasetVersion(models.Model):
     document_count = models.PositiveIntegerField()
     lineage = models.JSONField(default=dict, help_text="Documents (id, content hash) and build parameters.")
     created_at = models.DateTimeField(auto_now_add=True)
+    current_since = models.DateTimeField(
+        default=timezone.now, help_text="When a build last made this the owner's current version of its kind."
+    )
 
     objects = DatasetVersionQuerySet.as_manager()
 

@@ -42,7 +42,7 @@ from .safe_http import (
 logger = logging.getLogger(__name__)
 MAX_FAILURES_KEPT = 200
 GONE_STATUSES = (404, 410)
-SAVE_EVERY_SECONDS = 0.5  # progress of cheap outcomes reaches the run row this often
+SAVE_EVERY_SECONDS = 1.0  # progress of cheap outcomes reaches the run row this often (the page polls every 2 s)
 
 
 class RunStopped(Exception):
@@ -69,14 +69,23 @@ class HostPacer:
     A Redis key per host: taken (SET NX) for the request, then left to rest for the
     delay. The commands go over a connection of the crawl's own, and a release is sent
     without waiting for Redis's answer (Redis applies it at once; the answer is read
-    with the next command's): a turn costs one round trip, not two.
+    with the next command's).
+
+    With no delay to keep (TWIN_CRAWL_DELAY_SECONDS 0 and no Crawl-delay), a run keeps
+    the host's key between its requests (a lease of LEASE_SECONDS beyond one fetch's
+    longest hold), so consecutive requests to one host cost no round trip to Redis; it is
+    still one request at a time, as the run fetches one page after the other. The lease
+    is given back when it runs out, when the run turns to another host, and at the end.
     """
+
+    LEASE_SECONDS = 2.0
 
     def __init__(self):
         cache_settings = settings.CACHES["default"]
         self.connection = redis.Redis.from_url(cache_settings["LOCATION"]).connection_pool.make_connection()
         self.prefix = f"{cache_settings.get('KEY_PREFIX', '')}:crawl-host:"
         self.unread = 0  # answers sent back by Redis that were not read yet
+        self.lease_key, self.lease_until = None, 0.0  # the key held between requests, and until when (monotonic)
 
     def _send(self, *commands):
         self.connection.send_packed_command(self.connection.pack_commands(commands))
@@ -94,35 +103,69 @@ class HostPacer:
             raise
         return answers
 
-    def acquire(self, host: str, deadline: float, hold_seconds: float, cancel_flag: str):
-        """Wait for the host's turn. The run's cancel flag (a cache key) is read in the same
-        round trip: a cancelled run stops before its next request, at no extra cost."""
-        key, flag = self.prefix + host, cache.make_key(cancel_flag)
+    def acquire(self, host: str, deadline: float, hold_seconds: float):
+        """Wait for the host's turn (at once while this run holds the host's lease for a whole fetch more)."""
+        key = self.prefix + host
+        if key == self.lease_key and time.monotonic() + hold_seconds < self.lease_until:
+            return key
+        self._drop_lease()
         while True:
-            self._send(("SET", key, "busy", "NX", "PX", max(1, int(hold_seconds * 1000))), ("EXISTS", flag))
-            taken, cancelled = self._answers()[-2:]
-            if cancelled:
-                if taken:
-                    self._send(("DEL", key))
-                raise RunStopped("Cancelled")
-            if taken:
+            sent_at = time.monotonic()
+            self._send(("SET", key, "busy", "NX", "PX", max(1, int((hold_seconds + self.LEASE_SECONDS) * 1000))))
+            if self._answers()[-1]:
+                self.lease_key, self.lease_until = key, sent_at + hold_seconds + self.LEASE_SECONDS
                 return key
             if time.monotonic() > deadline:
                 raise RunStopped(f"Waited too long for a turn to fetch from {host}.")
             time.sleep(0.01)
 
     def release(self, key: str, delay: float):
+        """After a request: the key rests for the delay; with none, the run keeps its lease."""
         if delay > 0:
+            self.lease_key = None
             self._send(("SET", key, "resting", "PX", max(1, int(delay * 1000))))
-        else:
-            self._send(("DEL", key))
+
+    def _drop_lease(self):
+        if self.lease_key and time.monotonic() < self.lease_until:  # still ours: past it, another run's
+            self._send(("DEL", self.lease_key))
+        self.lease_key = None
 
     def close(self):
-        """Read what Redis still owes (so every release was applied), then hang up."""
+        """Give the lease back, read what Redis still owes (so every release was applied), then hang up."""
         try:
+            self._drop_lease()
             self._answers()
         finally:
             self.connection.disconnect()
+
+
+class CancelWatch:
+    """Tells whether the user cancelled the run, without a round trip per question.
+
+    It subscribes to the run's channel (CrawlRun.request_cancel publishes there) and
+    looks at the subscription's socket, a poll that does not wait. A cancel from before
+    the subscription is found in the cache flag, read once the subscription is confirmed.
+    """
+
+    def __init__(self, run):
+        self.flag_key = run.cancel_flag_key
+        self.pubsub = redis.Redis.from_url(settings.CACHES["default"]["LOCATION"]).pubsub()
+        self.pubsub.subscribe(run.cancel_channel)
+        if not self.pubsub.get_message(timeout=settings.TWIN_FETCH_TIMEOUT):  # Redis's "subscribed"
+            self.close()  # no subscription: ask the cache each time instead
+        self.cancelled = bool(cache.get(self.flag_key))
+
+    def is_cancelled(self) -> bool:
+        if self.pubsub is None and not self.cancelled:
+            self.cancelled = bool(cache.get(self.flag_key))
+        while not self.cancelled and self.pubsub and (message := self.pubsub.get_message(timeout=0)):
+            self.cancelled = message["type"] == "message"
+        return self.cancelled
+
+    def close(self):
+        if self.pubsub is not None:
+            self.pubsub.close()
+            self.pubsub = None
 
 
 class Crawl:
@@ -145,6 +188,7 @@ class Crawl:
         self.requests = 0
         self.robots: dict[str, tuple[RobotFileParser | None, str]] = {}
         self.pacer = HostPacer()
+        self.cancel = CancelWatch(run)
         self.http = FetchSession()  # connections kept alive from one request to the next
         self._row_stopped = False  # the run row was no longer "running" when progress was written
         self.page_limit = settings.TWIN_CRAWL_MAX_PAGES
@@ -169,7 +213,6 @@ class Crawl:
         these instead ({"etag", "last_modified"}, for pages that are not documents: feeds).
         `is_api`: a documented API (GitHub's REST API), which robots.txt does not govern.
         """
-        self.check_stopped(read_flag=False)  # HostPacer.acquire reads it
         if not is_api and not self.allowed_by_robots(url):
             raise FetchError(f"robots.txt of {urlsplit(url).netloc} asks crawlers not to fetch {urlsplit(url).path}.")
         headers = dict(headers or {})
@@ -218,12 +261,13 @@ class Crawl:
 
     def _paced_fetch(self, host, url, **kwargs):
         hold = settings.TWIN_FETCH_DEADLINE + 5
-        key = self.pacer.acquire(host, self.deadline, hold, self.run.cancel_flag_key)
+        self.check_stopped()
+        key = self.pacer.acquire(host, self.deadline, hold)
         try:
             self.requests += 1
             return fetch(url, deadline=self.deadline, session=self.http, **kwargs)
         except FetchError:
-            self.check_stopped(read_flag=False)  # cut off by the run's deadline: say so, not "this page failed"
+            self.check_stopped()  # cut off by the run's deadline: say so, not "this page failed"
             raise
         finally:
             self.pacer.release(key, max(settings.TWIN_CRAWL_DELAY_SECONDS, self._crawl_delay(url)))
@@ -325,22 +369,21 @@ class Crawl:
     # -- progress and stopping -----------------------------------------------------------
     def progress(self, percent: float, message: str):
         """Show what the sync does; also where connectors that work without fetching (a
-        cloned repository, an archive) stop for a cancel: the flag is read whenever the
-        row is written, at most every half second."""
+        cloned repository, an archive) stop for a cancel."""
         self.run.message = message[:300]
         self.run.progress = max(0, min(99, int(percent)))
-        self.check_stopped(read_flag=self._save(soon=True))
+        self._save(soon=True)
+        self.check_stopped()
 
-    def check_stopped(self, *, read_flag: bool = True):
-        """Stop at the run's deadline, or when it was cancelled: the flag request_cancel sets
-        (read here unless the caller reads it another way: HostPacer.acquire reads it with
-        the host's turn), or a run row that was no longer "running" when last written."""
+    def check_stopped(self):
+        """Stop at the run's deadline, or when it was cancelled: a message on the run's
+        channel (CancelWatch), or a run row that was no longer "running" when last written."""
         if time.monotonic() > self.deadline:
             raise RunStopped(
                 f"The sync stopped at its limit of {settings.TWIN_CRAWL_RUN_SECONDS} seconds; "
                 "what it fetched is kept and the next sync goes on from there."
             )
-        if self._row_stopped or (read_flag and cache.get(self.run.cancel_flag_key)):
+        if self._row_stopped or self.cancel.is_cancelled():
             raise RunStopped("Cancelled")
 
     def counters(self) -> dict:
@@ -357,7 +400,7 @@ class Crawl:
 
     def _save(self, *, soon: bool = False) -> bool:
         """Write the counts to the run row the user watches: at once for work done (a stored
-        or failed item), within half a second for progress steps and the cheap outcomes
+        or failed item), within a second for progress steps and the cheap outcomes
         (unchanged, skipped), so an unchanged sync of a big site is not a stream of UPDATEs.
         Returns whether it wrote."""
         now = time.monotonic()
@@ -375,6 +418,7 @@ class Crawl:
         try:
             self.pacer.close()
         finally:
+            self.cancel.close()
             self.http.close()
 
     def send_changed(self):

@@ -4,9 +4,10 @@ import hashlib
 from datetime import timedelta
 from pathlib import Path
 
+import redis
 from django.conf import settings
 from django.core.cache import cache
-from django.db import models
+from django.db import connection, models
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -122,21 +123,30 @@ class CrawlRun(Job):
         return self.status == JobStatus.CANCELLED
 
     def request_cancel(self) -> bool:
-        """Cancel a queued or running crawl; the task notices at its next request and stops.
+        """Cancel a queued or running crawl; the task notices before its next request and stops.
 
-        The flag in the cache is what the task looks at before each request (a Redis GET,
-        not a query per 304); the row's status is the record."""
+        The row's status is the record. The running task learns of it from a message on
+        the run's channel, which reaches its subscription without the task asking (no round
+        trip per 304); the flag in the cache tells a task that subscribes later."""
         done = CrawlRun.objects.filter(pk=self.pk, status__in=ACTIVE_STATUSES).update(
             status=JobStatus.CANCELLED, finished_at=timezone.now(), message="Cancelled"
         )
         if done:
             cache.set(self.cancel_flag_key, True, timeout=settings.TWIN_CRAWL_RUN_SECONDS + 3600)
+            with redis.Redis.from_url(settings.CACHES["default"]["LOCATION"]) as client:
+                client.publish(self.cancel_channel, "cancelled")
         self.refresh_from_db()
         return bool(done)
 
     @property
     def cancel_flag_key(self) -> str:
         return f"crawl-cancelled:{self.pk}"
+
+    @property
+    def cancel_channel(self) -> str:
+        """Channels are not scoped by Redis database number: the key prefix and the database
+        name keep another deployment's (or test run's) run of the same id out."""
+        return f"{cache.make_key(self.cancel_flag_key)}:{connection.settings_dict['NAME']}"
 
     def cancelled_meanwhile(self) -> bool:
         return CrawlRun.objects.filter(pk=self.pk, status=JobStatus.CANCELLED).exists()

@@ -52,12 +52,12 @@ def _active_run_refusal(run: TrainingRun) -> TrainingRefused:
 
 
 def do_start_training_run(owner, dataset: DatasetVersion | None = None, **overrides) -> TrainingRun:
-    """Queue a run on the owner's latest (or given) dataset; one active run per twin (a partial
+    """Queue a run on the owner's current (or given) dataset; one active run per twin (a partial
     unique index enforces it even against concurrent requests). An instruct dataset trains a LoRA
     adapter from the base model; a preference dataset refines the production adapter by DPO."""
     from .tasks import train_model
 
-    dataset = dataset or DatasetVersion.objects.for_user(owner).instruct().first()
+    dataset = dataset or DatasetVersion.objects.for_user(owner).instruct().current()
     if dataset is None:
         raise TrainingRefused("There is no dataset yet: add a source and wait for it to be processed.")
     if dataset.owner_id != owner.pk:

@@ -197,13 +197,13 @@ def prune_artifacts():
 
 @shared_task
 def train_when_due():
-    """Beat: continuous training. A twin with auto-train on gets a run when its latest
-    dataset has settled (no newer version for a while, so a burst of uploads trains
+    """Beat: continuous training. A twin with auto-train on gets a run when its current
+    dataset has settled (none other became current for a while, so a burst of uploads trains
     once) and adds enough samples over the dataset of its last run."""
     settled_before = timezone.now() - timedelta(seconds=settings.TWIN_AUTO_TRAIN_SETTLE_SECONDS)
     for twin in Twin.objects.filter(auto_train=True).select_related("owner"):
-        latest = DatasetVersion.objects.for_user(twin.owner).instruct().first()
-        if latest is None or latest.created_at > settled_before or latest.training_runs.exists():
+        latest = DatasetVersion.objects.for_user(twin.owner).instruct().current()
+        if latest is None or latest.current_since > settled_before or latest.training_runs.exists():
             continue
         last_run = TrainingRun.objects.for_user(twin.owner).exclude(status=JobStatus.CANCELLED).first()
         trained = last_run.dataset_version.sample_count if last_run else 0

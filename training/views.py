@@ -30,7 +30,7 @@ def training_home(request):
             "dataset_version", "base_model", "start_from"
         )[:20],
         "model_versions": ModelVersion.objects.for_user(request.user),
-        "latest_dataset": DatasetVersion.objects.for_user(request.user).instruct().first(),
+        "latest_dataset": DatasetVersion.objects.for_user(request.user).instruct().current(),
     }
     return render(request, "training/training.html", context)
 

@@ -171,3 +171,43 @@ def test_deleting_a_user_removes_their_runs_models_and_datasets(trained, owner, 
     assert not DatasetVersion.objects.filter(owner_id=owner_id).exists()
     assert DatasetVersion.objects.filter(owner=other).exists()  # a short note still makes grounded samples
     assert Chunk.objects.filter(owner=other).exists()  # the other user's data stays
+
+
+def test_after_a_revert_training_uses_the_dataset_of_the_current_content(owner, local_site, monkeypatch):
+    """A -> B -> A: the third build reuses A's version (same content hash), and that reused
+    version, not B's higher number, is what a training run (by hand or by beat) starts from."""
+    from accounts.models import Twin
+    from ingestion.actions import do_add_article_source, do_sync_source
+    from tests.conftest import SAMPLE_MARKDOWN
+    from training.tasks import train_when_due
+
+    def serve(extra: str) -> str:
+        paragraphs = "".join(f"<p>{p}</p>" for p in SAMPLE_MARKDOWN.split("\n\n")[1:] if not p.startswith("#"))
+        return local_site.page(
+            "/bees", f"<html><body><article><h1>Bees</h1>{paragraphs}<p>{extra}</p></article></body></html>"
+        )
+
+    text_a = "In spring I add a super to each hive as soon as the dandelions open along the railway line."
+    text_b = "This year I am trying a top-bar hive, and the bees built their comb crooked within a week."
+    source = do_add_article_source(owner, serve(text_a), category="post")
+    version_a = DatasetVersion.objects.get(owner=owner)
+    serve(text_b)
+    do_sync_source(source)
+    version_b = DatasetVersion.objects.get(owner=owner, version=2)
+    assert DatasetVersion.objects.for_user(owner).instruct().current() == version_b
+
+    serve(text_a)
+    do_sync_source(source)
+
+    assert DatasetVersion.objects.filter(owner=owner).count() == 2  # A's version was reused, not rebuilt
+    assert DatasetVersion.objects.for_user(owner).instruct().current() == version_a
+    monkeypatch.setattr("training.tasks.train_model.delay", lambda run_id: None)
+    run = do_start_training_run(owner)
+    assert run.dataset_version == version_a
+    do_cancel_training_run(run)
+    monkeypatch.setattr(settings, "TWIN_AUTO_TRAIN_SETTLE_SECONDS", 0)
+    monkeypatch.setattr(settings, "TWIN_AUTO_TRAIN_MIN_SAMPLES", 1)
+    TrainingRun.objects.filter(pk=run.pk).delete()  # beat skips a dataset that already has a run
+    Twin.objects.filter(owner=owner).update(auto_train=True)
+    train_when_due()
+    assert TrainingRun.objects.get(owner=owner).dataset_version == version_a

@@ -154,11 +154,14 @@ def test_local_repositories_are_refused_outside_tests(owner, owner_client, setti
 def test_a_git_host_inside_the_network_is_refused_before_git_runs(owner, monkeypatch):
     import socket
 
-    monkeypatch.setattr(
-        socket,
-        "getaddrinfo",
-        lambda host, port, *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.7", port))],
-    )
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):  # only the git host is faked: Redis and PostgreSQL stay reachable
+        if host == "git.internal.example":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.7", port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     source = Source.objects.create(owner=owner, kind="github", url="https://git.internal.example/x.git", name="x")
 
     run = do_sync_source(source)
