@@ -407,6 +407,35 @@ def follow_answer(answer: Message) -> Iterator[Event]:
         finished_seen = True  # its last events are published right after it is saved: one more read
 
 
+@dataclass
+class StreamSlot:
+    """One of the owner's open answer streams (each holds a web thread while it lasts)."""
+
+    user_id: int
+    slot: str
+
+    def follow(self, answer: Message) -> Iterator[Event]:
+        """follow_answer, the slot given back when it ends or the client goes away (the server closes it)."""
+        try:
+            yield from follow_answer(answer)
+        finally:
+            self.release()
+
+    def release(self):
+        streams.close_slot(self.user_id, self.slot)
+
+
+def reserve_stream(owner) -> StreamSlot:
+    """A slot for one more answer stream; ChatBusy (429) beyond TWIN_MAX_STREAMS_PER_USER."""
+    limit = settings.TWIN_MAX_STREAMS_PER_USER
+    slot = streams.open_slot(owner.pk, limit, settings.TWIN_STREAM_SLOT_SECONDS)
+    if slot is None:
+        raise ChatBusy(
+            f"You have {limit} answers streaming already; wait for one to finish (or close its tab).", status_code=429
+        )
+    return StreamSlot(owner.pk, slot)
+
+
 def _final_events(answer: Message) -> Iterator[Event]:
     if answer.status == Message.Status.FAILED:
         yield Event("error", answer.error)

@@ -190,6 +190,11 @@ TWIN_CHAT_RETRY_AFTER_SECONDS = envint("TWIN_CHAT_RETRY_AFTER_SECONDS", 10)  # t
 TWIN_UNAVAILABLE_RETRY_AFTER_SECONDS = envint("TWIN_UNAVAILABLE_RETRY_AFTER_SECONDS", 15)
 TWIN_ANSWER_SOFT_TIME_LIMIT = envint("TWIN_ANSWER_SOFT_TIME_LIMIT", 120)  # one answer's generation
 TWIN_ANSWER_TIME_LIMIT = envint("TWIN_ANSWER_TIME_LIMIT", 150)
+# Answer streams (SSE) a user may hold open at once, each a web thread; beyond it: 429. A stream
+# counts for at most TWIN_STREAM_SLOT_SECONDS (longer than any answer takes), so a killed web
+# process cannot leak the count.
+TWIN_MAX_STREAMS_PER_USER = envint("TWIN_MAX_STREAMS_PER_USER", 3)
+TWIN_STREAM_SLOT_SECONDS = envint("TWIN_STREAM_SLOT_SECONDS", TWIN_ANSWER_WAIT_SECONDS + TWIN_ANSWER_TIME_LIMIT + 30)
 
 # Training defaults: short, so a CPU run of the demo twin takes minutes.
 # Training budget: epochs over the twin's data, capped in steps. Unset, each base model's
