@@ -38,7 +38,7 @@ def send_task(task_name: str, *args, on_failure: Callable[[str], object] | None 
     failure, `on_failure(reason)` records it and QueueUnavailable is raised."""
     task = _registered(task_name)
     try:
-        task.apply_async(args)
+        task.delay(*args)
     except BrokerError as exc:  # kombu's wrapper of any transport's connection error
         logger.error("could not send %s%r: %s", task_name, args, exc)
         if on_failure is not None:
