@@ -69,10 +69,12 @@ def site(database, owner, tmp_path):
         except requests.RequestException:  # not listening yet, or its first request still loading the site
             return False
 
-    processes.wait_for(up, {"web": log}, "gunicorn to serve")
-    site.log = log
-    yield site
-    processes.kill(web)
+    try:
+        processes.wait_for(up, {"web": log}, "gunicorn to serve")
+        site.log = log
+        yield site
+    finally:  # a web that never came up is stopped too
+        processes.kill(web)
 
 
 def test_kept_connections_survive_a_database_restart(site, database):
