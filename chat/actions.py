@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 from django.core.cache import cache
@@ -30,6 +31,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.actions import do_ensure_twin
+from core.queue import QueueUnavailable, send_on_commit
 from features.embeddings import count_tokens, embed, embed_query
 from features.evidence import NoteSentences
 from features.grounding import check_grounding
@@ -106,19 +108,22 @@ def do_ask(owner, question: str, conversation: Conversation | None = None, histo
         raise ChatRefused("That conversation is not yours.")
     check_can_chat(owner)
     fail_abandoned_answers()
-    with transaction.atomic():
-        _admit(owner)
-        if conversation is None:
-            conversation = Conversation.objects.create(owner=owner, title=question[:80])
-        Message.objects.bulk_create(
-            Message(conversation=conversation, role=turn["role"], content=turn["content"]) for turn in history
-        )
-        Message.objects.create(conversation=conversation, role=Message.Role.USER, content=question)
-        answer = Message.objects.create(
-            conversation=conversation, role=Message.Role.ASSISTANT, status=Message.Status.PENDING
-        )
-        conversation.save(update_fields=["updated_at"])
-        transaction.on_commit(lambda: _send_to_serving(answer.pk))
+    try:
+        with transaction.atomic():
+            _admit(owner)
+            if conversation is None:
+                conversation = Conversation.objects.create(owner=owner, title=question[:80])
+            Message.objects.bulk_create(
+                Message(conversation=conversation, role=turn["role"], content=turn["content"]) for turn in history
+            )
+            Message.objects.create(conversation=conversation, role=Message.Role.USER, content=question)
+            answer = Message.objects.create(
+                conversation=conversation, role=Message.Role.ASSISTANT, status=Message.Status.PENDING
+            )
+            conversation.save(update_fields=["updated_at"])
+            send_on_commit("chat.tasks.generate_answer", answer.pk, on_failure=partial(_fail_unsent_answer, answer.pk))
+    except QueueUnavailable as exc:  # the answer is stored failed with the reason; the question was fine
+        raise ChatBusy(str(exc)) from exc
     return answer
 
 
@@ -139,10 +144,11 @@ def _admit(owner):
         raise ChatBusy(BUSY)
 
 
-def _send_to_serving(message_id: int):
-    from .tasks import generate_answer  # the task module imports this one
-
-    generate_answer.delay(message_id)
+def _fail_unsent_answer(message_id: int, reason: str):
+    """No answer waits "pending" for a task that was never sent."""
+    Message.objects.filter(pk=message_id, status=Message.Status.PENDING).update(
+        status=Message.Status.FAILED, error=reason
+    )
 
 
 def fail_abandoned_answers(answers=None) -> int:
@@ -399,6 +405,35 @@ def follow_answer(answer: Message) -> Iterator[Event]:
             yield from _final_events(answer)
             return
         finished_seen = True  # its last events are published right after it is saved: one more read
+
+
+@dataclass
+class StreamSlot:
+    """One of the owner's open answer streams (each holds a web thread while it lasts)."""
+
+    user_id: int
+    slot: str
+
+    def follow(self, answer: Message) -> Iterator[Event]:
+        """follow_answer, the slot given back when it ends or the client goes away (the server closes it)."""
+        try:
+            yield from follow_answer(answer)
+        finally:
+            self.release()
+
+    def release(self):
+        streams.close_slot(self.user_id, self.slot)
+
+
+def reserve_stream(owner) -> StreamSlot:
+    """A slot for one more answer stream; ChatBusy (429) beyond TWIN_MAX_STREAMS_PER_USER."""
+    limit = settings.TWIN_MAX_STREAMS_PER_USER
+    slot = streams.open_slot(owner.pk, limit, settings.TWIN_STREAM_SLOT_SECONDS)
+    if slot is None:
+        raise ChatBusy(
+            f"You have {limit} answers streaming already; wait for one to finish (or close its tab).", status_code=429
+        )
+    return StreamSlot(owner.pk, slot)
 
 
 def _final_events(answer: Message) -> Iterator[Event]:

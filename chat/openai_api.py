@@ -10,6 +10,7 @@ turn would be, never as the system prompt: notes and voice come from the twin).
 
 import json
 import time
+from contextlib import closing
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import extend_schema
@@ -17,7 +18,7 @@ from rest_framework import status
 from rest_framework.decorators import api_view, throttle_classes
 from rest_framework.response import Response
 
-from .actions import AnswerFailed, ChatRefused, do_ask, follow_answer, wait_for_answer
+from .actions import AnswerFailed, ChatRefused, do_ask, reserve_stream, wait_for_answer
 from .api import refusal
 from .throttling import ChatThrottle
 
@@ -79,28 +80,35 @@ def chat_completions(request):
     """
     if not isinstance(request.data, dict):
         return _error("The request body must be a JSON object.")
+    slot = None
     try:
+        if request.data.get("stream") is True:  # JSON true only: the string "false" must not stream
+            slot = reserve_stream(request.user)  # before asking: a refused stream leaves no answer behind
         question, history = parse_messages(request.data.get("messages"))
         answer = do_ask(request.user, question, history=history)
-    except ValueError as exc:
+    except (ValueError, ChatRefused) as exc:
+        if slot:
+            slot.release()
+        if isinstance(exc, ChatRefused):
+            return _error(str(exc), exc.status_code, exc.retry_after)
         return _error(str(exc))
-    except ChatRefused as exc:
-        return _error(str(exc), exc.status_code, exc.retry_after)
     completion_id, created = f"chatcmpl-{answer.pk}", int(time.time())
     model = request.data.get("model") if isinstance(request.data.get("model"), str) else "twinsite-twin"
 
-    if request.data.get("stream") is True:  # JSON true only: the string "false" must not stream
+    if slot:
+        followed = slot.follow(answer)
 
         def events():
             yield _chunk(completion_id, created, model, {"role": "assistant"})
             notice = ""
-            for event in follow_answer(answer):
-                if event.kind == "token":
-                    yield _chunk(completion_id, created, model, {"content": event.data})
-                elif event.kind == "notice":
-                    notice = event.data
-                elif event.kind == "error":
-                    yield f"data: {json.dumps({'error': {'message': event.data}})}\n\n"
+            with closing(followed):  # its slot goes back even when the client leaves mid-answer
+                for event in followed:
+                    if event.kind == "token":
+                        yield _chunk(completion_id, created, model, {"content": event.data})
+                    elif event.kind == "notice":
+                        notice = event.data
+                    elif event.kind == "error":
+                        yield f"data: {json.dumps({'error': {'message': event.data}})}\n\n"
             yield _chunk(completion_id, created, model, {}, "stop", **({"notice": notice} if notice else {}))
             yield "data: [DONE]\n\n"
 

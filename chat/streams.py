@@ -13,6 +13,8 @@ process generating it died (SIGKILL, out of memory, a lost machine).
 
 import json
 import threading
+import time
+import uuid
 from contextlib import contextmanager
 from functools import cache
 
@@ -33,9 +35,11 @@ def client() -> redis.Redis:
     return _client(settings.REDIS_URL)
 
 
-def _key(message_id: int, what: str) -> str:
+def _key(pk: int, what: str) -> str:
+    """An answer's key (events, alive), or a user's (open-streams)."""
     # The cache's prefix keeps separate sites (and test runs) sharing one Redis apart.
-    return f"{settings.CACHES['default']['KEY_PREFIX']}:answer:{message_id}:{what}"
+    kind = "user" if what == "open-streams" else "answer"
+    return f"{settings.CACHES['default']['KEY_PREFIX']}:{kind}:{pk}:{what}"
 
 
 def publish(message_id: int, kind: str, data=None):
@@ -83,3 +87,25 @@ def beating(message_id: int):
         stop.set()
         thread.join()
         client().delete(key)
+
+
+def open_slot(user_id: int, limit: int, lifetime_seconds: int) -> str | None:
+    """Count one more answer stream open for this user; None (nothing counted) when they have
+    `limit` open already. Each slot is a member of the user's sorted set scored by its opening
+    time, and one older than `lifetime_seconds` (longer than any stream lives) no longer counts:
+    a process killed mid-stream cannot hold a slot for good."""
+    key, now, slot = _key(user_id, "open-streams"), time.time(), uuid.uuid4().hex
+    pipe = client().pipeline()
+    pipe.zremrangebyscore(key, "-inf", now - lifetime_seconds)
+    pipe.zadd(key, {slot: now})
+    pipe.zcard(key)
+    pipe.expire(key, lifetime_seconds)
+    count = pipe.execute()[2]
+    if count > limit:
+        client().zrem(key, slot)
+        return None
+    return slot
+
+
+def close_slot(user_id: int, slot: str):
+    client().zrem(_key(user_id, "open-streams"), slot)

@@ -1,11 +1,13 @@
+from contextlib import closing
+
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils.html import escape
 from django.views.decorators.http import require_POST, require_safe
 
-from .actions import ChatRefused, check_can_chat, do_ask, follow_answer, serving_description
+from .actions import ChatBusy, ChatRefused, check_can_chat, do_ask, reserve_stream, serving_description
 from .models import Conversation, Message
 from .throttling import ChatThrottle
 
@@ -88,28 +90,35 @@ def _sse(event: str, html: str) -> str:
     return f"event: {event}\n{data}\n\n"
 
 
+def _sse_of(event) -> str:
+    if event.kind == "sources":
+        return _sse("sources", render_to_string("chat/_sources.html", {"sources": event.data}))
+    if event.kind == "token":
+        return _sse("token", escape(event.data))
+    if event.kind == "notice":
+        return _sse("notice", render_to_string("chat/_notice.html", {"notice": event.data}))
+    if event.kind == "grounding":
+        return _sse("grounding", render_to_string("chat/_grounding.html", {"answer": event.data, "oob": True}))
+    if event.kind == "error":
+        return _sse("error", render_to_string("chat/_error.html", {"error": event.data})) + _sse("done", "")
+    return _sse("done", "")
+
+
 @login_required
 @require_safe
 def stream(request, message_id):
     """Server-sent events for one answer, as the serving worker makes it: sources, tokens,
     the grounding check, then done (or error)."""
     answer = _get_answer_for_user(request, message_id)
+    try:
+        followed = reserve_stream(request.user).follow(answer)
+    except ChatBusy as exc:
+        return HttpResponse(str(exc), status=exc.status_code, headers={"Retry-After": str(exc.retry_after)})
 
     def events():
-        for event in follow_answer(answer):
-            if event.kind == "sources":
-                yield _sse("sources", render_to_string("chat/_sources.html", {"sources": event.data}))
-            elif event.kind == "token":
-                yield _sse("token", escape(event.data))
-            elif event.kind == "notice":
-                yield _sse("notice", render_to_string("chat/_notice.html", {"notice": event.data}))
-            elif event.kind == "grounding":
-                yield _sse("grounding", render_to_string("chat/_grounding.html", {"answer": event.data, "oob": True}))
-            elif event.kind == "error":
-                yield _sse("error", render_to_string("chat/_error.html", {"error": event.data}))
-                yield _sse("done", "")
-            else:
-                yield _sse("done", "")
+        with closing(followed):  # its slot goes back even when the client leaves mid-answer
+            for event in followed:
+                yield _sse_of(event)
 
     response = StreamingHttpResponse(events(), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"

@@ -21,7 +21,6 @@ import logging
 import threading
 from contextlib import contextmanager
 from datetime import timedelta
-from importlib import import_module
 
 from django.conf import settings
 from django.db import connections, models
@@ -30,6 +29,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .ownership import OwnedQuerySet
+from .queue import send_on_commit, send_task
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +109,17 @@ class Job(models.Model):
 
     @classmethod
     def send_task(cls, pk: int):
-        module, name = cls.task_name.rsplit(".", 1)
-        getattr(import_module(module), name).delay(pk)  # routed by its name, eager in unit tests
+        send_task(cls.task_name, pk)
+
+    def send_when_committed(self):
+        """Send this job's task once the request's transaction commits; if the broker is down
+        then, the job is failed with the reason (it can be started again) and QueueUnavailable raised."""
+        send_on_commit(self.task_name, self.pk, on_failure=self._fail_unsent)
+
+    def _fail_unsent(self, reason: str):
+        type(self).objects.filter(pk=self.pk, status=JobStatus.QUEUED).update(
+            status=JobStatus.FAILED, finished_at=timezone.now(), error=reason, message=""
+        )
 
     @property
     def is_active(self) -> bool:

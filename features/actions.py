@@ -2,7 +2,6 @@
 
 import os
 
-from celery import current_app
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
@@ -19,14 +18,12 @@ from .generators import endpoint_generator
 from .models import Chunk, CleanDocument, DatasetKind, DatasetVersion, FeatureRun, PreferenceRun
 from .preference import build_pairs, earlier_answers, preference_prompts, prompt_key
 
-PREFERENCE_TASK = "training.tasks.build_preference_dataset"
+PREFERENCE_TASK = PreferenceRun.task_name
 
 
 def do_queue_feature_run(owner_id: int, document_ids: list[int]) -> FeatureRun:
-    from .tasks import run_features
-
     run = FeatureRun.objects.create(owner_id=owner_id, document_ids=sorted(set(document_ids)))
-    transaction.on_commit(lambda: run_features.delay(run.pk))
+    run.send_when_committed()
     return run
 
 
@@ -165,9 +162,7 @@ def do_queue_preference_run(instruct_dataset: DatasetVersion) -> PreferenceRun:
         if active is None:
             raise
         return active
-    # Sent by name: the task lives in training, which features may not import.
-    task = current_app.signature(PREFERENCE_TASK, args=(run.pk,))
-    transaction.on_commit(task.apply_async)
+    run.send_when_committed()  # by name: the task lives in training, which features may not import
     return run
 
 

@@ -9,7 +9,7 @@ with (`model_id()`); `manage.py reembed` re-embeds the chunks of any other.
 
 import os
 import threading
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -123,4 +123,13 @@ def embed(texts: list[str], batch_size: int = 32) -> np.ndarray:
 
 
 def embed_query(text: str) -> np.ndarray:
-    return embed([text])[0]
+    """A query's embedding (read-only). The same query again (a search refined by its filters,
+    a page reloaded) is not embedded again: on a busy CPU the model is most of a search's time."""
+    return _query_embedding(model_id(), text)
+
+
+@lru_cache(maxsize=1024)
+def _query_embedding(model: str, text: str) -> np.ndarray:  # keyed by model: a new one embeds afresh
+    vector = embed([text])[0]
+    vector.setflags(write=False)  # shared by every caller of the same query
+    return vector

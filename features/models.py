@@ -249,6 +249,8 @@ class PreferenceRun(Job):
     """Build a preference dataset from an instruct version: a model answers each prompt
     (queue "gpu": the base model generates), the author's passage is the chosen answer."""
 
+    task_name = "training.tasks.build_preference_dataset"
+
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preference_runs")
     instruct_dataset = models.ForeignKey(DatasetVersion, on_delete=models.CASCADE, related_name="preference_runs")
     generator = models.CharField(max_length=200, blank=True, help_text="The model that wrote the rejected answers.")

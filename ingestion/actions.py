@@ -76,15 +76,13 @@ def do_add_article_source(owner, url: str, *, category: str) -> Source:
 def do_sync_source(source: Source, *, check_quota: bool = True) -> CrawlRun:
     """Queue a crawl of the source, or return the one already queued or running.
     SourceRefused when the owner's storage quota is used up (adding a source checked it already)."""
-    from .tasks import crawl_source
-
     active = source.crawl_runs.active().first()
     if active:
         return active
     if check_quota:
         _check_storage(source.owner)
     run = CrawlRun.objects.create(owner=source.owner, source=source, message="Waiting for a worker")
-    transaction.on_commit(lambda: crawl_source.delay(run.pk))
+    run.send_when_committed()
     return run
 
 

@@ -98,7 +98,7 @@ class SourceViewSet(
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     def get_queryset(self):
-        return Source.objects.for_user(self.request.user).prefetch_related("crawl_runs")
+        return Source.objects.for_user(self.request.user).with_last_run()
 
     @extend_schema(request=SourceCreateSerializer, responses={201: SourceSerializer})
     def create(self, request):

@@ -22,6 +22,12 @@ class Category(models.TextChoices):
 
 
 class SourceQuerySet(OwnedQuerySet):
+    def with_last_run(self):
+        """Each source's latest crawl run in one query for the whole list (`last_run` reads it),
+        instead of one query per source, or every run ever of every source."""
+        latest = CrawlRun.objects.order_by("-created_at")[:1]  # a sliced prefetch: one window query
+        return self.prefetch_related(models.Prefetch("crawl_runs", queryset=latest, to_attr="latest_runs"))
+
     def due_for_recrawl(self, kinds, now=None):
         """Sources of the given (recrawlable) kinds whose interval has passed and that are
         not backing off after failures. Each source's interval is its own `recrawl_hours`,
@@ -85,6 +91,8 @@ class Source(models.Model):
 
     @property
     def last_run(self):
+        if hasattr(self, "latest_runs"):  # Source.objects.with_last_run()
+            return self.latest_runs[0] if self.latest_runs else None
         return self.crawl_runs.order_by("-created_at").first()
 
     @property

@@ -25,7 +25,7 @@ def _get_document_for_user(request, document_id) -> Document:
 
 
 def _sources_page(request, bound_form=None, bound_kind="", status=200):
-    sources = Source.objects.for_user(request.user).prefetch_related("crawl_runs")
+    sources = Source.objects.for_user(request.user).with_last_run()
     cards = [
         {
             "connector": connector,

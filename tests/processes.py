@@ -2,10 +2,12 @@
 Procfile runs them) and a gunicorn web server, on the test database and data directory."""
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -93,3 +95,73 @@ def wait_for(condition, logs: dict[str, Path], what: str, timeout: float = TIMEO
         time.sleep(0.2)
     tails = "\n".join(f"--- {name} ---\n{log.read_text()[-3000:]}" for name, log in logs.items())
     pytest.fail(f"timed out waiting for {what}; logs:\n{tails}")
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of the test's own (initdb + pg_ctl, on a free port), so that a test can
+    stop and restart it without touching the shared server the rest of the suite uses. As root
+    (initdb refuses root) the cluster runs as the `postgres` user."""
+
+    def __init__(self):
+        binaries = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        if not binaries:
+            pytest.skip("PostgreSQL's initdb is not installed (/usr/lib/postgresql/*/bin/initdb)")
+        self.bin = binaries[-1].parent
+        self.dir = Path(tempfile.mkdtemp(prefix="twinsite-pg-"))
+        self.port = free_port()
+        self.url = f"postgres://postgres@127.0.0.1:{self.port}/twinsite"
+        self.as_owner = []
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres")
+            self.as_owner = ["runuser", "-u", "postgres", "--"]
+
+    def _run(self, *command: str):
+        subprocess.run([*self.as_owner, *command], check=True, capture_output=True, timeout=120)
+
+    def _ctl(self, *args: str):
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-w", "-t", "60", *args)
+
+    def create(self, copy_of: str):
+        """A new cluster holding a copy of the database `copy_of` of the shared server (schema and rows)."""
+        self._run(str(self.bin / "initdb"), "-D", str(self.dir / "data"), "-A", "trust", "-U", "postgres")
+        self.start()
+        self._run(str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "twinsite")
+        dump = subprocess.run(
+            ["pg_dump", "--no-owner", "-h", "127.0.0.1", "-U", "postgres", copy_of],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        ).stdout
+        subprocess.run(
+            [
+                "psql",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "twinsite",
+            ],
+            input=dump,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+    def start(self):
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir}"
+        self._ctl("-o", options, "-l", str(self.dir / "server.log"), "start")
+
+    def stop(self):
+        self._ctl("-m", "fast", "stop")
+
+    def destroy(self):
+        try:
+            self.stop()
+        except subprocess.CalledProcessError:
+            pass  # not running
+        shutil.rmtree(self.dir, ignore_errors=True)

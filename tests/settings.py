@@ -19,7 +19,8 @@ os.environ["TWIN_TEST_DATA_DIR"] = str(TWIN_DATA_DIR)
 MEDIA_ROOT = TWIN_DATA_DIR / "uploads"
 
 DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TWIN_TEST_DB", "test_twinsite")}
-DATABASES["default"]["CONN_MAX_AGE"] = 0
+# Fresh connections per request by default; the database restart test runs the web with production's reuse.
+DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("TWIN_TEST_CONN_MAX_AGE", "0"))
 REDIS_URL = os.environ.get("TWIN_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 # One prefix per test run, inherited by its worker and web subprocesses (they share answer streams).
 os.environ.setdefault("TWIN_TEST_CACHE_PREFIX", f"twinsite-test-{os.getpid()}")

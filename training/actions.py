@@ -1,6 +1,7 @@
 """Multi-step writes of the training pipeline and the registry, shared by views, API, admin and tasks."""
 
 import shutil
+from functools import partial
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -10,10 +11,13 @@ from django.utils import timezone
 
 from accounts.quotas import QuotaReached, check_runs_today, check_storage
 from core.jobs import JobStatus
+from core.queue import send_on_commit
 from features.models import DatasetKind, DatasetVersion
 
 from .hyperparameters import Hyperparameters, defaults_for
 from .models import BaseModel, ModelVersion, ModelVersionEvent, TrainingRun
+
+EVALUATE_TASK = "training.tasks.evaluate_model_version"
 
 
 class TrainingRefused(Exception):
@@ -55,8 +59,6 @@ def do_start_training_run(owner, dataset: DatasetVersion | None = None, **overri
     """Queue a run on the owner's current (or given) dataset; one active run per twin (a partial
     unique index enforces it even against concurrent requests). An instruct dataset trains a LoRA
     adapter from the base model; a preference dataset refines the production adapter by DPO."""
-    from .tasks import train_model
-
     dataset = dataset or DatasetVersion.objects.for_user(owner).instruct().current()
     if dataset is None:
         raise TrainingRefused("There is no dataset yet: add a source and wait for it to be processed.")
@@ -95,7 +97,7 @@ def do_start_training_run(owner, dataset: DatasetVersion | None = None, **overri
         if active is None:
             raise
         raise _active_run_refusal(active) from None
-    transaction.on_commit(lambda: train_model.delay(run.pk))
+    run.send_when_committed()
     return run
 
 
@@ -164,13 +166,17 @@ def do_record_evaluation(model_version: ModelVersion, report: dict) -> ModelVers
 
 def do_requeue_evaluation(model_version: ModelVersion) -> ModelVersion:
     """Run the gate again (e.g. after production changed, or after a failed evaluation)."""
-    from .tasks import evaluate_model_version
-
     ModelVersion.objects.filter(pk=model_version.pk).update(
         evaluation_status=ModelVersion.Evaluation.PENDING, verdict=ModelVersion.Verdict.NONE, evaluation_error=""
     )
-    transaction.on_commit(lambda: evaluate_model_version.delay(model_version.pk))
+    send_on_commit(EVALUATE_TASK, model_version.pk, on_failure=partial(_fail_unsent_evaluation, model_version.pk))
     return model_version
+
+
+def _fail_unsent_evaluation(pk: int, reason: str):
+    ModelVersion.objects.filter(pk=pk, evaluation_status=ModelVersion.Evaluation.PENDING).update(
+        evaluation_status=ModelVersion.Evaluation.FAILED, evaluation_error=reason
+    )
 
 
 def _record(model_version: ModelVersion, from_status: str, to_status: str, actor, reason: str = ""):
@@ -282,8 +288,6 @@ def remove_checkpoints(run: TrainingRun):
 
 def do_retry_training_run(run: TrainingRun) -> TrainingRun:
     """Queue a failed run again; it resumes from its last checkpoint when one was saved."""
-    from .tasks import train_model
-
     if run.status != JobStatus.FAILED:
         raise TrainingRefused("Only a failed run can be retried.")
     with transaction.atomic():
@@ -291,5 +295,5 @@ def do_retry_training_run(run: TrainingRun) -> TrainingRun:
             raise TrainingRefused("Another run is active; wait for it or cancel it.")
         run.status, run.error, run.finished_at, run.message = JobStatus.QUEUED, "", None, "Queued for retry"
         run.save(update_fields=["status", "error", "finished_at", "message"])
-        transaction.on_commit(lambda: train_model.delay(run.pk))
+        run.send_when_committed()
     return run

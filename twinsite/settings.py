@@ -65,6 +65,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "core.middleware.ServiceUnavailableMiddleware",  # the database or the queue down: 503, not a traceback
     "axes.middleware.AxesMiddleware",  # last: turns a lockout flagged during login into a 429
 ]
 
@@ -91,6 +92,7 @@ DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/twinsite"),
         conn_max_age=envint("DB_CONN_MAX_AGE", 60),
+        conn_health_checks=True,  # a kept connection that died (a database restart) is replaced, not used
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -184,8 +186,15 @@ TWIN_MAX_ANSWERS_IN_FLIGHT = envint("TWIN_MAX_ANSWERS_IN_FLIGHT", 6)  # site-wid
 TWIN_MAX_PENDING_ANSWERS_PER_USER = envint("TWIN_MAX_PENDING_ANSWERS_PER_USER", 2)  # beyond it: 429
 TWIN_ANSWER_WAIT_SECONDS = envint("TWIN_ANSWER_WAIT_SECONDS", 60)  # not started by then: dropped as busy
 TWIN_CHAT_RETRY_AFTER_SECONDS = envint("TWIN_CHAT_RETRY_AFTER_SECONDS", 10)  # the Retry-After of a busy answer
+# The Retry-After of a 503 when the database or the task queue cannot be reached (core/middleware.py).
+TWIN_UNAVAILABLE_RETRY_AFTER_SECONDS = envint("TWIN_UNAVAILABLE_RETRY_AFTER_SECONDS", 15)
 TWIN_ANSWER_SOFT_TIME_LIMIT = envint("TWIN_ANSWER_SOFT_TIME_LIMIT", 120)  # one answer's generation
 TWIN_ANSWER_TIME_LIMIT = envint("TWIN_ANSWER_TIME_LIMIT", 150)
+# Answer streams (SSE) a user may hold open at once, each a web thread; beyond it: 429. A stream
+# counts for at most TWIN_STREAM_SLOT_SECONDS (longer than any answer takes), so a killed web
+# process cannot leak the count.
+TWIN_MAX_STREAMS_PER_USER = envint("TWIN_MAX_STREAMS_PER_USER", 3)
+TWIN_STREAM_SLOT_SECONDS = envint("TWIN_STREAM_SLOT_SECONDS", TWIN_ANSWER_WAIT_SECONDS + TWIN_ANSWER_TIME_LIMIT + 30)
 
 # Training defaults: short, so a CPU run of the demo twin takes minutes.
 # Training budget: epochs over the twin's data, capped in steps. Unset, each base model's
@@ -260,6 +269,14 @@ TWIN_JOB_MAX_ATTEMPTS = envint("TWIN_JOB_MAX_ATTEMPTS", 3)  # workers lost on on
 # Redis redelivers an unacked task after this; it must outlast the longest training run.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 6 * 3600)}
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", "0")
+# A request that sends a task while the broker is down fails within about a second (core/queue.py),
+# not after the client's default backoff.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": envint("CELERY_PUBLISH_MAX_RETRIES", 2),
+    "interval_start": 0,
+    "interval_step": 0.3,
+    "interval_max": 0.3,
+}
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(TWIN_DATA_DIR / "celerybeat-schedule")
 TWIN_RECRAWL_HOURS = envint("TWIN_RECRAWL_HOURS", 24)

@@ -1,5 +1,6 @@
 """The feature pipeline end to end (eager): document -> clean -> chunks in pgvector -> dataset."""
 
+import numpy as np
 import pytest
 from django.conf import settings
 
@@ -101,3 +102,11 @@ def test_a_burst_of_uploads_builds_one_dataset_version(owner, monkeypatch):
     second.refresh_from_db()
     assert DatasetVersion.objects.get(owner=owner) == second.dataset_version
     assert second.dataset_version.document_count == 2
+
+
+def test_a_repeated_query_is_embedded_once_and_shared_read_only():
+    first = embeddings.embed_query("how heavy is a hive in march")
+    again = embeddings.embed_query("how heavy is a hive in march")
+    assert again is first  # not embedded a second time
+    assert not first.flags.writeable  # no caller can change what the next one gets
+    assert np.allclose(first, embeddings.embed(["how heavy is a hive in march"])[0])

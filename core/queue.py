@@ -1,0 +1,60 @@
+"""Sending tasks: the one place a request hands work to Celery.
+
+A row that waits for a task (a queued job, a pending answer) is written in the request's
+transaction and its task is sent once that commits. When the broker cannot be reached at
+that moment, the row would wait forever for a message that was never sent: `send_on_commit`
+runs the caller's `on_failure` (which marks the row failed with the reason) and raises
+`QueueUnavailable`, which the site answers with 503 and Retry-After (core/middleware.py).
+Publishing retries briefly (CELERY_TASK_PUBLISH_RETRY_POLICY), so a user waits a second,
+not the broker client's default backoff.
+"""
+
+import logging
+from collections.abc import Callable
+from importlib import import_module
+
+from celery import current_app
+from django.conf import settings
+from django.db import transaction
+from kombu.exceptions import OperationalError as BrokerError
+
+logger = logging.getLogger(__name__)
+QUEUE_DOWN = "Twinsite's task queue cannot be reached right now, so this was not started; please try again shortly."
+
+
+class QueueUnavailable(Exception):
+    """The broker was unreachable when a task was sent; nothing was left waiting for it."""
+
+    def __init__(self, message: str = QUEUE_DOWN):
+        super().__init__(message)
+
+    @property
+    def retry_after(self) -> int:
+        return settings.TWIN_UNAVAILABLE_RETRY_AFTER_SECONDS
+
+
+def send_task(task_name: str, *args, on_failure: Callable[[str], object] | None = None):
+    """Send a task by its name now (routed by its name; eager in unit tests). On a broker
+    failure, `on_failure(reason)` records it and QueueUnavailable is raised."""
+    task = _registered(task_name)
+    try:
+        task.delay(*args)
+    except BrokerError as exc:  # kombu's wrapper of any transport's connection error
+        logger.error("could not send %s%r: %s", task_name, args, exc)
+        if on_failure is not None:
+            on_failure(QUEUE_DOWN)
+        raise QueueUnavailable() from exc
+
+
+def _registered(task_name: str):
+    """The task by its name, its module imported if need be: a web process registers tasks as it
+    imports them, and an unregistered name would bypass the task's routing and eager mode."""
+    if task_name not in current_app.tasks:
+        import_module(task_name.rsplit(".", 1)[0])
+    return current_app.tasks[task_name]
+
+
+def send_on_commit(task_name: str, *args, on_failure: Callable[[str], object] | None = None):
+    """send_task once the current transaction commits (at once outside one). The failure
+    propagates from the commit, i.e. out of the action that asked, into the request."""
+    transaction.on_commit(lambda: send_task(task_name, *args, on_failure=on_failure))
