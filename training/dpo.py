@@ -12,7 +12,6 @@ training/lora.py) with the DPO loss in `compute_loss`; TRL's DPOTrainer would br
 datasets, pandas and pyarrow for the same twenty lines. Kept free of Django.
 """
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,7 +19,17 @@ import torch
 import torch.nn.functional as F
 
 from .hyperparameters import Hyperparameters
-from .lora import Stopped, TrainingResult, directory_sha256, planned_steps, save_adapter
+from .lora import (
+    Stopped,
+    TrainingResult,
+    directory_sha256,
+    evaluating,
+    planned_steps,
+    progress_callback,
+    run_trainer,
+    save_adapter,
+    trainer_arguments,
+)
 from .prompts import render_prompt
 from .samples import IGNORE_INDEX
 
@@ -82,30 +91,26 @@ def dpo_loss(logps: torch.Tensor, reference: torch.Tensor, beta: float) -> tuple
 
 
 @torch.no_grad()
-def reference_logps(model, pairs: list[dict], collate, batch_size: int) -> list[list[float]]:
-    model.eval()
-    out = []
-    for start in range(0, len(pairs), batch_size):
-        batch = {k: v.to(model.device) for k, v in collate(pairs[start : start + batch_size]).items()}
-        logps = sequence_logps(model, batch).tolist()
-        half = len(logps) // 2
-        out.extend([c, r] for c, r in zip(logps[:half], logps[half:], strict=True))
-    return out
+def pair_logps(model, pairs: list[dict], collate, batch_size: int) -> torch.Tensor:
+    """[[chosen, rejected], ...]: each pair's summed answer log-probabilities, dropout off."""
+    rows = []
+    with evaluating(model):
+        for start in range(0, len(pairs), batch_size):
+            batch = {k: v.to(model.device) for k, v in collate(pairs[start : start + batch_size]).items()}
+            logps = sequence_logps(model, batch).float().cpu()
+            half = logps.shape[0] // 2
+            rows.append(torch.stack([logps[:half], logps[half:]], dim=1))
+    return torch.cat(rows) if rows else torch.zeros((0, 2))
 
 
-@torch.no_grad()
 def evaluate_pairs(model, pairs: list[dict], collate, batch_size: int, beta: float) -> dict:
-    """DPO loss and reward accuracy on held-out pairs (their references attached)."""
-    model.eval()
-    losses, wins, count = [], [], 0
-    for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start : start + batch_size]
-        batch = {k: v.to(model.device) for k, v in collate(chunk).items()}
-        loss, accuracy = dpo_loss(sequence_logps(model, batch), batch["reference"], beta)
-        losses.append(loss.item() * len(chunk))
-        wins.append(accuracy.item() * len(chunk))
-        count += len(chunk)
-    return {"loss": sum(losses) / count, "accuracy": sum(wins) / count} if count else {}
+    """DPO loss and reward accuracy on pairs (their references attached)."""
+    if not pairs:
+        return {}
+    logps = pair_logps(model, pairs, collate, batch_size)
+    reference = torch.tensor([p["reference"] for p in pairs], dtype=torch.float32)
+    loss, accuracy = dpo_loss(torch.cat([logps[:, 0], logps[:, 1]]), reference, beta)
+    return {"loss": loss.item(), "accuracy": accuracy.item()}
 
 
 def train_dpo(
@@ -122,9 +127,7 @@ def train_dpo(
 ) -> TrainingResult:
     """pairs: TRL conversational preference records with "split" ("train" or "test")."""
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
-    from transformers.trainer_callback import PrinterCallback
-    from transformers.trainer_utils import get_last_checkpoint
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer
 
     cuda = torch.cuda.is_available()
     torch.manual_seed(hp.seed)
@@ -142,17 +145,19 @@ def train_dpo(
     if not encoded["train"]:
         raise ValueError("the preference dataset has no training pairs that fit the sequence length")
     for items in encoded.values():  # the starting adapter is the frozen reference
-        for item, reference in zip(items, reference_logps(model, items, collate, hp.batch_size), strict=True):
+        for item, reference in zip(items, pair_logps(model, items, collate, hp.batch_size).tolist(), strict=True):
             item["reference"] = reference
     train, heldout = encoded["train"], encoded["test"]
     total_steps = planned_steps(len(train), hp)
     val_history: list[list] = []
 
+    last_validation = {}
+
     def validate(step: int):
         if heldout:
-            result = evaluate_pairs(model, heldout, collate, hp.batch_size, hp.dpo_beta)
-            val_history.append([step, round(result["loss"], 4)])
-            on_validation(step, result["loss"])
+            last_validation.update(evaluate_pairs(model, heldout, collate, hp.batch_size, hp.dpo_beta))
+            val_history.append([step, round(last_validation["loss"], 4)])
+            on_validation(step, last_validation["loss"])
 
     class DPOTrainer(Trainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -160,46 +165,11 @@ def train_dpo(
             loss, _ = dpo_loss(sequence_logps(model, inputs), reference, hp.dpo_beta)
             return loss
 
-    class Progress(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs and "loss" in logs:
-                on_step(state.global_step, state.max_steps, float(logs["loss"]))
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step % hp.eval_every == 0 or state.global_step == state.max_steps:
-                validate(state.global_step)
-                model.train()
-            if should_stop():
-                control.should_training_stop = True
-
     checkpoints = work_dir / "checkpoints"
-    args = TrainingArguments(
-        output_dir=str(checkpoints),
-        per_device_train_batch_size=hp.batch_size,
-        gradient_accumulation_steps=hp.grad_accumulation,
-        max_steps=total_steps,
-        learning_rate=hp.learning_rate,
-        warmup_steps=int(hp.warmup_ratio * total_steps),
-        lr_scheduler_type=hp.lr_schedule,
-        logging_steps=1,
-        save_steps=hp.save_every,
-        save_total_limit=1,
-        report_to=[],
-        use_cpu=not cuda,
-        bf16=cuda and torch.cuda.is_bf16_supported(),
-        seed=hp.seed,
-        dataloader_num_workers=0,
-        remove_unused_columns=False,
-        disable_tqdm=True,
-    )
-    trainer = DPOTrainer(model=model, args=args, train_dataset=train, data_collator=collate, callbacks=[Progress()])
-    trainer.remove_callback(PrinterCallback)
-    resume = get_last_checkpoint(str(checkpoints)) if checkpoints.exists() else None
-    if not resume:
-        validate(0)  # the starting adapter: DPO loss ln 2, accuracy 0
-    started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=resume)
-    train_seconds = time.perf_counter() - started
+    args = trainer_arguments(hp, total_steps, checkpoints)
+    progress = progress_callback(hp, on_step, validate, should_stop)
+    trainer = DPOTrainer(model=model, args=args, train_dataset=train, data_collator=collate, callbacks=[progress])
+    train_seconds = run_trainer(trainer, checkpoints, validate)  # validate(0): DPO loss ln 2, accuracy 0
     if should_stop():
         raise Stopped()
 
@@ -217,9 +187,8 @@ def train_dpo(
             evaluate_pairs(model, train, collate, hp.batch_size, hp.dpo_beta)["accuracy"], 4
         ),
     }
-    if heldout:
-        final = evaluate_pairs(model, heldout, collate, hp.batch_size, hp.dpo_beta)
-        report["heldout_reward_accuracy"] = round(final["accuracy"], 4)
+    if last_validation:  # the progress callback validates at the last step too
+        report["heldout_reward_accuracy"] = round(last_validation["accuracy"], 4)
     if val_history:
         report["val_loss_start"], report["val_loss_end"] = val_history[0][1], val_history[-1][1]
     return TrainingResult(

@@ -13,6 +13,7 @@ import shutil
 import time
 import warnings
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,11 +62,26 @@ def collate(pad_id: int):
     return collate_batch
 
 
+@contextmanager
+def evaluating(model):
+    """Dropout off for a measurement in the middle of training, and back on after it."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        if was_training:
+            model.train()
+
+
 @torch.no_grad()
 def mean_loss(model, samples: list[dict], pad_id: int, batch_size: int) -> float:
     """Token-weighted mean cross-entropy over the labelled tokens of the samples."""
-    was_training = model.training
-    model.eval()
+    with evaluating(model):
+        return _summed_loss(model, samples, pad_id, batch_size)
+
+
+def _summed_loss(model, samples: list[dict], pad_id: int, batch_size: int) -> float:
     total, count = 0.0, 0
     collate_batch = collate(pad_id)
     for start in range(0, len(samples), batch_size):
@@ -80,8 +96,6 @@ def mean_loss(model, samples: list[dict], pad_id: int, batch_size: int) -> float
         )
         total += losses.item()
         count += (shift_labels != IGNORE_INDEX).sum().item()
-    if was_training:
-        model.train()
     return total / max(1, count)
 
 
@@ -142,6 +156,70 @@ def lora_config(hp: Hyperparameters):
     )
 
 
+def trainer_arguments(hp: Hyperparameters, total_steps: int, checkpoints: Path, **extra):
+    """transformers' TrainingArguments of a run (LoRA or DPO): its schedule, a loss logged every
+    step, checkpoints every `save_every` steps (the last one kept, to resume from), bf16 on CUDA."""
+    from transformers import TrainingArguments
+
+    cuda = torch.cuda.is_available()
+    return TrainingArguments(
+        output_dir=str(checkpoints),
+        per_device_train_batch_size=hp.batch_size,
+        gradient_accumulation_steps=hp.grad_accumulation,
+        max_steps=total_steps,
+        learning_rate=hp.learning_rate,
+        warmup_steps=int(hp.warmup_ratio * total_steps),  # floor: a 1-step run must not spend it at lr 0
+        lr_scheduler_type=hp.lr_schedule,
+        logging_steps=1,
+        save_steps=hp.save_every,
+        save_total_limit=1,
+        report_to=[],
+        use_cpu=not cuda,
+        bf16=cuda and torch.cuda.is_bf16_supported(),
+        seed=hp.seed,
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        disable_tqdm=True,
+        **extra,
+    )
+
+
+def progress_callback(hp: Hyperparameters, on_step, validate, should_stop):
+    """Reports each step's loss, validates every `eval_every` steps and at the end, and stops the
+    run when the caller asks."""
+    from transformers import TrainerCallback
+
+    class Progress(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                on_step(state.global_step, state.max_steps, float(logs["loss"]))
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step % hp.eval_every == 0 or state.global_step == state.max_steps:
+                validate(state.global_step)
+            if should_stop():
+                control.should_training_stop = True
+
+    return Progress()
+
+
+def run_trainer(trainer, checkpoints: Path, validate) -> float:
+    """Train, resuming from the last checkpoint if there is one; otherwise validate the starting
+    model first (step 0 of the validation curve). Returns the training seconds."""
+    from transformers.trainer_callback import PrinterCallback
+    from transformers.trainer_utils import get_last_checkpoint
+
+    trainer.remove_callback(PrinterCallback)  # progress goes to the run row, not stdout
+    resume = get_last_checkpoint(str(checkpoints)) if checkpoints.exists() else None
+    if resume:
+        logger.info("resuming from %s", resume)
+    else:
+        validate(0)
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=resume)
+    return time.perf_counter() - started
+
+
 def train_lora(
     *,
     base_path: str,
@@ -156,9 +234,7 @@ def train_lora(
     should_stop: Callable[[], bool] = lambda: False,
 ) -> TrainingResult:
     from peft import get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
-    from transformers.trainer_callback import PrinterCallback
-    from transformers.trainer_utils import get_last_checkpoint
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer
 
     cuda = torch.cuda.is_available()
     device = torch.cuda.get_device_name(0) if cuda else "cpu"
@@ -174,7 +250,6 @@ def train_lora(
     total_steps = planned_steps(len(data.sequences), hp)
 
     model = get_peft_model(model, lora_config(hp))
-    use_bf16 = cuda and torch.cuda.is_bf16_supported()
     val_history: list[list] = []
 
     def validate(step: int):
@@ -183,51 +258,19 @@ def train_lora(
             val_history.append([step, round(loss, 4)])
             on_validation(step, loss)
 
-    class Progress(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs and "loss" in logs:
-                on_step(state.global_step, state.max_steps, float(logs["loss"]))
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step % hp.eval_every == 0 or state.global_step == state.max_steps:
-                validate(state.global_step)
-            if should_stop():
-                control.should_training_stop = True
-
     checkpoints = work_dir / "checkpoints"
-    args = TrainingArguments(
-        output_dir=str(checkpoints),
-        per_device_train_batch_size=hp.batch_size,
-        gradient_accumulation_steps=hp.grad_accumulation,
-        max_steps=total_steps,
-        learning_rate=hp.learning_rate,
-        warmup_steps=int(hp.warmup_ratio * total_steps),  # floor: a 1-step run must not spend it at lr 0
-        lr_scheduler_type=hp.lr_schedule,
-        logging_steps=1,
-        save_steps=hp.save_every,
-        save_total_limit=1,
-        report_to=[],
-        use_cpu=not cuda,
-        bf16=use_bf16,
+    args = trainer_arguments(
+        hp,
+        total_steps,
+        checkpoints,
         activation_checkpointing=cuda,  # activations dominate GPU memory at long sequences
         activation_checkpointing_kwargs={"use_reentrant": False} if cuda else None,
-        seed=hp.seed,
-        dataloader_num_workers=0,
-        remove_unused_columns=False,
-        disable_tqdm=True,
     )
+    progress = progress_callback(hp, on_step, validate, should_stop)
     trainer = Trainer(
-        model=model, args=args, train_dataset=data.sequences, data_collator=collate(pad_id), callbacks=[Progress()]
+        model=model, args=args, train_dataset=data.sequences, data_collator=collate(pad_id), callbacks=[progress]
     )
-    trainer.remove_callback(PrinterCallback)  # progress goes to the run row, not stdout
-    resume = get_last_checkpoint(str(checkpoints)) if checkpoints.exists() else None
-    if resume:
-        logger.info("resuming from %s", resume)
-    else:
-        validate(0)  # the base model: where the validation curve starts
-    started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=resume)
-    train_seconds = time.perf_counter() - started
+    train_seconds = run_trainer(trainer, checkpoints, validate)  # validate(0): the base model, where the curve starts
     if should_stop():
         raise Stopped()
 
