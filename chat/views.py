@@ -1,7 +1,7 @@
 from contextlib import closing
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils.html import escape
@@ -13,9 +13,7 @@ from .throttling import ChatThrottle
 
 
 def _get_conversation_for_user(request, conversation_id) -> Conversation:
-    if not str(conversation_id).isdigit():  # the form field is free text; a malformed id is a 404, not a 500
-        raise Http404("No such conversation.")
-    return get_object_or_404(Conversation.objects.for_user(request.user), pk=conversation_id)
+    return Conversation.objects.for_user(request.user).get_or_404(conversation_id)  # also a posted form field
 
 
 def _get_answer_for_user(request, message_id) -> Message:

@@ -11,6 +11,8 @@ the path to its owner in `owner_lookup`.
 """
 
 from django.db import models
+from django.http import Http404
+from django.shortcuts import get_object_or_404
 
 
 class OwnedQuerySet(models.QuerySet):
@@ -20,3 +22,10 @@ class OwnedQuerySet(models.QuerySet):
         if user is None or not getattr(user, "is_authenticated", False):
             return self.none()
         return self.filter(**{self.owner_lookup: user})
+
+    def get_or_404(self, pk):
+        """The row with this id among the scoped ones, else Http404: also for an id that is not a
+        whole number (a posted form field is free text; a malformed id is a 404, not a 500)."""
+        if not str(pk).isdigit():
+            raise Http404(f"No such {self.model._meta.verbose_name}.")
+        return get_object_or_404(self, pk=int(pk))

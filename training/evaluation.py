@@ -27,6 +27,7 @@ benchmark runs exactly this code.
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +36,7 @@ import torch
 from .grounded_eval import grounding_metrics, heldout_questions
 from .lora import mean_loss
 from .prompts import build_messages, render_prompt
-from .samples import DataSplit, not_heldout, text_windows
+from .samples import DataSplit, every_nth, not_heldout, text_windows
 from .stylometry import DeltaSpace, copy_rate, training_ngrams
 
 METRICS = ("perplexity", "style", "similarity", "copy_rate", "grounding")
@@ -76,9 +77,7 @@ def gate_prompts(records: list[dict], split: DataSplit, count: int) -> list[Prom
             continue
         seen.add(record["instruction"])
         prompts.append(Prompt(record["instruction"], record["answer"]))
-    # Spread over documents rather than the first few of one document.
-    step = max(1, len(prompts) // count) if prompts else 1
-    chosen = prompts[::step][:count]
+    chosen = every_nth(prompts, count)
     if not chosen:
         chosen = [Prompt("Write a paragraph in your own words.", text[:800]) for text in split.heldout_texts[:count]]
     return chosen
@@ -214,13 +213,9 @@ def evaluate(
     for name in names:
         on_progress(f"Scoring the {name} model")
         t0 = time.perf_counter()
-        if name == "base":
-            with model.disable_adapter():
-                loss = mean_loss(model, windows, pad_id, 8) if windows else None
-                outputs = _generate(model, tokenizer, rendered + openings, config)
-                grounded[name] = grounding_metrics(model, tokenizer, twin_name, questions, embed, config)
-        else:
+        if name != "base":
             model.set_adapter(name)
+        with model.disable_adapter() if name == "base" else nullcontext():
             loss = mean_loss(model, windows, pad_id, 8) if windows else None
             outputs = _generate(model, tokenizer, rendered + openings, config)
             grounded[name] = grounding_metrics(model, tokenizer, twin_name, questions, embed, config)

@@ -18,7 +18,7 @@ from features.evidence import NoteSentences, content_words
 from features.grounding import check_grounding
 
 from .prompts import build_messages, render_prompt
-from .samples import DataSplit
+from .samples import DataSplit, every_nth
 from .steering import steered_decoding
 
 FACT_SHARE = 0.6
@@ -40,8 +40,7 @@ class Note:  # the shape NoteSentences reads chunks in
 def heldout_questions(records: list[dict], split: DataSplit, count: int) -> list[GroundedQuestion]:
     """Grounded samples made from held-out documents (no run trained on them), spread over them."""
     held = [r for r in records if r.get("kind") == "grounded" and r.get("context") and _made_from_heldout(r, split)]
-    step = max(1, len(held) // count) if held else 1
-    return [GroundedQuestion(r["instruction"], r["context"], r["answer"]) for r in held[::step][:count]]
+    return [GroundedQuestion(r["instruction"], r["context"], r["answer"]) for r in every_nth(held, count)]
 
 
 def _made_from_heldout(record: dict, split: DataSplit) -> bool:

@@ -136,6 +136,12 @@ def mix(style: list[dict], qa: list[dict], style_fraction: float, seed: int) -> 
     return chosen
 
 
+def every_nth(items: list, count: int) -> list:
+    """At most `count` items, taken at a regular stride from the start: spread over a list that is
+    ordered by document rather than the first few of one document."""
+    return items[:: max(1, len(items) // count)][:count] if items else []
+
+
 def not_heldout(record: dict, split: DataSplit) -> bool:
     """A Q&A record may train only if neither its answer nor its context comes from held-out text."""
     if record.get("document_id") in split.heldout_document_ids:

@@ -1,7 +1,6 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
@@ -39,11 +38,9 @@ def training_home(request):
 @require_POST
 def start_run(request):
     """The latest instruct dataset, or the one posted (a preference dataset starts a DPO run)."""
-    dataset, posted = None, request.POST.get("dataset", "")
-    if posted:
-        if not posted.isdigit():
-            raise Http404("No such dataset.")
-        dataset = get_object_or_404(DatasetVersion.objects.for_user(request.user), pk=int(posted))
+    dataset = None
+    if request.POST.get("dataset"):
+        dataset = DatasetVersion.objects.for_user(request.user).get_or_404(request.POST["dataset"])
     try:
         run = do_start_training_run(request.user, dataset)
     except TrainingRefused as exc:
