@@ -12,7 +12,6 @@ process generating it died (SIGKILL, out of memory, a lost machine).
 """
 
 import json
-import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -20,6 +19,8 @@ from functools import cache
 
 import redis
 from django.conf import settings
+
+from core import heartbeat
 
 STREAM_TTL_SECONDS = 15 * 60
 HEARTBEAT_EVERY_SECONDS = 2
@@ -72,20 +73,14 @@ def alive(message_ids: list[int]) -> set[int]:
 @contextmanager
 def beating(message_id: int):
     """Keep the answer's heartbeat alive for the duration of the block (model loading included)."""
-    key, stop = _key(message_id, "alive"), threading.Event()
+    key = _key(message_id, "alive")
     client().set(key, 1, ex=HEARTBEAT_TTL_SECONDS)
-
-    def beat():
-        while not stop.wait(HEARTBEAT_EVERY_SECONDS):
-            client().set(key, 1, ex=HEARTBEAT_TTL_SECONDS)
-
-    thread = threading.Thread(target=beat, name=f"heartbeat-{message_id}", daemon=True)
-    thread.start()
     try:
-        yield
+        with heartbeat.beating(
+            HEARTBEAT_EVERY_SECONDS, lambda: client().set(key, 1, ex=HEARTBEAT_TTL_SECONDS), f"heartbeat-{message_id}"
+        ):
+            yield
     finally:
-        stop.set()
-        thread.join()
         client().delete(key)
 
 

@@ -18,8 +18,6 @@ restart without persistence) is sent again too, and failed after a day.
 """
 
 import logging
-import threading
-from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
@@ -28,6 +26,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from .heartbeat import beating
 from .ownership import OwnedQuerySet
 from .queue import send_on_commit, send_task
 
@@ -145,27 +144,19 @@ class Job(models.Model):
             self.refresh_from_db()
         return bool(won)
 
-    @contextmanager
     def keep_alive(self):
         """Beat the heartbeat from a thread while the block runs, whatever it is doing."""
-        stop, model, pk = threading.Event(), type(self), self.pk
+        model, pk = type(self), self.pk
 
         def beat():
-            try:
-                while not stop.wait(settings.TWIN_JOB_HEARTBEAT_SECONDS):
-                    model.objects.filter(pk=pk, status=JobStatus.RUNNING).update(heartbeat_at=timezone.now())
-            except Exception:
-                logger.exception("heartbeat of %s %s stopped", model.__name__, pk)
-            finally:
-                connections.close_all()  # this thread's own connections
+            model.objects.filter(pk=pk, status=JobStatus.RUNNING).update(heartbeat_at=timezone.now())
 
-        thread = threading.Thread(target=beat, name=f"heartbeat-{model.__name__}-{pk}", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join(timeout=10)
+        return beating(
+            settings.TWIN_JOB_HEARTBEAT_SECONDS,
+            beat,
+            f"heartbeat-{model.__name__}-{pk}",
+            on_exit=connections.close_all,  # this thread's own connections
+        )
 
     def report(self, progress: float, message: str = "", **fields):
         """Record progress (0-100) from inside the task; also the heartbeat."""
