@@ -262,7 +262,9 @@ def plan_for(owner, question: str, history: list[dict] = ()) -> Plan:
     chunks, query, vector = _retrieve(owner, question, history)
     notes = NoteSentences.from_chunks(chunks, embed, Chunk.objects.for_user(owner).lead_ins(chunks))
     evidence = notes.select(query, vector, settings.TWIN_EVIDENCE_SENTENCES)
-    relevance = max((e.similarity for e in evidence), default=0.0)
+    # The closest note of all, not of the chosen ones: the choice also weighs answer types and
+    # the sentence before, and "do my notes cover this?" should not move with it.
+    relevance = notes.closest(vector)
     return Plan(question, history, _cited_first(chunks, evidence), notes, evidence, relevance)
 
 

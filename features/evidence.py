@@ -8,8 +8,10 @@ of the same shape.
 
 Sentences are ranked by embedding similarity to the question plus word overlap
 (a light stemmer: "nightly" meets "night"), plus a small bonus when the sentence holds
-what the question asks for (a quantity, a reason, a name); lines that are mostly symbols
-(a cron line, a shell command) rank below prose. A best sentence that opens with "He", "She"
+what the question asks for (a quantity, a price, a distance, a duration, a reason, a name),
+plus a share of the similarity of the sentence before it (the answer often follows the sentence
+that restates the question); lines that are mostly symbols (a cron line, a shell command) and
+sentences that ask rather than state rank below prose. A best sentence that opens with "He", "She"
 or "They" is given after the sentence before it (from the chunk before when the chunk starts
 there: ChunkQuerySet.lead_ins), so that the note says who.
 """
@@ -25,8 +27,16 @@ MIN_SENTENCE_CHARS = 12
 LABEL_WORDS = 5
 BYLINE = re.compile(r"\s*([Bb]y|[Ww]ritten by)\s+[A-Z][\w.'-]*(\s+[A-Z][\w.'-]*){0,3}\s*$")
 LEXICAL_WEIGHT = 0.3
-SYMBOL_PENALTY = 0.5  # a line under PROSE_SHARE letters and spaces
-PROSE_SHARE = 0.8
+SYMBOL_PENALTY = 0.5  # a line under PROSE_SHARE letters, digits, spaces and sentence punctuation
+PROSE_SHARE = 0.85
+# What prose is made of besides letters, digits and spaces: "It cost me £1,340." is prose, a
+# cron line or a shell command ("0 3 * * * pg_dump -Fc > /srv/db.dump") is not.
+PROSE_PUNCTUATION = frozenset(".,;:!?'\"’‘“”£$€%-–—()")
+# A sentence that asks ("Why not carbon?") restates the question instead of answering it.
+ASKS_PENALTY = 0.2
+# The answer often follows the sentence that sets its topic ("So I'm back on the hill. There is
+# one real climb. Gallows Lane."): a sentence earns a share of the similarity of the one before it.
+FOLLOWS_WEIGHT = 0.15
 # A question that asks for a quantity, a time or a date wants a sentence that states one.
 QUANTITY_QUESTION = re.compile(
     r"\b(how (many|much|long|far|old|often|big|fast|tall|heavy|wide|late|early|hot|cold|warm|high|deep)|when|"
@@ -61,10 +71,22 @@ TIME = re.compile(
 )
 TEMPERATURE_QUESTION = re.compile(r"\b(temperature|how (hot|cold|warm))\b", re.IGNORECASE)
 TEMPERATURE = re.compile(r"\d ?°|\bdegrees?\b|\d ?[CF]\b")
+NUMBER = r"(\d[\d,.]*|a|an|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty)"
+MONEY_QUESTION = re.compile(r"\b(price|cost|costs|pay|paid|spend|spent|charge|charged|earn|earned|sell for)\b", re.I)
+MONEY = re.compile(r"[£$€]\s?\d|\d\s?(p|pence|pounds?|dollars?|euros?|cents?)\b", re.IGNORECASE)
+DISTANCE_QUESTION = re.compile(r"\bhow (far|long is|high|deep|tall|wide)\b|\bdistance\b", re.IGNORECASE)
+DISTANCE = re.compile(
+    NUMBER + r"\s?(km|kilomet\w*|miles?|metres?|meters?|m|yards?|feet|foot|ft|inch\w*|cm|mm)\b", re.IGNORECASE
+)
+DURATION_QUESTION = re.compile(r"\bhow long\b|\b(for )?how many (hours|days|weeks|months|years|minutes)\b", re.I)
+DURATION = re.compile(NUMBER + r"[\s-]?(seconds?|minutes?|hours?|days?|nights?|weeks?|months?|years?)\b", re.I)
 ANSWER_TYPES = (
     (QUANTITY_QUESTION, QUANTITY),
     (TIME_QUESTION, TIME),
     (TEMPERATURE_QUESTION, TEMPERATURE),
+    (MONEY_QUESTION, MONEY),
+    (DISTANCE_QUESTION, DISTANCE),
+    (DURATION_QUESTION, DURATION),
     (REASON_QUESTION, REASON),
     (NAME_QUESTION, NAME),
 )
@@ -106,7 +128,7 @@ def overlap(question: str, sentence: str) -> float:
 
 
 def prose_share(text: str) -> float:
-    return sum(ch.isalpha() or ch == " " for ch in text) / max(1, len(text))
+    return sum(ch.isalnum() or ch.isspace() or ch in PROSE_PUNCTUATION for ch in text) / max(1, len(text))
 
 
 def note_sentences(text: str) -> list[str]:
@@ -156,6 +178,12 @@ class NoteSentences:
                 before = index
         return cls(texts, chunk_ids, embed(texts), previous)
 
+    def closest(self, question_vector) -> float:
+        """The cosine similarity of the note nearest the question (0 without notes)."""
+        if not self.texts:
+            return 0.0
+        return float(np.max(self.vectors @ np.asarray(question_vector, dtype=np.float32)))
+
     def rank(self, question: str, question_vector) -> list[Evidence]:
         """Every sentence scored for the question, best first."""
         if not self.texts:
@@ -170,8 +198,12 @@ class NoteSentences:
             score -= CHUNK_RANK_PENALTY * chunk_rank[chunk_id]
             if prose_share(text) < PROSE_SHARE:
                 score -= SYMBOL_PENALTY
+            if text.rstrip().endswith("?"):
+                score -= ASKS_PENALTY
+            if (before := self.previous[index]) is not None:
+                score += FOLLOWS_WEIGHT * max(0.0, float(similarities[before]))
             # "He pointed out…" answers "who?" with the name in the sentence before it.
-            typed = f"{self.texts[before]} {text}" if (before := self._antecedent(index)) is not None else text
+            typed = f"{self.texts[named]} {text}" if (named := self._antecedent(index)) is not None else text
             score += ANSWER_TYPE_BONUS * sum(bool(pattern.search(typed)) for pattern in wanted)
             ranked.append(Evidence(text, chunk_id, float(similarity), score, index))
         return sorted(ranked, key=lambda e: -e.score)

@@ -165,6 +165,9 @@ def equal_embed(texts):
         ("What do you call the big hive?", "The big hive is in the corner.", "I call the big hive Dividend."),
         ("At what time did it start?", "It started with 6 clients.", "It started at 11:40 in the rain."),
         ("How hot should the cream be?", "The cream costs 3 euros.", "The cream should be at 60 degrees."),
+        # A short sentence with a price is prose, not a symbol line ("£" and "," once cost it 0.5).
+        ("What did you pay for the bike?", "I paid for the bike in cash.", "It cost me £1,340."),
+        ("How long did the firing last?", "The firing was hard work.", "It lasted 62 hours."),
     ],
 )
 def test_the_sentence_holding_what_the_question_asks_for_ranks_first(question, plain, typed):
@@ -179,6 +182,26 @@ def test_a_sentence_of_the_best_chunk_beats_a_slightly_closer_one_from_a_later_c
     chunks = [Note(5, "The hives face west."), Note(6, "The hives face east.")]
     notes = NoteSentences.from_chunks(chunks, embed_closer_second)
     assert notes.rank("Which way do the hives face?", np.array([0.5, 0.6], dtype=np.float32))[0].chunk_id == 5
+
+
+def test_a_sentence_that_asks_ranks_below_the_one_that_answers():
+    notes = NoteSentences.from_chunks([Note(5, "Why not carbon? Steel takes the sting out of potholes.")], equal_embed)
+    ranked = notes.rank("Why steel rather than carbon?", np.full(4, 0.5, dtype=np.float32))
+    assert ranked[0].text == "Steel takes the sting out of potholes."
+
+
+def test_the_sentence_after_the_one_that_sets_the_topic_gains_on_an_unrelated_one():
+    """ "Tuesday was my slowest day. The bin lorries block Alder Street." The answer follows the
+    sentence that restates the question, and is less like the question than chance sentences."""
+
+    def embed_topic_first(texts):  # question direction is (1, 0): topic 0.9, answer 0.3, other 0.4
+        rows = {"Tuesday": [0.9, 0.44], "The bin": [0.3, 0.95], "I grow": [0.4, 0.92]}
+        return np.array([next(v for k, v in rows.items() if t.startswith(k)) for t in texts], dtype=np.float32)
+
+    chunks = [Note(5, "Tuesday was my slowest day. The bin lorries block Alder Street."), Note(6, "I grow leeks.")]
+    notes = NoteSentences.from_chunks(chunks, embed_topic_first)
+    ranked = notes.rank("What made Tuesday slow?", np.array([1.0, 0.0], dtype=np.float32))
+    assert [e.text[:7] for e in ranked] == ["Tuesday", "The bin", "I grow "]
 
 
 def test_titles_and_bylines_are_not_notes():
