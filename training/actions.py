@@ -55,7 +55,7 @@ def _active_run_refusal(run: TrainingRun) -> TrainingRefused:
     return TrainingRefused(f"Training run {run.pk} is still {run.status}; wait for it or cancel it.")
 
 
-def do_start_training_run(owner, dataset: DatasetVersion | None = None, **overrides) -> TrainingRun:
+def do_start_training_run(owner, dataset: DatasetVersion | None = None, *, experiment=None, **overrides) -> TrainingRun:
     """Queue a run on the owner's current (or given) dataset; one active run per twin (a partial
     unique index enforces it even against concurrent requests). An instruct dataset trains a LoRA
     adapter from the base model; a preference dataset refines the production adapter by DPO."""
@@ -88,6 +88,7 @@ def do_start_training_run(owner, dataset: DatasetVersion | None = None, **overri
                 dataset_version=dataset,
                 base_model=base_model,
                 start_from=start_from,
+                experiment=experiment,
                 hyperparameters=hp.as_dict(),
                 total_steps=hp.max_steps,
                 message="Waiting for a GPU (or CPU) worker",

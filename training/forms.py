@@ -36,3 +36,32 @@ class HyperparametersForm(forms.Form):
 
     def hyperparameters(self) -> dict:
         return Hyperparameters.from_dict(self.cleaned_data).as_dict()
+
+
+SWEEPABLE = ("learning_rate", "lora_r", "lora_alpha", "lora_dropout", "epochs", "batch_size", "max_seq_len", "seed")
+
+
+class ExperimentForm(forms.Form):
+    """A sweep: comma-separated values for the hyperparameters to vary (the rest keep their defaults)."""
+
+    search = forms.ChoiceField(choices=[("grid", "Grid (every combination)"), ("random", "Random sample")])
+    trials = forms.IntegerField(required=False, min_value=2, max_value=8, help_text="Random search: how many runs.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in SWEEPABLE:
+            self.fields[name] = forms.CharField(required=False, help_text="e.g. 1e-4, 4e-4")
+
+    def clean(self):
+        cleaned = super().clean()
+        types = {spec.name: spec.type for spec in fields(Hyperparameters)}
+        space = {}
+        for name in SWEEPABLE:
+            raw = [v.strip() for v in (cleaned.get(name) or "").split(",") if v.strip()]
+            convert = int if types[name] in (int, "int") else float
+            try:
+                space[name] = [convert(v) for v in raw]
+            except ValueError:
+                self.add_error(name, f"Enter numbers separated by commas ({convert.__name__} values).")
+        cleaned["space"] = {name: values for name, values in space.items() if values}
+        return cleaned

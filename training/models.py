@@ -27,6 +27,34 @@ class BaseModel(models.Model):
         return base
 
 
+class Experiment(models.Model):
+    """A sweep: several runs on one dataset, each with one combination of the swept
+    hyperparameters (grid or random), run one after another; the run with the lowest
+    validation loss becomes the candidate (see training/experiments.py)."""
+
+    class Search(models.TextChoices):
+        GRID = "grid", "Grid (every combination)"
+        RANDOM = "random", "Random (a sample of the combinations)"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="experiments")
+    dataset_version = models.ForeignKey(DatasetVersion, on_delete=models.RESTRICT, related_name="experiments")
+    search = models.CharField(max_length=8, choices=Search.choices, default=Search.GRID)
+    space = models.JSONField(default=dict, help_text="{hyperparameter: [values, ...]} as staff entered it.")
+    trials = models.JSONField(default=list, help_text="[{hyperparameter: value}, ...]: one entry per run, in order.")
+    best_run = models.ForeignKey("TrainingRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    message = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = OwnedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"Experiment {self.pk} ({len(self.trials)} runs)"
+
+
 class TrainingRun(Job):
     task_name = "training.tasks.train_model"
 
@@ -42,6 +70,7 @@ class TrainingRun(Job):
         related_name="+",
         help_text="A preference (DPO) run refines this adapter, its frozen reference; empty for LoRA from the base.",
     )
+    experiment = models.ForeignKey(Experiment, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
     device = models.CharField(max_length=32, blank=True)
     current_step = models.PositiveIntegerField(default=0)
     total_steps = models.PositiveIntegerField(default=0)

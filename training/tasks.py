@@ -24,6 +24,7 @@ from .actions import (
 )
 from .dpo import train_dpo
 from .evaluation import GateConfig, evaluate
+from .experiments import do_advance_experiment
 from .lora import AdapterSaveFailed, Hyperparameters, Stopped, train_lora, verify_adapter_dir
 from .models import ModelVersion, TrainingRun
 from .preference import BaseModelGenerator
@@ -76,7 +77,7 @@ def train_model(run_id: int):
     """Train one run (queue "gpu"); a redelivered task resumes from the last checkpoint.
     The candidate it registers is then evaluated by `evaluate_model_version` (queue "default")."""
     run = (
-        TrainingRun.objects.select_related("owner", "dataset_version", "base_model", "start_from")
+        TrainingRun.objects.select_related("owner", "dataset_version", "base_model", "start_from", "experiment")
         .filter(pk=run_id)
         .first()
     )
@@ -124,10 +125,14 @@ def train_model(run_id: int):
                 result = train_lora(split=split, records=records, twin_name=do_ensure_twin(run.owner).name, **common)
         except Stopped:
             remove_checkpoints(run)
+            if run.experiment_id:  # cancelling a sweep's run ends the sweep with the runs that finished
+                do_advance_experiment(run.experiment, stop=True)
             return
         except Exception as exc:
             logger.exception("training run %s failed", run_id)
             run.fail(f"Training failed: {failure_reason(exc)}. Checkpoints are kept; retry to resume.")
+            if run.experiment_id:  # the sweep goes on without it
+                do_advance_experiment(run.experiment)
             raise
         model_version = do_register_model_version(run, result)
         remove_checkpoints(run)
@@ -142,7 +147,10 @@ def train_model(run_id: int):
                 **{k: v for k, v in result.eval_report.items() if k != "split"},
             },
         )
-    evaluate_model_version.delay(model_version.pk)
+    if run.experiment_id:  # only the sweep's best run is evaluated, once the last one has ended
+        do_advance_experiment(run.experiment)
+    else:
+        evaluate_model_version.delay(model_version.pk)
 
 
 @shared_task(acks_late=True)

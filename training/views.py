@@ -8,9 +8,10 @@ from core.decorators import require_form_methods
 from features.models import DatasetVersion
 
 from .actions import TrainingRefused, do_cancel_training_run, do_retry_training_run, do_start_training_run
-from .forms import HyperparametersForm
+from .experiments import do_start_experiment
+from .forms import ExperimentForm, HyperparametersForm
 from .hyperparameters import Hyperparameters
-from .models import ModelVersion, TrainingRun
+from .models import Experiment, ModelVersion, TrainingRun
 
 
 def _get_run_for_user(request, run_id) -> TrainingRun:
@@ -30,6 +31,8 @@ def training_home(request):
         )[:20],
         "model_versions": ModelVersion.objects.for_user(request.user),
         "latest_dataset": DatasetVersion.objects.for_user(request.user).instruct().current(),
+        "experiments": Experiment.objects.for_user(request.user)[:10],
+        "experiment_form": ExperimentForm() if request.user.is_staff else None,
     }
     return render(request, "training/training.html", context)
 
@@ -48,6 +51,36 @@ def start_run(request):
         return redirect("training")
     messages.success(request, "Training run queued.")
     return redirect("training-run", run_id=run.pk)
+
+
+@login_required
+@require_POST
+def start_experiment(request):
+    """Staff sweep hyperparameters on their twin: the runs go one after another."""
+    if not request.user.is_staff:
+        raise PermissionDenied
+    form = ExperimentForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+        return redirect("training")
+    try:
+        experiment = do_start_experiment(
+            request.user, form.cleaned_data["space"], form.cleaned_data["search"], form.cleaned_data["trials"]
+        )
+    except TrainingRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("training")
+    messages.success(request, f"Experiment queued: {len(experiment.trials)} runs.")
+    return redirect("experiment", experiment_id=experiment.pk)
+
+
+@login_required
+@require_safe
+def experiment_detail(request, experiment_id):
+    experiment = get_object_or_404(Experiment.objects.for_user(request.user), pk=experiment_id)
+    runs = list(experiment.runs.order_by("pk"))
+    rows = [(run, experiment.trials[i] if i < len(experiment.trials) else {}) for i, run in enumerate(runs)]
+    return render(request, "training/experiment.html", {"experiment": experiment, "runs": runs, "rows": rows})
 
 
 @login_required

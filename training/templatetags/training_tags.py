@@ -149,3 +149,41 @@ def fidelity_trend(owner) -> dict:
 @register.inclusion_tag("training/_fidelity.html")
 def twin_fidelity(owner):
     return fidelity_trend(owner)
+
+
+OVERLAY_COLOURS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777")
+
+
+@register.simple_tag
+def loss_overlay(runs):
+    """Each run's smoothed training loss (faint) and held-out loss (dashed) on one chart, a colour
+    per run, so a sweep's runs compare at a glance."""
+    runs = [r for r in runs if r.loss_history]
+    if not runs:
+        return mark_safe('<p class="muted">The curves appear after the first run\'s first step.</p>')
+    max_step = max(max(r.total_steps, r.loss_history[-1][0]) for r in runs)
+    xy, low, high = _scale([r.loss_history for r in runs] + [r.val_history for r in runs if r.val_history], max_step)
+    lines, legend = [], []
+    for i, run in enumerate(runs):
+        colour = OVERLAY_COLOURS[i % len(OVERLAY_COLOURS)]
+        steps = [point[0] for point in run.loss_history]
+        trend = " ".join(xy(s, v) for s, v in zip(steps, smoothed([p[1] for p in run.loss_history]), strict=True))
+        lines.append((colour, "0.45", "1.5", "none", trend))
+        if run.val_history:
+            lines.append((colour, "1", "2", "5 3", " ".join(xy(s, v) for s, v in run.val_history)))
+        legend.append((40 + 60 * i, colour, run.pk))
+    polylines = format_html_join(
+        "",
+        '<polyline fill="none" stroke="{}" stroke-opacity="{}" stroke-width="{}" stroke-dasharray="{}" points="{}"/>',
+        lines,
+    )
+    names = format_html_join("", '<text x="{}" y="12" class="axis" fill="{}">run {}</text>', legend)
+    return format_html(
+        '<svg class="loss-curve" viewBox="0 0 {} {}" role="img" aria-label="Loss curves of {} runs">{}{}{}</svg>',
+        WIDTH,
+        HEIGHT,
+        len(runs),
+        polylines,
+        names,
+        _axis_labels(low, high),
+    )
