@@ -15,6 +15,7 @@ import random
 from django.db import transaction
 from django.utils import timezone
 
+from core.jobs import JobStatus
 from core.queue import send_on_commit
 from features.models import DatasetVersion
 
@@ -96,10 +97,13 @@ def do_advance_experiment(experiment: Experiment, stop: bool = False) -> Experim
 
 
 def _finish(experiment: Experiment) -> Experiment:
-    finished = [r for r in experiment.runs.filter(status="succeeded") if r.last_val_loss is not None]
+    finished = [r for r in experiment.runs.filter(status=JobStatus.SUCCEEDED) if r.last_val_loss is not None]
     best = min(finished, key=lambda r: r.last_val_loss, default=None)
     with transaction.atomic():
-        for version in ModelVersion.objects.filter(training_run__experiment=experiment, status="candidate"):
+        candidates = ModelVersion.objects.filter(
+            training_run__experiment=experiment, status=ModelVersion.Status.CANDIDATE
+        )
+        for version in candidates:
             if best is not None and version.training_run_id == best.pk:
                 send_on_commit(EVALUATE_TASK, version.pk)
                 continue
