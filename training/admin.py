@@ -18,7 +18,7 @@ from .actions import (
 )
 from .export import ExportRefused, push_to_hub
 from .hyperparameters import Hyperparameters
-from .models import BaseModel, ModelVersion, ModelVersionEvent, TrainingRun
+from .models import BaseModel, Experiment, ModelVersion, ModelVersionEvent, TrainingRun
 
 
 @admin.register(BaseModel)
@@ -61,6 +61,32 @@ class TrainingRunAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         obj.total_steps = Hyperparameters.from_dict(obj.hyperparameters).max_steps
         obj.save(update_fields=["hyperparameters", "total_steps"])
+
+
+class ExperimentRunInline(admin.TabularInline):
+    model = TrainingRun
+    fields = ("id", "status", "hyperparameters", "current_step", "total_steps", "last_val_loss")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(admin.ModelAdmin):
+    """A sweep and its runs, read-only: staff start one from their twin's training page or the API."""
+
+    list_display = ("__str__", "owner", "search", "best_run", "message", "created_at", "finished_at")
+    list_filter = ("search",)
+    search_fields = ("owner__username",)
+    readonly_fields = ("owner", "dataset_version", "search", "space", "trials", "best_run", "message", "finished_at")
+    inlines = [ExperimentRunInline]
+
+    def has_add_permission(self, request):
+        return False
 
 
 class ModelVersionEventInline(admin.TabularInline):

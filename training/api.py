@@ -1,3 +1,4 @@
+from django.db.models import Prefetch
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
@@ -18,8 +19,9 @@ from .actions import (
     do_start_training_run,
     do_update_hyperparameters,
 )
+from .experiments import do_start_experiment
 from .export import ExportRefused, export_zip, folder_name
-from .models import ModelVersion, ModelVersionEvent, TrainingRun
+from .models import Experiment, ModelVersion, ModelVersionEvent, TrainingRun
 
 
 class TrainingRunSerializer(serializers.ModelSerializer):
@@ -147,6 +149,58 @@ class TrainingRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet)
         except TrainingRefused as exc:
             return _refused(exc)
         return Response(TrainingRunSerializer(run).data)
+
+
+class ExperimentRunSerializer(serializers.ModelSerializer):
+    val_loss = serializers.FloatField(source="last_val_loss", read_only=True, allow_null=True)
+
+    class Meta:
+        model = TrainingRun
+        fields = ["id", "status", "hyperparameters", "val_loss", "val_history", "loss_history"]
+        read_only_fields = fields
+
+
+class ExperimentSerializer(serializers.ModelSerializer):
+    runs = ExperimentRunSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Experiment
+        fields = ["id", "search", "space", "trials", "dataset_version", "best_run", "message", "runs"]
+        fields += ["created_at", "finished_at"]
+        read_only_fields = fields
+
+
+class ExperimentCreateSerializer(serializers.Serializer):
+    space = serializers.DictField(
+        child=serializers.ListField(allow_empty=False),
+        help_text='The values to try for each hyperparameter, e.g. {"learning_rate": [1e-4, 3e-4], "lora_r": [8, 16]}.',
+    )
+    search = serializers.ChoiceField(choices=Experiment.Search.choices, default=Experiment.Search.GRID)
+    trials = serializers.IntegerField(required=False, min_value=2, help_text="Random search: how many combinations.")
+
+
+class ExperimentViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Your sweeps, each with its runs' hyperparameters and held-out losses. Staff start one on their
+    own twin (POST): the runs go one after another, and the lowest held-out loss becomes the candidate."""
+
+    serializer_class = ExperimentSerializer
+
+    def get_queryset(self):
+        runs_in_order = Prefetch("runs", queryset=TrainingRun.objects.order_by("pk"))  # the order of `trials`
+        return Experiment.objects.for_user(self.request.user).prefetch_related(runs_in_order)
+
+    @extend_schema(request=ExperimentCreateSerializer, responses={201: ExperimentSerializer})
+    def create(self, request):
+        if not request.user.is_staff:
+            raise PermissionDenied("Only staff can start an experiment.")
+        body = ExperimentCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            experiment = do_start_experiment(request.user, **body.validated_data)
+        except TrainingRefused as exc:
+            return _refused(exc)
+        experiment = self.get_queryset().get(pk=experiment.pk)  # its runs in order
+        return Response(ExperimentSerializer(experiment).data, status=status.HTTP_201_CREATED)
 
 
 # The admin's Approve / Reject need the same permission; a scoped token needs "review".

@@ -8,7 +8,7 @@ from chat import openai_api
 from chat.api import ConversationViewSet, chat
 from features.api import DatasetVersionViewSet, search
 from ingestion.api import DocumentViewSet, SourceViewSet
-from training.api import ModelVersionViewSet, TrainingRunViewSet
+from training.api import ExperimentViewSet, ModelVersionViewSet, TrainingRunViewSet
 
 from . import dashboard
 
@@ -25,6 +25,7 @@ router.register("documents", DocumentViewSet, basename="document")
 router.register("datasets", DatasetVersionViewSet, basename="dataset")
 router.register("training-runs", TrainingRunViewSet, basename="training-run")
 router.register("models", ModelVersionViewSet, basename="model-version")
+router.register("experiments", ExperimentViewSet, basename="experiment")
 router.register("conversations", ConversationViewSet, basename="conversation")
 router.register("auth/tokens", ApiTokenViewSet, basename="api-token")
 

@@ -73,6 +73,7 @@ def _placeholders(template: str) -> list[str]:
 
 
 STAFF_DECIDES = {"staff": {200, 400}}  # staff may be refused for a reason of the model's state, never a 404
+NOT_STAFF_403 = {"owner": 403, "other": 403, "other_token": 403}  # staff act on their own twin here
 
 PAGES = [
     Route("get", "/", PUBLIC),
@@ -112,6 +113,9 @@ PAGES = [
     Route("post", "/training/runs/{run}/retry/", OBJECT),
     Route("get", "/training/runs/{run}/hyperparameters/", STAFF),
     Route("post", "/training/runs/{run}/hyperparameters/", STAFF, {"hp-max_steps": "0"}),
+    Route("get", "/training/experiments/{experiment}/", OBJECT),
+    # staff sweep their own twin; nothing in the body, so the form refuses before anything starts
+    Route("post", "/training/experiments/start/", MINE, expect={"owner": 403, "other": 403}),
     Route("get", "/models/{model_version}/", OBJECT),
     Route("get", "/chat/", MINE),
     Route("post", "/chat/send/", MINE, {"message": "Hello?"}),
@@ -151,6 +155,9 @@ API = [
     Route(
         "patch", "/api/v1/training-runs/{run}/hyperparameters/", STAFF, {"hyperparameters": {"seed": 7}}, STAFF_DECIDES
     ),
+    Route("get", "/api/v1/experiments/", MINE),
+    Route("get", "/api/v1/experiments/{experiment}/", OBJECT),
+    Route("post", "/api/v1/experiments/", MINE, {"space": "not a dict"}, expect=NOT_STAFF_403),
     Route("get", "/api/v1/models/", MINE),
     Route("get", "/api/v1/models/{model_version}/", OBJECT),
     Route("get", "/api/v1/models/{model_version}/export/", OBJECT, expect={"staff": 200}),  # staff may export any

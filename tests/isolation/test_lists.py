@@ -23,6 +23,7 @@ def strangers_markers(world: World) -> list[str]:
                 ("document-chunks", "document"),
                 ("dataset-detail", "dataset"),
                 ("training-run", "run"),
+                ("experiment", "experiment"),
                 ("model-detail", "model_version"),
                 ("conversation", "conversation"),
                 ("chat-stream", "answer"),
@@ -43,6 +44,7 @@ def pages_of(world: World) -> list[tuple[str, str]]:
         ("/sources/", href("source-detail", world.source)),
         ("/datasets/", href("dataset-detail", world.dataset)),
         ("/training/", href("model-detail", world.model_version)),
+        ("/training/", href("experiment", world.experiment)),
         ("/chat/", href("conversation", world.conversation)),
         (reverse("conversation", args=[world.conversation.pk]), world.question),
         ("/account/tokens/", world.token.key_prefix),
@@ -82,8 +84,11 @@ def test_api_lists_never_show_another_users_objects(request, viewer):
     assert ids(f"/api/v1/documents/?source={theirs.source.pk}") == []
     assert ids("/api/v1/datasets/?kind=instruct") == [mine.dataset.pk]
     assert set(ids("/api/v1/datasets/")) == {mine.dataset.pk, mine.preference_run.dataset_version_id}
-    assert ids("/api/v1/training-runs/") == [mine.run.pk]
-    assert ids("/api/v1/models/") == [mine.model_version.pk]
+    sweep = [run["id"] for run in client.get(f"/api/v1/experiments/{mine.experiment.pk}/").json()["runs"]]
+    assert len(sweep) == 2
+    assert sorted(ids("/api/v1/training-runs/")) == [mine.run.pk, *sweep]
+    assert ids("/api/v1/models/")[-1] == mine.model_version.pk and len(ids("/api/v1/models/")) == 3
+    assert ids("/api/v1/experiments/") == [mine.experiment.pk]
     assert ids("/api/v1/conversations/") == [mine.conversation.pk]
     found = set(ids("/api/v1/search/?q=sailing+a+dinghy+and+keeping+bees&k=50", key="chunk_id"))
     assert found and found <= set(Chunk.objects.for_user(mine.user).values_list("id", flat=True))

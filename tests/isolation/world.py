@@ -22,6 +22,7 @@ from features.actions import do_queue_preference_run
 from features.models import DatasetVersion
 from tests.conftest import add_markdown_source
 from training.actions import do_start_training_run
+from training.experiments import do_start_experiment
 from training.models import ModelVersion
 
 FIRST_PARTY_APPS = ("accounts", "ingestion", "features", "training", "chat")
@@ -60,6 +61,11 @@ class World:
         return ModelVersion.objects.get(training_run=self.run)
 
     @cached_property
+    def experiment(self):
+        self.model_version  # noqa: B018  the world's own run first: a twin trains one run at a time
+        return do_start_experiment(self.user, {"seed": [1, 2]})  # eager: both (stub) runs have finished
+
+    @cached_property
     def answer(self):
         return do_answer(self.source.owner, self.question)
 
@@ -79,6 +85,7 @@ class World:
             "preference_run",
             "run",
             "model_version",
+            "experiment",
             "answer",
             "conversation",
             "token",

@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from tests.conftest import add_markdown_source
+from tests.conftest import add_markdown_source, api_client_for
 from training.actions import TrainingRefused
 from training.experiments import MAX_TRIALS, do_start_experiment, trial_overrides
 from training.models import Experiment, ModelVersion, ModelVersionEvent, TrainingRun
@@ -80,3 +80,38 @@ def test_only_staff_start_a_sweep_from_the_page(owner_client, owner_source, staf
     bad = client.post(reverse("start-experiment"), {"search": "grid", "lora_r": "two, 4"}, follow=True)
     assert "Enter numbers separated by commas" in bad.content.decode()
     assert Experiment.objects.filter(owner=staff).count() == 1
+
+
+def test_staff_sweep_through_the_api_and_the_owner_reads_it_back(owner_api, owner_source, staff, stub_training):
+    body = {"space": {"lora_r": [4, 8]}, "search": "grid"}
+    assert owner_api.post("/api/v1/experiments/", body, format="json").status_code == 403
+    assert not Experiment.objects.exists()
+
+    add_markdown_source(staff)
+    staff_api = api_client_for(staff)
+    response = staff_api.post("/api/v1/experiments/", body, format="json")
+    assert response.status_code == 201, response.content
+    created = response.json()
+    assert [run["hyperparameters"]["lora_r"] for run in created["runs"]] == [4, 8]
+    assert all(run["status"] == "succeeded" and run["val_loss"] is not None for run in created["runs"])
+    assert created["best_run"] in [run["id"] for run in created["runs"]] and created["finished_at"]
+    assert staff_api.get(f"/api/v1/experiments/{created['id']}/").json() == created
+
+    for bad, why in [
+        ({"space": {"lora_r": [4, -1]}}, "lora_r"),
+        ({"space": {"lora_r": []}}, "space"),
+        ({"space": {"lora_r": [2, 4], "seed": [1, 2, 3]}, "search": "random", "trials": 1}, "trials"),
+        ({"space": {"lora_r": [4, 8]}, "search": "exhaustive"}, "search"),
+    ]:
+        refused = staff_api.post("/api/v1/experiments/", bad, format="json")
+        assert refused.status_code == 400 and why in refused.content.decode(), (bad, refused.content)
+    assert Experiment.objects.count() == 1 and TrainingRun.objects.filter(owner=staff).count() == 2
+
+
+def test_the_admin_shows_an_experiment_with_its_runs(swept, staff, client):
+    client.force_login(staff)
+    page = client.get(reverse("admin:training_experiment_change", args=[swept.pk])).content.decode()
+    assert f"Run {swept.best_run.pk} had the lowest validation loss" in page
+    for run in swept.runs.all():
+        assert reverse("admin:training_trainingrun_change", args=[run.pk]) in page
+    assert f"{swept.best_run.last_val_loss:.4f}"[:5] in page
