@@ -19,6 +19,7 @@ from tests.api.conftest import SAILING_LOG
 from tests.api.test_token_scopes import client_with
 from tests.conftest import SAMPLE_MARKDOWN, add_markdown_source
 from training.actions import do_start_training_run
+from training.experiments import do_start_experiment
 
 pytestmark = pytest.mark.django_db
 
@@ -63,6 +64,7 @@ def build_twin(user, filename, text, question):
     run = do_start_training_run(user)
     run.refresh_from_db()
     assert run.status == "succeeded", run.error
+    do_start_experiment(user, {"max_steps": [1, 2]})  # two more (short) runs, one after the other
     do_answer(user, question)
     do_issue_api_token(user, "laptop")
 

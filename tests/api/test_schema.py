@@ -24,6 +24,8 @@ ENDPOINTS = {
     "/api/v1/training-runs/": {"get", "post"},
     "/api/v1/training-runs/{id}/": {"get"},
     "/api/v1/training-runs/{id}/hyperparameters/": {"patch"},
+    "/api/v1/experiments/": {"get", "post"},
+    "/api/v1/experiments/{id}/": {"get"},
     "/api/v1/models/": {"get"},
     "/api/v1/models/{id}/": {"get"},
     "/api/v1/models/{id}/approve/": {"post"},
