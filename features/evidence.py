@@ -90,6 +90,17 @@ ANSWER_TYPES = (
     (REASON_QUESTION, REASON),
     (NAME_QUESTION, NAME),
 )
+# A sentence's score is WEIGHTS · its features (NoteSentences.features).
+FEATURES = ("similarity", "overlap", "chunk_rank", "symbols", "asks", "follows", "answer_types")
+WEIGHTS = {
+    "similarity": 1.0,  # embedding cosine to the question
+    "overlap": LEXICAL_WEIGHT,  # the share of the question's content words it holds
+    "chunk_rank": -CHUNK_RANK_PENALTY,  # 0 for a sentence of the best chunk, 1 for the next…
+    "symbols": -SYMBOL_PENALTY,  # mostly symbols: a cron line, a shell command
+    "asks": -ASKS_PENALTY,  # it ends with a question mark
+    "follows": FOLLOWS_WEIGHT,  # the similarity of the sentence before it
+    "answer_types": ANSWER_TYPE_BONUS,  # how many of the answer types the question wants it holds
+}
 # A note that opens with a pronoun ("He pointed out that…") is given with the sentence before it,
 # in reading order: without it neither the model nor the reader knows who "he" is.
 OPENS_WITH_PRONOUN = re.compile(r"^(He|She|They|His|Her|Their|Them|Him)\b")
@@ -184,28 +195,41 @@ class NoteSentences:
             return 0.0
         return float(np.max(self.vectors @ np.asarray(question_vector, dtype=np.float32)))
 
+    def features(self, question: str, question_vector) -> np.ndarray:
+        """One row per sentence, one column per name in FEATURES (what WEIGHTS multiply)."""
+        similarities = self.vectors @ np.asarray(question_vector, dtype=np.float32)
+        wanted = [pattern for asks, pattern in ANSWER_TYPES if asks.search(question)]
+        chunk_rank = {chunk_id: rank for rank, chunk_id in enumerate(dict.fromkeys(self.chunk_ids))}
+        rows = []
+        for index, (text, chunk_id) in enumerate(zip(self.texts, self.chunk_ids, strict=True)):
+            before = self.previous[index]
+            # "He pointed out…" answers "who?" with the name in the sentence before it.
+            typed = f"{self.texts[named]} {text}" if (named := self._antecedent(index)) is not None else text
+            rows.append(
+                (
+                    float(similarities[index]),
+                    overlap(question, text),
+                    chunk_rank[chunk_id],
+                    prose_share(text) < PROSE_SHARE,
+                    text.rstrip().endswith("?"),
+                    0.0 if before is None else max(0.0, float(similarities[before])),
+                    sum(bool(pattern.search(typed)) for pattern in wanted),
+                )
+            )
+        return np.array(rows, dtype=np.float32).reshape(len(rows), len(FEATURES))
+
     def rank(self, question: str, question_vector) -> list[Evidence]:
         """Every sentence scored for the question, best first."""
         if not self.texts:
             return []
-        similarities = self.vectors @ np.asarray(question_vector, dtype=np.float32)
-        wanted = [pattern for asks, pattern in ANSWER_TYPES if asks.search(question)]
-        chunk_rank = {chunk_id: rank for rank, chunk_id in enumerate(dict.fromkeys(self.chunk_ids))}
-        ranked = []
-        rows = zip(self.texts, self.chunk_ids, similarities, strict=True)
-        for index, (text, chunk_id, similarity) in enumerate(rows):
-            score = float(similarity) + LEXICAL_WEIGHT * overlap(question, text)
-            score -= CHUNK_RANK_PENALTY * chunk_rank[chunk_id]
-            if prose_share(text) < PROSE_SHARE:
-                score -= SYMBOL_PENALTY
-            if text.rstrip().endswith("?"):
-                score -= ASKS_PENALTY
-            if (before := self.previous[index]) is not None:
-                score += FOLLOWS_WEIGHT * max(0.0, float(similarities[before]))
-            # "He pointed out…" answers "who?" with the name in the sentence before it.
-            typed = f"{self.texts[named]} {text}" if (named := self._antecedent(index)) is not None else text
-            score += ANSWER_TYPE_BONUS * sum(bool(pattern.search(typed)) for pattern in wanted)
-            ranked.append(Evidence(text, chunk_id, float(similarity), score, index))
+        features = self.features(question, question_vector)
+        scores = features @ np.array([WEIGHTS[name] for name in FEATURES], dtype=np.float32)
+        ranked = [
+            Evidence(text, chunk_id, float(row[0]), float(score), index)
+            for index, (text, chunk_id, row, score) in enumerate(
+                zip(self.texts, self.chunk_ids, features, scores, strict=True)
+            )
+        ]
         return sorted(ranked, key=lambda e: -e.score)
 
     def _antecedent(self, index: int) -> int | None:
