@@ -7,6 +7,7 @@ validation loss on held-out documents, and lets the caller stop the run.
 """
 
 import hashlib
+import json
 import logging
 import math
 import shutil
@@ -203,14 +204,34 @@ def progress_callback(hp: Hyperparameters, on_step, validate, should_stop):
     return Progress()
 
 
+def last_complete_checkpoint(checkpoints: Path) -> str | None:
+    """The newest checkpoint that was written to the end, or None; newer, half-written ones are removed.
+
+    The Trainer writes a checkpoint's files in place and its trainer_state.json last (then it
+    removes the older checkpoint): a worker killed while saving leaves a newer folder without
+    one, next to the complete older checkpoint, and resuming from that folder fails.
+    """
+    if not checkpoints.exists():
+        return None
+    steps = {p: p.name.removeprefix("checkpoint-") for p in checkpoints.glob("checkpoint-*") if p.is_dir()}
+    found = [(int(step), folder) for folder, step in steps.items() if step.isdigit()]
+    for _, folder in sorted(found, reverse=True):
+        try:
+            json.loads((folder / "trainer_state.json").read_text())
+            return str(folder)
+        except (OSError, ValueError):
+            logger.warning("checkpoint %s was not written to the end; resuming from an earlier one", folder)
+            shutil.rmtree(folder, ignore_errors=True)
+    return None
+
+
 def run_trainer(trainer, checkpoints: Path, validate) -> float:
-    """Train, resuming from the last checkpoint if there is one; otherwise validate the starting
-    model first (step 0 of the validation curve). Returns the training seconds."""
+    """Train, resuming from the last complete checkpoint if there is one; otherwise validate the
+    starting model first (step 0 of the validation curve). Returns the training seconds."""
     from transformers.trainer_callback import PrinterCallback
-    from transformers.trainer_utils import get_last_checkpoint
 
     trainer.remove_callback(PrinterCallback)  # progress goes to the run row, not stdout
-    resume = get_last_checkpoint(str(checkpoints)) if checkpoints.exists() else None
+    resume = last_complete_checkpoint(checkpoints)
     if resume:
         logger.info("resuming from %s", resume)
     else:

@@ -101,7 +101,8 @@ def test_rejected_versions_never_serve(trained, staff):
     assert ModelVersion.objects.for_user(trained.owner).production() is None
 
 
-def test_a_failed_run_resumes_from_its_last_checkpoint(owner_source, owner, monkeypatch):
+@pytest.mark.parametrize("killed_while_saving", [False, True])
+def test_a_failed_run_resumes_from_its_last_checkpoint(owner_source, owner, monkeypatch, killed_while_saving):
     real_train = lora.train_lora
     calls = []
 
@@ -127,6 +128,10 @@ def test_a_failed_run_resumes_from_its_last_checkpoint(owner_source, owner, monk
     run.refresh_from_db()
     assert run.status == "failed" and "worker lost power" in run.error
     assert (run.run_dir / "checkpoints" / "checkpoint-2").exists()
+    if killed_while_saving:  # the next checkpoint's folder, its weights written, its trainer state not yet
+        half = run.run_dir / "checkpoints" / "checkpoint-3"
+        half.mkdir()
+        (half / "adapter_config.json").write_bytes((half.parent / "checkpoint-2" / "adapter_config.json").read_bytes())
 
     do_retry_training_run(run)
     run.refresh_from_db()
