@@ -8,6 +8,8 @@ Baseline: the base model on the same held-out windows and prompts (same run, sam
 Reference (default size only): a plain LoRA loop on raw text windows (r 8 on q/k/v/o,
 batch 4 x 128 tokens, 70 steps, lr 2e-4, no Trainer), scored on the same held-out windows.
 Target: held-out perplexity of the adapter at most 0.85 x base.
+Cross-author: the same adapter put up as another author's candidate (BENCH_OTHER_AUTHOR, paul
+by default) through the same gate, on that author's held-out text and prompts: it must fail.
 
 .venv/bin/python -m bench.run_all --only fidelity            # bierce (default) + plain-LoRA reference
 BENCH_AUTHOR=paul .venv/bin/python -m bench.run_all --quick --only fidelity
@@ -121,6 +123,48 @@ def run(quick: bool) -> dict:
         common.info_row("evaluation report", round(gate.seconds, 1), None, "s"),
     ]
     details = {"train": {**result.eval_report, "val_history": result.val_history}, "gate": report}
+    # The gate must tell authors apart: this adapter, put up as the other author's candidate
+    # (their held-out text, their prompts), should fail where it passed for its own author.
+    other = os.environ.get("BENCH_OTHER_AUTHOR", "paul" if author != "paul" else "bierce")
+    other_documents = corpus(other)
+    other_split = split_documents([(doc_id, text) for doc_id, _, text in other_documents])
+    with timed() as cross:
+        cross_report = evaluate(
+            base_path=path,
+            candidate_dir=result.adapter_dir,
+            production_dir=None,
+            split=other_split,
+            records=build_records(other_documents),
+            twin_name=other.title(),
+            embed=embed,
+            config=config,
+        )
+    cross_base, cross_candidate = cross_report["models"]["base"], cross_report["models"]["candidate"]
+    log(f"{author}'s adapter as {other}'s candidate ({cross.seconds:.0f} s): passed {cross_report['passed']}")
+    rows += [
+        common.info_row(
+            f"gate verdict for {author}'s adapter on {author}",
+            int(report["passed"]),
+            None,
+            "passed",
+            note="1: passed (expected)",
+        ),
+        common.info_row(
+            f"gate verdict for {author}'s adapter put up as {other}'s",
+            int(cross_report["passed"]),
+            None,
+            "passed",
+            note="0: failed (expected): "
+            + "; ".join(f"{c['metric']} {'ok' if c['passed'] else 'worse'}" for c in cross_report["checks"]),
+        ),
+        common.info_row(
+            f"held-out perplexity on {other}, {author}'s adapter vs base",
+            cross_candidate["perplexity"],
+            cross_base["perplexity"],
+            "ppl",
+        ),
+    ]
+    details["cross_author"] = {"author": other, "gate": cross_report}
     notes = [
         f"author {author}; hyperparameters {hp.as_dict()}",
         f"twin fidelity {report['fidelity_score']}; verdict {'passed' if report['passed'] else 'failed'}",
