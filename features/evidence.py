@@ -26,17 +26,10 @@ from .chunking import split_sentences
 MIN_SENTENCE_CHARS = 12
 LABEL_WORDS = 5
 BYLINE = re.compile(r"\s*([Bb]y|[Ww]ritten by)\s+[A-Z][\w.'-]*(\s+[A-Z][\w.'-]*){0,3}\s*$")
-LEXICAL_WEIGHT = 0.3
-SYMBOL_PENALTY = 0.5  # a line under PROSE_SHARE letters, digits, spaces and sentence punctuation
 PROSE_SHARE = 0.85
 # What prose is made of besides letters, digits and spaces: "It cost me £1,340." is prose, a
 # cron line or a shell command ("0 3 * * * pg_dump -Fc > /srv/db.dump") is not.
 PROSE_PUNCTUATION = frozenset(".,;:!?'\"’‘“”£$€%-–—()")
-# A sentence that asks ("Why not carbon?") restates the question instead of answering it.
-ASKS_PENALTY = 0.2
-# The answer often follows the sentence that sets its topic ("So I'm back on the hill. There is
-# one real climb. Gallows Lane."): a sentence earns a share of the similarity of the one before it.
-FOLLOWS_WEIGHT = 0.15
 # A question that asks for a quantity, a time or a date wants a sentence that states one.
 QUANTITY_QUESTION = re.compile(
     r"\b(how (many|much|long|far|old|often|big|fast|tall|heavy|wide|late|early|hot|cold|warm|high|deep)|when|"
@@ -49,10 +42,6 @@ QUANTITY = re.compile(
     r"thousand|dozen|twice|daily|weekly|monthly|yearly|noon|midnight)\b",
     re.IGNORECASE,
 )
-ANSWER_TYPE_BONUS = 0.3
-# Retrieval ranked the chunks on the whole passage: a sentence of the best chunk is a little
-# likelier to answer than an equally similar one from the fifth (a different post, often).
-CHUNK_RANK_PENALTY = 0.05
 # The same for the other common answer types: a reason, and a name (a person, place or thing).
 REASON_QUESTION = re.compile(r"^\s*why\b|\bwhat (made|makes|was the reason)|\bthe reason\b", re.IGNORECASE)
 # ", so" states a consequence: the clause before it is the reason ("Cold honey is thick, so…").
@@ -90,17 +79,21 @@ ANSWER_TYPES = (
     (REASON_QUESTION, REASON),
     (NAME_QUESTION, NAME),
 )
-# A sentence's score is WEIGHTS · its features (NoteSentences.features).
-FEATURES = ("similarity", "overlap", "chunk_rank", "symbols", "asks", "follows", "answer_types")
+# A sentence's score is WEIGHTS · its features (NoteSentences.features, in this order).
 WEIGHTS = {
     "similarity": 1.0,  # embedding cosine to the question
-    "overlap": LEXICAL_WEIGHT,  # the share of the question's content words it holds
-    "chunk_rank": -CHUNK_RANK_PENALTY,  # 0 for a sentence of the best chunk, 1 for the next…
-    "symbols": -SYMBOL_PENALTY,  # mostly symbols: a cron line, a shell command
-    "asks": -ASKS_PENALTY,  # it ends with a question mark
-    "follows": FOLLOWS_WEIGHT,  # the similarity of the sentence before it
-    "answer_types": ANSWER_TYPE_BONUS,  # how many of the answer types the question wants it holds
+    "overlap": 0.3,  # the share of the question's content words it holds
+    # Retrieval ranked the chunks on the whole passage: a sentence of the best chunk (rank 0) is a
+    # little likelier to answer than an equally similar one from the fifth (a different post, often).
+    "chunk_rank": -0.05,
+    "symbols": -0.5,  # under PROSE_SHARE letters, digits, spaces and sentence punctuation: a cron line
+    "asks": -0.2,  # it ends with "?": "Why not carbon?" restates the question instead of answering it
+    # The answer often follows the sentence that sets its topic ("So I'm back on the hill. There is
+    # one real climb. Gallows Lane."): a sentence earns a share of the similarity of the one before it.
+    "follows": 0.15,
+    "answer_types": 0.3,  # how many of the answer types the question wants it holds (ANSWER_TYPES)
 }
+FEATURES = tuple(WEIGHTS)
 # A note that opens with a pronoun ("He pointed out that…") is given with the sentence before it,
 # in reading order: without it neither the model nor the reader knows who "he" is.
 OPENS_WITH_PRONOUN = re.compile(r"^(He|She|They|His|Her|Their|Them|Him)\b")
@@ -223,7 +216,7 @@ class NoteSentences:
         if not self.texts:
             return []
         features = self.features(question, question_vector)
-        scores = features @ np.array([WEIGHTS[name] for name in FEATURES], dtype=np.float32)
+        scores = features @ np.array(list(WEIGHTS.values()), dtype=np.float32)
         ranked = [
             Evidence(text, chunk_id, float(row[0]), float(score), index)
             for index, (text, chunk_id, row, score) in enumerate(
