@@ -61,15 +61,17 @@ def run(quick: bool) -> dict:
     from training.evaluation import GateConfig, evaluate
     from training.hyperparameters import defaults_for
     from training.lora import train_lora
+    from training.samples import split_documents, text_windows
 
     from .authors import corpus
 
-    author = os.environ.get("BENCH_AUTHOR", "bierce")
-    documents = corpus(author)
-    from training.samples import split_documents, text_windows
+    def author_data(name: str):
+        """(documents, split with whole documents held out, Q&A records) of one author's corpus."""
+        documents = corpus(name)
+        return documents, split_documents([(doc_id, text) for doc_id, _, text in documents]), build_records(documents)
 
-    split = split_documents([(doc_id, text) for doc_id, _, text in documents])
-    records = build_records(documents)
+    author = os.environ.get("BENCH_AUTHOR", "bierce")
+    documents, split, records = author_data(author)
     hp = defaults_for("smollm2")
     if quick:
         hp.max_steps = 20
@@ -98,17 +100,22 @@ def run(quick: bool) -> dict:
         )
     log(f"trained {result.steps} steps in {result.train_seconds:.0f} s ({wall.seconds:.0f} s wall)")
     config = GateConfig()
-    with timed() as gate:
-        report = evaluate(
+
+    def gate_report(split, records, name: str) -> dict:
+        """The gate's report on this adapter as `name`'s first candidate (against the base model)."""
+        return evaluate(
             base_path=path,
             candidate_dir=result.adapter_dir,
             production_dir=None,
             split=split,
             records=records,
-            twin_name=author.title(),
+            twin_name=name.title(),
             embed=embed,
             config=config,
         )
+
+    with timed() as gate:
+        report = gate_report(split, records, author)
     base, candidate = report["models"]["base"], report["models"]["candidate"]
     log(f"gate in {gate.seconds:.0f} s: base {base}, candidate {candidate}, passed {report['passed']}")
     rows = [
@@ -126,19 +133,9 @@ def run(quick: bool) -> dict:
     # The gate must tell authors apart: this adapter, put up as the other author's candidate
     # (their held-out text, their prompts), should fail where it passed for its own author.
     other = os.environ.get("BENCH_OTHER_AUTHOR", "paul" if author != "paul" else "bierce")
-    other_documents = corpus(other)
-    other_split = split_documents([(doc_id, text) for doc_id, _, text in other_documents])
+    _, other_split, other_records = author_data(other)
     with timed() as cross:
-        cross_report = evaluate(
-            base_path=path,
-            candidate_dir=result.adapter_dir,
-            production_dir=None,
-            split=other_split,
-            records=build_records(other_documents),
-            twin_name=other.title(),
-            embed=embed,
-            config=config,
-        )
+        cross_report = gate_report(other_split, other_records, other)
     cross_base, cross_candidate = cross_report["models"]["base"], cross_report["models"]["candidate"]
     log(f"{author}'s adapter as {other}'s candidate ({cross.seconds:.0f} s): passed {cross_report['passed']}")
     rows += [

@@ -4,7 +4,9 @@ from dataclasses import fields
 
 from django import forms
 
+from .experiments import MAX_TRIALS
 from .hyperparameters import KNOWN_TARGET_MODULES, SCHEDULES, Hyperparameters
+from .models import Experiment
 
 
 class HyperparametersForm(forms.Form):
@@ -44,8 +46,10 @@ SWEEPABLE = ("learning_rate", "lora_r", "lora_alpha", "lora_dropout", "epochs", 
 class ExperimentForm(forms.Form):
     """A sweep: comma-separated values for the hyperparameters to vary (the rest keep their defaults)."""
 
-    search = forms.ChoiceField(choices=[("grid", "Grid (every combination)"), ("random", "Random sample")])
-    trials = forms.IntegerField(required=False, min_value=2, max_value=8, help_text="Random search: how many runs.")
+    search = forms.ChoiceField(choices=Experiment.Search.choices)
+    trials = forms.IntegerField(
+        required=False, min_value=2, max_value=MAX_TRIALS, help_text="Random search: how many runs."
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
