@@ -140,7 +140,9 @@ def load(owners, vectors: list[np.ndarray], pool: list[str]) -> tuple[dict, list
                         keys[owner.pk].append((doc.pk, j, number))
         timings["copy_s"] = t.seconds  # includes computing the generated tsvector column
         conn.commit()
-        conn.execute("SET maintenance_work_mem = '2GB'")
+        # The 1M-row graph (vectors and neighbour lists) is about 1.8 GB; a build that outgrows
+        # maintenance_work_mem goes on much slower.
+        conn.execute("SET maintenance_work_mem = '4GB'")
         with timed() as t:
             conn.execute(HNSW_DDL)
         timings["hnsw_build_s"] = t.seconds
