@@ -100,23 +100,27 @@ def encode(tokenizer, twin_name: str, record: dict, max_len: int) -> dict:
 
 
 def pack(samples: list[dict], max_len: int) -> list[dict]:
-    """Concatenate samples (in order) into sequences of at most max_len tokens.
+    """Samples into sequences of at most max_len tokens, best fit, longest first.
+
+    Filling the sequences in the samples' own order left a quarter of each one empty
+    (Q&A samples of 55 to 167 tokens, mean 92: two fit in 256, a third rarely did), so
+    a packed batch held barely more real tokens than a padded one (bench/training.py).
+    Each sample goes into the fullest sequence that still has room for it.
 
     A sample never straddles two sequences; each keeps its own labels, so the loss
     is still on answers only. Samples attend to earlier ones in the same sequence
     (no block mask on CPU attention), which is the usual cost of packing and
-    harmless with an EOS between samples.
+    harmless with an EOS between samples. The run shuffles sequences afterwards (mix).
     """
-    packed, ids, labels = [], [], []
-    for sample in samples:
-        if ids and len(ids) + len(sample["input_ids"]) > max_len:
-            packed.append({"input_ids": ids, "labels": labels})
-            ids, labels = [], []
-        ids = ids + sample["input_ids"][:max_len]
-        labels = labels + sample["labels"][:max_len]
-    if ids:
-        packed.append({"input_ids": ids, "labels": labels})
-    return packed
+    by_fill: list[list[dict]] = [[] for _ in range(max_len + 1)]  # open sequences by their length
+    for sample in sorted(samples, key=lambda s: -len(s["input_ids"])):
+        ids, labels = sample["input_ids"][:max_len], sample["labels"][:max_len]
+        fill = next((f for f in range(max_len - len(ids), 0, -1) if by_fill[f]), 0)
+        sequence = by_fill[fill].pop() if fill else {"input_ids": [], "labels": []}
+        sequence["input_ids"] = sequence["input_ids"] + ids
+        sequence["labels"] = sequence["labels"] + labels
+        by_fill[len(sequence["input_ids"])].append(sequence)
+    return [sequence for level in by_fill for sequence in level]
 
 
 def mix(style: list[dict], qa: list[dict], style_fraction: float, seed: int) -> list[dict]:

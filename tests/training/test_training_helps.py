@@ -119,7 +119,22 @@ def test_packing_fills_sequences_and_keeps_answer_only_labels():
     samples = [{"input_ids": [1] * 30, "labels": [IGNORE_INDEX] * 20 + [1] * 10} for _ in range(10)]
     packed = pack(samples, 128)
 
-    assert [len(s["input_ids"]) for s in packed] == [120, 120, 60]
+    assert sorted(len(s["input_ids"]) for s in packed) == [60, 120, 120]
     assert sum(label != IGNORE_INDEX for s in packed for label in s["labels"]) == 100
     batch = collate(0)(packed)
     assert batch["attention_mask"].sum().item() == 300
+
+
+def test_packing_fills_gaps_with_shorter_samples():
+    """In the samples' order, 100, 60, 100, 60, 28, 28 need four sequences of 128 (the 60s
+    cannot join a 100); best fit needs three, and every answer token is still trained on."""
+    from training.samples import IGNORE_INDEX, pack
+
+    lengths = [100, 60, 100, 60, 28, 28]
+    samples = [{"input_ids": [n] * n, "labels": [IGNORE_INDEX] * (n // 2) + [n] * (n - n // 2)} for n in lengths]
+    packed = pack(samples, 128)
+
+    assert sorted(len(s["input_ids"]) for s in packed) == [120, 128, 128]
+    trained = sorted(label for s in packed for label in s["labels"] if label != IGNORE_INDEX)
+    assert trained == sorted(n for n in lengths for _ in range(n - n // 2))
+    assert all(len(s["input_ids"]) == len(s["labels"]) for s in packed)
