@@ -60,6 +60,7 @@ def gate_config() -> GateConfig:
     return GateConfig(
         metrics=list(settings.TWIN_GATE_METRICS),
         style_tolerance=settings.TWIN_GATE_STYLE_TOLERANCE,
+        first_perplexity_ratio=settings.TWIN_GATE_FIRST_PERPLEXITY_RATIO,
         similarity_floor=settings.TWIN_GATE_SIMILARITY_FLOOR,
         max_copy_rate=settings.TWIN_GATE_MAX_COPY_RATE,
         generations=settings.TWIN_GATE_GENERATIONS,

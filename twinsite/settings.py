@@ -208,6 +208,8 @@ TWIN_GATE_METRICS = [
     m for m in os.environ.get("TWIN_GATE_METRICS", "perplexity,style,similarity,copy_rate,grounding").split(",") if m
 ]
 TWIN_GATE_STYLE_TOLERANCE = float(os.environ.get("TWIN_GATE_STYLE_TOLERANCE", "0.02"))
+# A first version's perplexity must be under this share of the base model's (later ones: under production's).
+TWIN_GATE_FIRST_PERPLEXITY_RATIO = float(os.environ.get("TWIN_GATE_FIRST_PERPLEXITY_RATIO", "0.95"))
 TWIN_GATE_SIMILARITY_FLOOR = float(os.environ.get("TWIN_GATE_SIMILARITY_FLOOR", "0.8"))
 TWIN_GATE_MAX_COPY_RATE = float(os.environ.get("TWIN_GATE_MAX_COPY_RATE", "0.25"))
 TWIN_GATE_GENERATIONS = envint("TWIN_GATE_GENERATIONS", 8)

@@ -33,6 +33,20 @@ def test_a_first_candidate_must_beat_the_base_model():
     assert not passed and [c["metric"] for c in checks if not c["passed"]] == ["perplexity"]
 
 
+def test_a_first_candidate_must_beat_the_base_model_by_a_margin():
+    """Another author's adapter lowers the base model's perplexity a little (x0.99 in
+    bench/fidelity.py); only a clear gain counts for a first version."""
+    passed, checks, _ = verdict(models(candidate={"perplexity": 39.0}), GateConfig())  # x0.975
+    assert not passed and checks[0]["rule"] == "under 0.95 x the base's"
+    passed, _, _ = verdict(models(candidate={"perplexity": 37.0}), GateConfig())  # x0.925
+    assert passed
+    passed, _, _ = verdict(models(candidate={"perplexity": 39.0}), GateConfig(first_perplexity_ratio=1.0))
+    assert passed
+    # Against production, any gain counts: the margin is the first version's alone.
+    passed, _, _ = verdict(models(candidate={"perplexity": 29.5}, production={"perplexity": 30.0}), GateConfig())
+    assert passed
+
+
 def test_a_later_candidate_must_beat_production_not_only_the_base():
     better_than_base_only = models(candidate={"perplexity": 35.0}, production={"perplexity": 30.0})
     passed, checks, reference = verdict(better_than_base_only, GateConfig())
@@ -117,6 +131,16 @@ def test_the_gate_blocks_a_worse_candidate_and_an_override_needs_a_reason(
     assert worse.status == "production" and worse.override_reason == "The owner asked for the newer writing."
     last = worse.events.last()
     assert last.actor == staff and last.to_status == "production" and "newer writing" in last.reason
+
+
+def test_a_first_version_that_barely_beats_the_base_model_fails_the_margin(
+    owner_source, owner, gate_on_perplexity, settings
+):
+    settings.TWIN_GATE_FIRST_PERPLEXITY_RATIO = 0.95  # production's margin (the suite's tiny model runs at 1.0)
+    first = ModelVersion.objects.get(training_run=do_start_training_run(owner))
+    check = first.eval_report["checks"][0]
+    assert check["candidate"] < check["reference"]  # lower than the base model's...
+    assert first.verdict == "failed" and check["rule"] == "under 0.95 x the base's"  # ...but not by 5 %
 
 
 def test_a_candidate_cannot_be_approved_before_its_evaluation(owner_source, owner, staff, monkeypatch):
