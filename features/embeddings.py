@@ -2,8 +2,12 @@
 
 Backends (TWIN_EMBEDDING_BACKEND): "onnx" runs the packaged model exported to ONNX
 Runtime (features/onnx_embeddings.py, exported by `manage.py prepare_models`),
-"torch" runs it in sentence-transformers, "auto" (the default) takes ONNX when the
-export is there. Each chunk records the model and backend variant it was embedded
+"torch" runs it in sentence-transformers, "auto" (the default) runs PyTorch, and ONNX
+for batches of short texts when the fp32 export is there (the same vectors): on the 2-core
+dev box (torch 2.13, ONNX Runtime 1.32) ONNX ran 20-token sentences 2.5x and 60-token ones
+1.5x faster than PyTorch, but 120-token chunks at x0.8 and 200-token ones at x0.7. So
+ingestion (chunks) runs on PyTorch, and question time (the question, the retrieved chunks'
+sentences, the answer's sentences) on ONNX. Each chunk records the model and backend variant it was embedded
 with (`model_id()`); `manage.py reembed` re-embeds the chunks of any other.
 """
 
@@ -28,14 +32,22 @@ def embedding_model_path() -> str:
 _lock = threading.Lock()
 
 
-def backend() -> str:
-    """ "onnx" or "torch", from TWIN_EMBEDDING_BACKEND ("auto": ONNX when the packaged model is exported)."""
+# Mean characters per text under which "auto" embeds a batch on ONNX (about 70 tokens; the
+# crossover with PyTorch was between 60 and 120).
+SHORT_TEXT_CHARS = 300
+
+
+def _chosen_backend() -> str:
     chosen = os.environ.get("TWIN_EMBEDDING_BACKEND", "auto")
     if chosen not in ("auto", "onnx", "torch"):
         raise RuntimeError(f"TWIN_EMBEDDING_BACKEND must be auto, onnx or torch, not {chosen!r}")
-    if chosen == "auto":
-        return "onnx" if settings.TWIN_EMBEDDING_MODEL == "packaged" and onnx_manifest() else "torch"
     return chosen
+
+
+def backend() -> str:
+    """ "onnx" or "torch": the model that embeds chunks ("auto": PyTorch, see above)."""
+    chosen = _chosen_backend()
+    return "torch" if chosen == "auto" else chosen
 
 
 def onnx_dir() -> Path:
@@ -86,6 +98,20 @@ def get_model():
     return model
 
 
+@cache
+def get_short_text_model():
+    """ "auto" only: the fp32 ONNX export for batches of short texts, or None (not exported, or
+    int8, whose vectors differ from the chunks' and so could not be mixed with them)."""
+    if _chosen_backend() != "auto" or settings.TWIN_EMBEDDING_MODEL != "packaged":
+        return None
+    manifest = onnx_manifest()
+    if not manifest or manifest.get("variant") != "fp32":
+        return None
+    from .onnx_embeddings import OnnxEncoder
+
+    return OnnxEncoder(onnx_dir(), "fp32", threads=settings.TWIN_TORCH_THREADS)
+
+
 def model_id() -> str:
     """What a chunk records. The fp32 ONNX export reproduces PyTorch (cosine 1.0000 on the demo
     writing), so it shares its id; an int8 variant does not, and is told apart."""
@@ -119,7 +145,10 @@ def embed(texts: list[str], batch_size: int = 32) -> np.ndarray:
     if not texts:
         return np.zeros((0, settings.TWIN_EMBEDDING_DIM), dtype=np.float32)
     with _lock:  # a fast tokenizer is not safe to share across threads ("Already borrowed")
-        return get_model().encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
+        model = get_model()
+        if sum(map(len, texts)) < SHORT_TEXT_CHARS * len(texts):
+            model = get_short_text_model() or model
+        return model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
 
 
 def embed_query(text: str) -> np.ndarray:

@@ -28,9 +28,11 @@ def use_backend(monkeypatch):
     def use(name):
         monkeypatch.setenv("TWIN_EMBEDDING_BACKEND", name)
         embeddings.get_model.cache_clear()
+        embeddings.get_short_text_model.cache_clear()
 
     yield use
     embeddings.get_model.cache_clear()
+    embeddings.get_short_text_model.cache_clear()
 
 
 def test_the_export_matches_pytorch_on_the_demo_writing(exported):
@@ -52,7 +54,37 @@ def test_onnx_embeddings_equal_pytorchs(exported, use_backend):
     assert embeddings.max_tokens() == 256 and embeddings.count_tokens("bees") == 3
 
 
-def test_auto_takes_onnx_when_exported_and_the_model_loads_once(exported, use_backend, monkeypatch):
+def test_auto_embeds_chunks_on_pytorch_and_short_texts_on_onnx_each_loaded_once(exported, use_backend, monkeypatch):
+    """ONNX Runtime is faster than PyTorch on sentences and slower on chunk-long texts (see
+    features/embeddings.py), and its fp32 export gives the same vectors, so "auto" uses both."""
+    from features import onnx_embeddings
+
+    calls, loads = [], []
+    real_init, real_encode = onnx_embeddings.OnnxEncoder.__init__, onnx_embeddings.OnnxEncoder.encode
+    monkeypatch.setattr(
+        onnx_embeddings.OnnxEncoder, "__init__", lambda self, *a, **k: loads.append(1) or real_init(self, *a, **k)
+    )
+    monkeypatch.setattr(
+        onnx_embeddings.OnnxEncoder,
+        "encode",
+        lambda self, texts, **k: calls.append(len(texts)) or real_encode(self, texts, **k),
+    )
+    use_backend("torch")
+    reference = embeddings.embed(TEXTS[:3])
+    use_backend("auto")
+
+    assert embeddings.backend() == "torch" and embeddings.model_id() == "all-MiniLM-L6-v2"
+    chunk = embeddings.embed([TEXTS[2]])  # ~1,100 characters: PyTorch
+    assert calls == []
+    sentences = embeddings.embed(TEXTS[:2])
+    embeddings.embed_query("honey")
+    embeddings.count_tokens("bees")
+    assert calls == [2, 1] and loads == [1]  # both short batches on ONNX, loaded once
+    got = np.vstack([sentences, chunk])
+    assert (got * reference).sum(axis=1).min() >= 0.9999
+
+
+def test_onnx_runs_everything_when_chosen(exported, use_backend, monkeypatch):
     from features import onnx_embeddings
 
     loads = []
@@ -60,7 +92,7 @@ def test_auto_takes_onnx_when_exported_and_the_model_loads_once(exported, use_ba
     monkeypatch.setattr(
         onnx_embeddings.OnnxEncoder, "__init__", lambda self, *a, **k: loads.append(1) or real_init(self, *a, **k)
     )
-    use_backend("auto")
+    use_backend("onnx")
 
     assert embeddings.backend() == "onnx"
     embeddings.embed(TEXTS)
