@@ -2,13 +2,15 @@
 
 Backends (TWIN_EMBEDDING_BACKEND): "onnx" runs the packaged model exported to ONNX
 Runtime (features/onnx_embeddings.py, exported by `manage.py prepare_models`),
-"torch" runs it in sentence-transformers, "auto" (the default) runs PyTorch, and ONNX
-for batches of short texts when the fp32 export is there (the same vectors): on the 2-core
+"torch" runs it in sentence-transformers. "auto" (the default) runs PyTorch, and ONNX
+for batches of short texts when the fp32 export is there (the same vectors). On the 2-core
 dev box (torch 2.13, ONNX Runtime 1.32) ONNX ran 20-token sentences 2.5x and 60-token ones
 1.5x faster than PyTorch, but 120-token chunks at x0.8 and 200-token ones at x0.7. So
 ingestion (chunks) runs on PyTorch, and question time (the question, the retrieved chunks'
-sentences, the answer's sentences) on ONNX. Each chunk records the model and backend variant it was embedded
-with (`model_id()`); `manage.py reembed` re-embeds the chunks of any other.
+sentences, the answer's sentences) on ONNX.
+
+Each chunk records the model and backend variant it was embedded with (`model_id()`);
+`manage.py reembed` re-embeds the chunks of any other.
 """
 
 import os
@@ -33,7 +35,7 @@ _lock = threading.Lock()
 
 
 # Mean characters per text under which "auto" embeds a batch on ONNX (about 70 tokens; the
-# crossover with PyTorch was between 60 and 120).
+# crossover with PyTorch lay between 60 and 120 tokens).
 SHORT_TEXT_CHARS = 300
 
 
