@@ -29,6 +29,7 @@ def use_backend(monkeypatch):
         monkeypatch.setenv("TWIN_EMBEDDING_BACKEND", name)
         embeddings.get_model.cache_clear()
         embeddings.get_short_text_model.cache_clear()
+        embeddings._query_embedding.cache_clear()  # a query another test embedded is not embedded again
 
     yield use
     embeddings.get_model.cache_clear()
