@@ -11,9 +11,9 @@ Sentences are ranked by embedding similarity to the question plus word overlap
 what the question asks for (a quantity, a price, a distance, a duration, a reason, a name),
 plus a share of the similarity of the sentence before it (the answer often follows the sentence
 that restates the question); lines that are mostly symbols (a cron line, a shell command) and
-sentences that ask rather than state rank below prose. A best sentence that opens with "He", "She"
-or "They" is given after the sentence before it (from the chunk before when the chunk starts
-there: ChunkQuerySet.lead_ins), so that the note says who.
+sentences that ask rather than state rank below prose. When the question asks who, a best sentence
+that opens with "He", "She" or "They" is given after the sentence before it (from the chunk before
+when the chunk starts there: ChunkQuerySet.lead_ins), so that the note says who.
 """
 
 import re
@@ -231,9 +231,12 @@ class NoteSentences:
 
     def select(self, question: str, question_vector, limit: int) -> list[Evidence]:
         """The best `limit` sentences, best first: the model copies from the first note most.
-        A best sentence that opens with a pronoun comes after the sentence before it."""
+        For a question that asks who (or which, where), a best sentence that opens with a pronoun
+        comes after the sentence before it. Other questions do not need the name, and the sentence
+        before would push the second best out ("In what year was your pear planted?": "He is the
+        tree everyone comes to see…" and the year, not "I start them at Old Gideon.")."""
         ranked = self.rank(question, question_vector)
-        before = self._antecedent(ranked[0].index) if ranked else None
+        before = self._antecedent(ranked[0].index) if ranked and NAME_QUESTION.search(question) else None
         if before is None:
             return ranked[:limit]
         antecedent = next(e for e in ranked if e.index == before)

@@ -221,6 +221,24 @@ def test_a_note_that_opens_with_he_comes_after_the_sentence_that_names_him():
     assert [e.text for e in chosen] == [PLONGEUR, POINTED_OUT]
 
 
+def test_a_question_that_does_not_ask_who_keeps_its_two_best_notes():
+    """The sentence that names "he" would push the second best note out, and with it the fact."""
+    named = "I start them at Old Gideon."
+    tree = "He is the tree everyone comes to see, a perry pear at the top of the orchard."
+    year = "The tithe records show he was planted in 1887."
+
+    def embed_tree_first(texts):  # question direction is (1, 0): tree 0.9, year 0.3, named 0.2
+        rows = {"I start": [0.2, 0.98], "He is": [0.9, 0.44], "The tithe": [0.3, 0.95]}
+        return np.array([next(v for k, v in rows.items() if t.startswith(k)) for t in texts], dtype=np.float32)
+
+    notes = NoteSentences.from_chunks([Note(8, f"{named} {tree} {year}")], embed_tree_first)
+    question_vector = np.array([1.0, 0.0], dtype=np.float32)
+    chosen = notes.select("In what year was your old perry pear planted?", question_vector, 2)
+    assert [e.text for e in chosen] == [tree, year]
+    chosen = notes.select("Which tree does everyone come to see?", question_vector, 2)
+    assert [e.text for e in chosen] == [named, tree]
+
+
 def test_the_sentence_before_a_chunk_that_opens_with_he_comes_from_the_chunk_before(owner):
     """Chunks overlap or split at a sentence: the name is only in the chunk before, which
     retrieval did not return."""
