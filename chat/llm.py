@@ -28,6 +28,7 @@ from training.prompts import render_prompt
 
 logger = logging.getLogger(__name__)
 MAX_RESIDENT_ADAPTERS = 8
+NOTE_BUDGET_MARGIN = 16  # tokens for the words around the copied notes ("I think", "Yes,")
 
 
 class AdapterUnavailable(Exception):
@@ -113,6 +114,12 @@ class TwinModels:
             self._load_base(identifier)
         return self._use_adapter(model_version)
 
+    def answer_budget(self, evidence) -> int:
+        """TWIN_MAX_NEW_TOKENS, or room for the notes themselves (up to twice that): an answer
+        that copies a 100-word first note runs out before the second one, which often holds the fact."""
+        needed = len(self.tokenizer(" ".join(evidence), add_special_tokens=False)["input_ids"]) + NOTE_BUDGET_MARGIN
+        return min(2 * settings.TWIN_MAX_NEW_TOKENS, max(settings.TWIN_MAX_NEW_TOKENS, needed))
+
     def stream(
         self,
         messages: list[dict],
@@ -134,7 +141,6 @@ class TwinModels:
 
         from training.steering import steered_decoding  # torch is imported only where answers are made
 
-        max_new_tokens = max_new_tokens or settings.TWIN_MAX_NEW_TOKENS
         with self.lock:
             adapter_problem = ""
             try:
@@ -143,6 +149,7 @@ class TwinModels:
                 # Reported (Sentry takes ERROR logs), and the base model answers instead of nothing.
                 logger.error("adapter of model version %s unavailable: %s", model_version.pk, exc, exc_info=True)
                 use_adapter, adapter_problem = False, str(exc)
+            max_new_tokens = max_new_tokens or self.answer_budget(evidence)
             prompt = render_prompt(self.tokenizer, messages)
             inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.model.device)
             prompt_length = inputs["input_ids"].shape[1]

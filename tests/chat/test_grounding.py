@@ -252,3 +252,21 @@ def test_the_sentence_before_a_chunk_that_opens_with_he_comes_from_the_chunk_bef
     notes = NoteSentences.from_chunks([after], equal_embed, scoped.lead_ins([after]))
     question = "Who worked out why the opened trays collapsed?"
     assert [e.text for e in notes.select(question, np.full(4, 0.5, dtype=np.float32), 2)] == [PLONGEUR, POINTED_OUT]
+
+
+@override_settings(TWIN_MAX_NEW_TOKENS=40)
+def test_the_answer_has_room_for_long_notes():
+    """Copying a long first note used the whole budget before the second note (the fact was there)."""
+    from chat.llm import get_models
+
+    models = get_models()
+    models.prepare(None)
+
+    def tokens(text):
+        return len(models.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    short = ["I keep 14 daily dumps.", "Backups run at 02:30."]
+    assert models.answer_budget(short) == 40
+    long = [" ".join(["the filters were blocked again"] * 8), "I changed them after 38 hours."]
+    assert 40 < models.answer_budget(long) == tokens(" ".join(long)) + 16 < 80
+    assert models.answer_budget([" ".join(["the filters were blocked again"] * 30)]) == 80
