@@ -190,14 +190,21 @@ def test_a_sentence_that_asks_ranks_below_the_one_that_answers():
     assert ranked[0].text == "Steel takes the sting out of potholes."
 
 
+def embed_by_opening(rows: dict[str, list[float]]):
+    """An embedder that gives each sentence the vector of the opening it starts with."""
+
+    def embed_texts(texts):
+        return np.array([next(v for k, v in rows.items() if t.startswith(k)) for t in texts], dtype=np.float32)
+
+    return embed_texts
+
+
 def test_the_sentence_after_the_one_that_sets_the_topic_gains_on_an_unrelated_one():
     """ "Tuesday was my slowest day. The bin lorries block Alder Street." The answer follows the
     sentence that restates the question, and is less like the question than chance sentences."""
 
-    def embed_topic_first(texts):  # question direction is (1, 0): topic 0.9, answer 0.3, other 0.4
-        rows = {"Tuesday": [0.9, 0.44], "The bin": [0.3, 0.95], "I grow": [0.4, 0.92]}
-        return np.array([next(v for k, v in rows.items() if t.startswith(k)) for t in texts], dtype=np.float32)
-
+    # question direction is (1, 0): topic 0.9, answer 0.3, other 0.4
+    embed_topic_first = embed_by_opening({"Tuesday": [0.9, 0.44], "The bin": [0.3, 0.95], "I grow": [0.4, 0.92]})
     chunks = [Note(5, "Tuesday was my slowest day. The bin lorries block Alder Street."), Note(6, "I grow leeks.")]
     notes = NoteSentences.from_chunks(chunks, embed_topic_first)
     ranked = notes.rank("What made Tuesday slow?", np.array([1.0, 0.0], dtype=np.float32))
@@ -227,10 +234,8 @@ def test_a_question_that_does_not_ask_who_keeps_its_two_best_notes():
     tree = "He is the tree everyone comes to see, a perry pear at the top of the orchard."
     year = "The tithe records show he was planted in 1887."
 
-    def embed_tree_first(texts):  # question direction is (1, 0): tree 0.9, year 0.3, named 0.2
-        rows = {"I start": [0.2, 0.98], "He is": [0.9, 0.44], "The tithe": [0.3, 0.95]}
-        return np.array([next(v for k, v in rows.items() if t.startswith(k)) for t in texts], dtype=np.float32)
-
+    # question direction is (1, 0): tree 0.9, year 0.3, named 0.2
+    embed_tree_first = embed_by_opening({"I start": [0.2, 0.98], "He is": [0.9, 0.44], "The tithe": [0.3, 0.95]})
     notes = NoteSentences.from_chunks([Note(8, f"{named} {tree} {year}")], embed_tree_first)
     question_vector = np.array([1.0, 0.0], dtype=np.float32)
     chosen = notes.select("In what year was your old perry pear planted?", question_vector, 2)
