@@ -4,7 +4,7 @@ and what the grounding machinery costs in time to first token and decode speed.
 Quality runs through the app's own path, Celery eager: upload every file of a corpus,
 crawl, clean, chunk, embed, build the dataset, then `do_answer` each question, first
 with the base model alone, then with an adapter that the app trains on the twin's own
-dataset (the default CPU budget) and a staff member approves. Two evaluation sets:
+dataset (the default CPU budget) and a staff member approves. The evaluation sets:
 
 - demo: the 8 questions of demo/questions.txt over the demo corpus (tuned on);
 - dev: bench/grounding-dev/ (48 questions, 12 documents, 4 other fictional authors, 16
@@ -12,6 +12,8 @@ dataset (the default CPU budget) and a staff member approves. Two evaluation set
   threshold were tuned on; base model only;
 - dev2: bench/grounding-dev2/ (the same shape, 4 more authors), written when dev had been
   tuned to 45/48, to find what dev no longer showed; base model only;
+- dev3: bench/grounding-dev3/ (the same shape, 4 more authors), written when dev and dev2
+  no longer told evidence-selection and decoding ideas apart; base model only;
 - held-out: bench/grounding/ (48 questions over 12 documents by 4 fictional authors,
   written for this and never used to tune anything) plus its 16 off-topic questions.
 
@@ -29,7 +31,7 @@ sentences) against plain RAG in the same run: retrieval, the three whole chunks 
 prompt, transformers' repetition penalties, greedy. TTFT runs from the question to
 the first generated token; decode rate is tokens after the first per second.
 
-`BENCH_GROUNDING_SETS=held-out` (comma-separated: demo, dev, dev2, held-out) runs only
+`BENCH_GROUNDING_SETS=held-out` (comma-separated: demo, dev, dev2, dev3, held-out) runs only
 those sets; the held-out set alone, base and adapter, takes about 15 minutes on 2 cores.
 """
 
@@ -43,6 +45,7 @@ from .common import info_row, log, median, row
 EVAL_DIR = common.ROOT / "bench" / "grounding"
 DEV_DIR = common.ROOT / "bench" / "grounding-dev"
 DEV2_DIR = common.ROOT / "bench" / "grounding-dev2"
+DEV3_DIR = common.ROOT / "bench" / "grounding-dev3"
 DEMO_DIR = common.ROOT / "demo"
 
 
@@ -245,7 +248,8 @@ def run(quick: bool = False) -> dict:
     settings.CELERY_TASK_ALWAYS_EAGER = True
     sets = [("demo", DEMO_DIR / "corpus", read_questions(DEMO_DIR / "questions.txt"), [])]
     if not quick:
-        sets += [evaluation_set("dev", DEV_DIR), evaluation_set("dev2", DEV2_DIR), evaluation_set("held-out", EVAL_DIR)]
+        sets += [evaluation_set("dev", DEV_DIR), evaluation_set("dev2", DEV2_DIR), evaluation_set("dev3", DEV3_DIR)]
+        sets.append(evaluation_set("held-out", EVAL_DIR))
     if os.environ.get("BENCH_GROUNDING_SETS"):  # e.g. "held-out": one set's rows, in a fraction of the time
         wanted = os.environ["BENCH_GROUNDING_SETS"].split(",")
         sets = [s for s in sets if s[0] in wanted]

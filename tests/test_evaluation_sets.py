@@ -1,0 +1,28 @@
+"""The grounding benchmark's question sets (bench/grounding*/) are well formed: a fact that is
+not in its document would count every answer as a miss, and a miss as the model's fault."""
+
+from pathlib import Path
+
+import pytest
+
+from bench.grounding import DEMO_DIR, DEV2_DIR, DEV3_DIR, DEV_DIR, EVAL_DIR, evaluation_set, read_questions
+
+SETS = {"held-out": EVAL_DIR, "dev": DEV_DIR, "dev2": DEV2_DIR, "dev3": DEV3_DIR}
+
+
+@pytest.mark.parametrize("label", SETS)
+def test_each_fact_is_in_the_document_that_answers_it(label):
+    _, corpus, questions, offtopic = evaluation_set(label, SETS[label])
+    documents = {path.name: path.read_text() for path in corpus.iterdir()}
+    assert len(questions) == 48 and len(offtopic) == 16
+    assert {name for _, name, _ in questions} == set(documents)
+    for question, name, fact in questions:
+        assert question.endswith("?"), question
+        assert fact in documents[name], (question, fact)
+
+
+def test_the_demo_questions_name_demo_documents():
+    names = {path.name for path in (DEMO_DIR / "corpus").iterdir()}
+    questions = read_questions(Path(DEMO_DIR / "questions.txt"))
+    assert len(questions) == 8
+    assert {name for _, name, _ in questions} <= names
