@@ -142,9 +142,14 @@ def note_sentences(text: str) -> list[str]:
 
 
 def is_label(sentence: str) -> bool:
-    """A title, a byline ("By Ann Lee") or a list label: a few words and no full stop. It states
-    nothing, yet "who wrote…?" questions land on it."""
-    return len(sentence.split()) < LABEL_WORDS and not sentence.rstrip().endswith((".", "!", "?", '"'))
+    """A title, a byline ("By Ann Lee") or a list label: a few words, or title case, and no full
+    stop. It states nothing, yet "who wrote…?" questions land on it."""
+    if sentence.rstrip().endswith((".", "!", "?", '"')):
+        return False
+    words = sentence.split()
+    # A title is a label at any length when it is in title case ("The Grand in the Corn Exchange"):
+    # a plain-text post keeps its title as its first line, and questions that name the post land on it.
+    return len(words) < LABEL_WORDS or all(word[0].isupper() or len(word) < 4 for word in words)
 
 
 def opens_with_pronoun(sentence: str) -> bool:

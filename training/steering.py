@@ -23,6 +23,9 @@ import torch
 from transformers import LogitsProcessor, StoppingCriteria
 
 MAX_NGRAM = 6
+# An answer sentence that opens like a note is held to the note's first tokens, not only its first:
+# "One" (of "One came from a swarm… the one I call Dividend") went on "One of the other colonies".
+OPENING_TOKENS = 3
 
 
 class EvidenceSteering(LogitsProcessor):
@@ -40,6 +43,7 @@ class EvidenceSteering(LogitsProcessor):
         no_repeat_ngram: int = 4,
     ):
         self.prompt_length = prompt_length
+        self.evidence_ids = evidence_ids
         self.copy_bonus = copy_bonus
         self.start_bonus = start_bonus
         # Each note's opening, in both of its tokenizations (see evidence_token_ids), and its
@@ -70,6 +74,18 @@ class EvidenceSteering(LogitsProcessor):
             self._steer(generated, scores[row])
         return scores
 
+    def _continue_opening(self, generated: list[int], scores: torch.FloatTensor):
+        """Within a sentence's first OPENING_TOKENS tokens, the start bonus goes on to the next token
+        of each note that the sentence has opened like so far."""
+        start = max((k + 1 for k, token in enumerate(generated) if token in self.sentence_ends), default=0)
+        sentence = generated[start:]
+        if len(sentence) >= OPENING_TOKENS:
+            return
+        size = len(sentence)
+        following = {ids[size] for ids in self.evidence_ids if len(ids) > size and ids[:size] == sentence}
+        if following:
+            scores[list(following)] += self.start_bonus
+
     def _next_opening(self, generated: list[int]) -> list[int]:
         said = {tuple(generated[k : k + 4]) for k in range(len(generated) - 3)}
         for opening, ngrams in zip(self.openings, self.note_ngrams, strict=True):
@@ -82,6 +98,8 @@ class EvidenceSteering(LogitsProcessor):
             opening = self._next_opening(generated)
             if opening:
                 scores[opening] += self.start_bonus  # open like the note ("I feed…", "My commute…")
+        elif self.start_bonus:
+            self._continue_opening(generated, scores)
         if generated and self.repetition_penalty != 1.0:
             seen = torch.tensor(sorted(set(generated)), device=scores.device)
             values = scores[seen]

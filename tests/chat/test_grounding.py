@@ -217,6 +217,13 @@ def test_titles_and_bylines_are_not_notes():
     assert notes.texts == ["The arm falls to danger by gravity."]
 
 
+def test_a_title_in_title_case_is_not_a_note_at_any_length():
+    """A plain-text post keeps its title as its first line; "the Corn Exchange grand" questions
+    landed on it. A list line without a full stop is still a note."""
+    text = "The Grand in the Corn Exchange\n\nBy Ambrose Tillet\n\nI tune it at 440 hertz.\n\n- Saturday: 164 cups sold"
+    assert notes_for(Note(9, text)).texts == ["I tune it at 440 hertz.", "- Saturday: 164 cups sold"]
+
+
 PLONGEUR = "The answer came from our plongeur, a retired fisherman called Gilles Armand."
 POINTED_OUT = "He pointed out that every tray I had opened at twelve minutes had collapsed."
 

@@ -49,6 +49,16 @@ def test_the_answer_opens_like_the_best_note_and_not_mid_sentence():
     assert (later == 0).all()
 
 
+def test_a_sentence_that_opens_like_a_note_is_held_to_the_notes_first_words():
+    """ "One" (of "One came from a swarm…") went on "One of the other colonies": the start bonus
+    carries the note's next tokens until OPENING_TOKENS, then copying is left to the copy bonus."""
+    assert opening_scores([10])[11] == 3.0
+    assert opening_scores([10, 11])[12] == 3.0
+    assert (opening_scores([10, 11, 12]) == 0).all()  # three tokens in: the opening is done
+    assert (opening_scores([10, 50]) == 0).all()  # it left the note: nothing to hold it to
+    assert opening_scores([10, 11, 12, 13, 14, 99, 20])[21] == 3.0  # the second sentence too
+
+
 def test_after_a_sentence_from_the_best_note_the_next_opens_like_the_second_note():
     scores = opening_scores([10, 11, 12, 13, 14, 99])
     assert scores[20] == scores[25] == 3.0 and scores[10] == 0.0
