@@ -1,8 +1,6 @@
 """The grounding benchmark's question sets (bench/grounding*/) are well formed: a fact that is
 not in its document would count every answer as a miss, and a miss as the model's fault."""
 
-from pathlib import Path
-
 import pytest
 
 from bench.grounding import DEMO_DIR, DEV2_DIR, DEV3_DIR, DEV_DIR, EVAL_DIR, evaluation_set, read_questions
@@ -23,6 +21,6 @@ def test_each_fact_is_in_the_document_that_answers_it(label):
 
 def test_the_demo_questions_name_demo_documents():
     names = {path.name for path in (DEMO_DIR / "corpus").iterdir()}
-    questions = read_questions(Path(DEMO_DIR / "questions.txt"))
+    questions = read_questions(DEMO_DIR / "questions.txt")
     assert len(questions) == 8
     assert {name for _, name, _ in questions} <= names
