@@ -10,8 +10,9 @@ Sentences are ranked by embedding similarity to the question plus word overlap
 (a light stemmer: "nightly" meets "night"), plus a small bonus when the sentence holds
 what the question asks for (a quantity, a price, a distance, a duration, a reason, a name),
 plus a share of the similarity of the sentence before it (the answer often follows the sentence
-that restates the question); lines that are mostly symbols (a cron line, a shell command) and
-sentences that ask rather than state rank below prose. When the question asks who, a best sentence
+that restates the question), a larger share when that sentence asks ("People often ask why I…");
+lines that are mostly symbols (a cron line, a shell command) and sentences that ask rather than
+state rank below prose. When the question asks who, a best sentence
 that opens with "He", "She" or "They" is given after the sentence before it (from the chunk before
 when the chunk starts there: ChunkQuerySet.lead_ins), so that the note says who.
 """
@@ -33,7 +34,8 @@ PROSE_PUNCTUATION = frozenset(".,;:!?'\"’‘“”£$€%-–—()")
 # A question that asks for a quantity, a time or a date wants a sentence that states one.
 QUANTITY_QUESTION = re.compile(
     r"\b(how (many|much|long|far|old|often|big|fast|tall|heavy|wide|late|early|hot|cold|warm|high|deep)|when|"
-    r"what (time|year|date|day|month|ratio|size|percentage|number|temperature|limit|age))\b|\blimit\b",
+    r"what (time|year|date|day|month|ratio|size|percentage|number|temperature|limit|age|pitch|humidity|voltage|"
+    r"weight|speed|height|depth|length|width|pressure|frequency|rate|score|total|share|dose))\b|\blimit\b",
     re.IGNORECASE,
 )
 # Digits, or number and time words ("one" is left out: it is more often a pronoun).
@@ -45,8 +47,10 @@ QUANTITY = re.compile(
 # The same for the other common answer types: a reason, and a name (a person, place or thing).
 REASON_QUESTION = re.compile(r"^\s*why\b|\bwhat (made|makes|was the reason)|\bthe reason\b", re.IGNORECASE)
 # ", so" states a consequence: the clause before it is the reason ("Cold honey is thick, so…").
+# "since" only opening a clause: "…since I was nineteen" tells when, not why.
 REASON = re.compile(
-    r"\b(because|so that|since|in order to|which is why|that is why|the reason|due to)\b|, so\b", re.IGNORECASE
+    r"\b(because|so that|in order to|which is why|that is why|the reason|the answer is|due to)\b|, so\b|(^|, )since\b",
+    re.IGNORECASE,
 )
 NAME_QUESTION = re.compile(
     r"^\s*(who|whose|where|which)\b|\bwhat (was|is) (the|its|his|her|their) name\b|\b(call|called|named)\b",
@@ -61,7 +65,11 @@ TIME = re.compile(
 TEMPERATURE_QUESTION = re.compile(r"\b(temperature|how (hot|cold|warm))\b", re.IGNORECASE)
 TEMPERATURE = re.compile(r"\d ?°|\bdegrees?\b|\d ?[CF]\b")
 NUMBER = r"(\d[\d,.]*|a|an|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty)"
-MONEY_QUESTION = re.compile(r"\b(price|cost|costs|pay|paid|spend|spent|charge|charged|earn|earned|sell for)\b", re.I)
+MONEY_QUESTION = re.compile(
+    r"\b(price|cost|costs|costing|pay|pays|paying|paid|spend|spending|spent|charge|charged|charging|earn|earned|"
+    r"earning|sell for)\b",
+    re.IGNORECASE,
+)
 MONEY = re.compile(r"[£$€]\s?\d|\d\s?(p|pence|pounds?|dollars?|euros?|cents?)\b", re.IGNORECASE)
 DISTANCE_QUESTION = re.compile(r"\bhow (far|long is|high|deep|tall|wide)\b|\bdistance\b", re.IGNORECASE)
 DISTANCE = re.compile(
@@ -87,13 +95,21 @@ WEIGHTS = {
     # little likelier to answer than an equally similar one from the fifth (a different post, often).
     "chunk_rank": -0.05,
     "symbols": -0.5,  # under PROSE_SHARE letters, digits, spaces and sentence punctuation: a cron line
-    "asks": -0.2,  # it ends with "?": "Why not carbon?" restates the question instead of answering it
+    "asks": -0.2,  # it asks ("Why not carbon?", "People ask why…"): it restates the question, not answers it
     # The answer often follows the sentence that sets its topic ("So I'm back on the hill. There is
     # one real climb. Gallows Lane."): a sentence earns a share of the similarity of the one before it.
     "follows": 0.15,
+    # "People often ask why I do not use a modern glue. The answer is that…": the sentence after one
+    # that asks (or reports a question) earns a further share of that sentence's similarity.
+    "answers": 0.3,
     "answer_types": 0.3,  # how many of the answer types the question wants it holds (ANSWER_TYPES)
 }
 FEATURES = tuple(WEIGHTS)
+# A reported question ("People often ask why I…") restates the question, as one that ends with "?" does.
+ASKED = re.compile(
+    r"\b(ask|asks|asked|wonder|wonders|wondered)( me| myself| us)? (why|how|what|whether|if|where|who|which|when)\b",
+    re.IGNORECASE,
+)
 # A note that opens with a pronoun ("He pointed out that…") is given with the sentence before it,
 # in reading order: without it neither the model nor the reader knows who "he" is.
 OPENS_WITH_PRONOUN = re.compile(r"^(He|She|They|His|Her|Their|Them|Him)\b")
@@ -150,6 +166,11 @@ def is_label(sentence: str) -> bool:
     # A title is a label at any length when it is in title case ("The Grand in the Corn Exchange"):
     # a plain-text post keeps its title as its first line, and questions that name the post land on it.
     return len(words) < LABEL_WORDS or all(word[0].isupper() or len(word) < 4 for word in words)
+
+
+def asks(sentence: str) -> bool:
+    """It asks, or reports a question ("People often ask why…"): it restates a question, not answers it."""
+    return sentence.rstrip().endswith("?") or bool(ASKED.search(sentence))
 
 
 def opens_with_pronoun(sentence: str) -> bool:
@@ -209,8 +230,9 @@ class NoteSentences:
                     overlap(question, text),
                     chunk_rank[chunk_id],
                     prose_share(text) < PROSE_SHARE,
-                    text.rstrip().endswith("?"),
+                    asks(text),
                     0.0 if before is None else max(0.0, float(similarities[before])),
+                    0.0 if before is None or not asks(self.texts[before]) else max(0.0, float(similarities[before])),
                     sum(bool(pattern.search(typed)) for pattern in wanted),
                 )
             )

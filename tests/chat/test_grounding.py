@@ -175,6 +175,28 @@ def test_the_sentence_holding_what_the_question_asks_for_ranks_first(question, p
     assert notes.select(question, np.full(4, 0.5, dtype=np.float32), 1)[0].text == typed
 
 
+@pytest.mark.parametrize(
+    ("question", "plain", "typed"),
+    [
+        # A measure named by its noun asks for a quantity as "how many" does.
+        ("What humidity did the meter show?", "The meter hung by the door.", "It read 82 per cent."),
+        ("What were you paying for the beans?", "I roast the beans on Fridays.", "I was paying £17 a kilo."),
+        ("Why do you use paste?", "I keep the paste in a jar.", "The answer is that it comes off with water."),
+        # "since" telling when is no reason.
+        (
+            "Why do you carry a fork?",
+            "I have carried my fork since I was nineteen.",
+            "A fork never drifts, so I trust it.",
+        ),
+    ],
+)
+def test_the_answer_type_outweighs_a_shared_word_and_the_better_chunk(question, plain, typed):
+    """Two chunks, so that neither sentence follows the other: the typed one, from the later chunk,
+    sharing no more of the question's words, still wins on what it holds."""
+    notes = NoteSentences.from_chunks([Note(5, plain), Note(6, typed)], equal_embed)
+    assert notes.select(question, np.full(4, 0.5, dtype=np.float32), 1)[0].text == typed
+
+
 def test_a_sentence_of_the_best_chunk_beats_a_slightly_closer_one_from_a_later_chunk():
     def embed_closer_second(texts):  # the second chunk's sentence is 0.01 closer to the question
         return np.array([[1.0, 0.0], [0.9, 0.1]], dtype=np.float32)[: len(texts)]
@@ -209,6 +231,22 @@ def test_the_sentence_after_the_one_that_sets_the_topic_gains_on_an_unrelated_on
     notes = NoteSentences.from_chunks(chunks, embed_topic_first)
     ranked = notes.rank("What made Tuesday slow?", np.array([1.0, 0.0], dtype=np.float32))
     assert [e.text[:7] for e in ranked] == ["Tuesday", "The bin", "I grow "]
+
+
+def test_the_answer_after_a_reported_question_ranks_above_the_question():
+    """ "People ask why…" restates the question as "Why not…?" does; the answer is the sentence after it."""
+    notes = NoteSentences.from_chunks([Note(5, "People ask why I tilt the hives. Damp must drain out.")], equal_embed)
+    ranked = notes.rank("Why tilt the hives?", np.full(4, 0.5, dtype=np.float32))
+    assert ranked[0].text == "Damp must drain out."
+
+
+def test_the_answer_after_a_reported_question_beats_a_closer_unrelated_sentence():
+    # question direction is (1, 0): the reported question 0.9, its answer 0.2, an unrelated sentence 0.4
+    embed_question_first = embed_by_opening({"People": [0.9, 0.44], "It comes": [0.2, 0.98], "I grow": [0.4, 0.92]})
+    chunks = [Note(5, "People often ask why I use paste. It comes off with warm water."), Note(6, "I grow leeks.")]
+    notes = NoteSentences.from_chunks(chunks, embed_question_first)
+    ranked = notes.rank("Why do you use paste?", np.array([1.0, 0.0], dtype=np.float32))
+    assert [e.text[:8] for e in ranked] == ["People o", "It comes", "I grow l"]
 
 
 def test_titles_and_bylines_are_not_notes():
