@@ -46,23 +46,28 @@ class EvidenceSteering(LogitsProcessor):
         self.evidence_ids = evidence_ids
         self.copy_bonus = copy_bonus
         self.start_bonus = start_bonus
-        # Each note's opening, in both of its tokenizations (see evidence_token_ids), and its
-        # 4-grams: each sentence of the answer opens like the best note it has not yet used.
+        # Each note's opening, in both of its tokenizations (see evidence_token_ids), and the 4-grams
+        # that only it has: each sentence of the answer opens like the best note it has not yet used.
+        # A 4-gram the notes share (", and it was") said with the first note must not mark the second
+        # as used: the answer then ended without the second note, which held the fact.
         notes = [evidence_ids[i : i + 2] for i in range(0, len(evidence_ids), 2)]
         self.openings = [sorted({ids[0] for ids in pair if ids}) for pair in notes]
-        self.note_ngrams = [{tuple(ids[k : k + 4]) for ids in pair for k in range(len(ids) - 3)} for pair in notes]
+        ngrams = [{tuple(ids[k : k + 4]) for ids in pair for k in range(len(ids) - 3)} for pair in notes]
+        self.note_ngrams = [own - set().union(*ngrams[:i], *ngrams[i + 1 :]) for i, own in enumerate(ngrams)]
         self.sentence_ends = sentence_ends
         self.repetition_penalty = repetition_penalty
         self.no_repeat_ngram = no_repeat_ngram
         # n-gram (as a tuple of token ids) -> the tokens that follow it somewhere in the evidence
         self.next_tokens: dict[tuple, set[int]] = defaultdict(set)
-        # How often each n-gram of the no-repeat size occurs in a note: copying "by a larger one and
-        # then by a larger one still" must not be cut off by the ban on repeating an n-gram.
-        self.note_repeats: dict[tuple, int] = {}
-        for ids in evidence_ids:
-            counts = Counter(tuple(ids[k : k + no_repeat_ngram]) for k in range(len(ids) - no_repeat_ngram + 1))
-            for ngram, count in counts.items():
-                self.note_repeats[ngram] = max(count, self.note_repeats.get(ngram, 0))
+        # How often each n-gram of the no-repeat size occurs in the notes together (a note's two
+        # tokenizations counted once): copying "by a larger one and then by a larger one still", or
+        # ", and it was" from each of two notes, must not be cut off by the ban on repeating an n-gram.
+        self.note_repeats: Counter = Counter()
+        for pair in notes:
+            in_note = Counter()
+            for ids in pair:
+                in_note |= Counter(tuple(ids[k : k + no_repeat_ngram]) for k in range(len(ids) - no_repeat_ngram + 1))
+            self.note_repeats += in_note
         for ids in evidence_ids:
             for end in range(1, len(ids)):
                 for n in range(1, min(MAX_NGRAM, end) + 1):

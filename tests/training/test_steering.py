@@ -96,3 +96,27 @@ def test_a_note_that_repeats_itself_may_be_copied_but_not_repeated_again():
 
     assert next_scores([10, 11, 12, 13, 10, 11, 12])[13] > 5.0
     assert next_scores([10, 11, 12, 13, 10, 11, 12, 13, 10, 11, 12])[13] == -float("inf")
+
+
+# Two notes (each in its two tokenizations) that share the four-gram 5 6 7 8, as ", and it was"
+# may be in both; token 99 ends a sentence.
+SHARING = [[30, 5, 6, 7, 8, 31], [32, 5, 6, 7, 8, 31], [40, 5, 6, 7, 8, 41], [42, 5, 6, 7, 8, 41]]
+
+
+def sharing_scores(generated):
+    steering = EvidenceSteering(SHARING, len(PROMPT), copy_bonus=5.0, start_bonus=3.0, sentence_ends=frozenset({99}))
+    return steering(torch.tensor([PROMPT + generated]), torch.zeros(1, 100))[0]
+
+
+def test_a_four_gram_the_notes_share_does_not_mark_the_second_note_as_said():
+    """The second sentence opens like the second note after the first note was said, although the
+    first holds a four-gram of it (the second note, which held the fact, was never reached)."""
+    scores = sharing_scores([30, 5, 6, 7, 8, 31, 99])
+    assert scores[40] == scores[42] == 3.0 and scores[30] == 0.0
+
+
+def test_a_four_gram_in_each_of_two_notes_may_be_copied_from_each():
+    """Said once with the first note, the shared four-gram may be said again with the second (the copy
+    of the second note had been cut at it), but not a third time."""
+    assert sharing_scores([30, 5, 6, 7, 8, 31, 99, 40, 5, 6, 7])[8] > 5.0
+    assert sharing_scores([30, 5, 6, 7, 8, 31, 99, 40, 5, 6, 7, 8, 41, 99, 5, 6, 7])[8] == -float("inf")
