@@ -12,9 +12,9 @@ what the question asks for (a quantity, a price, a distance, a duration, a reaso
 plus a share of the similarity of the sentence before it (the answer often follows the sentence
 that restates the question), a larger share when that sentence asks ("People often ask why I…");
 lines that are mostly symbols (a cron line, a shell command) and sentences that ask rather than
-state rank below prose. When the question asks who, a best sentence
-that opens with "He", "She" or "They" is given after the sentence before it (from the chunk before
-when the chunk starts there: ChunkQuerySet.lead_ins), so that the note says who.
+state rank below prose. When the question asks who, a best sentence that opens with "He", "She" or
+"They" is given after the sentence before it (from the chunk before when the chunk starts there:
+ChunkQuerySet.lead_ins), so that the note says who.
 """
 
 import re
@@ -219,9 +219,11 @@ class NoteSentences:
         similarities = self.vectors @ np.asarray(question_vector, dtype=np.float32)
         wanted = [pattern for asks, pattern in ANSWER_TYPES if asks.search(question)]
         chunk_rank = {chunk_id: rank for rank, chunk_id in enumerate(dict.fromkeys(self.chunk_ids))}
+        asking = [asks(text) for text in self.texts]
         rows = []
         for index, (text, chunk_id) in enumerate(zip(self.texts, self.chunk_ids, strict=True)):
             before = self.previous[index]
+            lead = 0.0 if before is None else max(0.0, float(similarities[before]))  # the sentence before's
             # "He pointed out…" answers "who?" with the name in the sentence before it.
             typed = f"{self.texts[named]} {text}" if (named := self._antecedent(index)) is not None else text
             rows.append(
@@ -230,9 +232,9 @@ class NoteSentences:
                     overlap(question, text),
                     chunk_rank[chunk_id],
                     prose_share(text) < PROSE_SHARE,
-                    asks(text),
-                    0.0 if before is None else max(0.0, float(similarities[before])),
-                    0.0 if before is None or not asks(self.texts[before]) else max(0.0, float(similarities[before])),
+                    asking[index],
+                    lead,
+                    lead if before is not None and asking[before] else 0.0,
                     sum(bool(pattern.search(typed)) for pattern in wanted),
                 )
             )
