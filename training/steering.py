@@ -28,6 +28,11 @@ MAX_NGRAM = 6
 OPENING_TOKENS = 3
 
 
+def ngrams(ids: list[int], n: int) -> list[tuple]:
+    """Every run of n consecutive tokens, in order (repeats kept: callers count them)."""
+    return [tuple(ids[k : k + n]) for k in range(len(ids) - n + 1)]
+
+
 class EvidenceSteering(LogitsProcessor):
     """Bonus for continuing the evidence, penalties for repeating the answer itself."""
 
@@ -52,8 +57,8 @@ class EvidenceSteering(LogitsProcessor):
         # as used: the answer then ended without the second note, which held the fact.
         notes = [evidence_ids[i : i + 2] for i in range(0, len(evidence_ids), 2)]
         self.openings = [sorted({ids[0] for ids in pair if ids}) for pair in notes]
-        ngrams = [{tuple(ids[k : k + 4]) for ids in pair for k in range(len(ids) - 3)} for pair in notes]
-        self.note_ngrams = [own - set().union(*ngrams[:i], *ngrams[i + 1 :]) for i, own in enumerate(ngrams)]
+        fours = [{gram for ids in pair for gram in ngrams(ids, 4)} for pair in notes]
+        self.note_ngrams = [own - set().union(*fours[:i], *fours[i + 1 :]) for i, own in enumerate(fours)]
         self.sentence_ends = sentence_ends
         self.repetition_penalty = repetition_penalty
         self.no_repeat_ngram = no_repeat_ngram
@@ -66,7 +71,7 @@ class EvidenceSteering(LogitsProcessor):
         for pair in notes:
             in_note = Counter()
             for ids in pair:
-                in_note |= Counter(tuple(ids[k : k + no_repeat_ngram]) for k in range(len(ids) - no_repeat_ngram + 1))
+                in_note |= Counter(ngrams(ids, no_repeat_ngram))
             self.note_repeats += in_note
         for ids in evidence_ids:
             for end in range(1, len(ids)):
@@ -92,9 +97,9 @@ class EvidenceSteering(LogitsProcessor):
             scores[list(following)] += self.start_bonus
 
     def _next_opening(self, generated: list[int]) -> list[int]:
-        said = {tuple(generated[k : k + 4]) for k in range(len(generated) - 3)}
-        for opening, ngrams in zip(self.openings, self.note_ngrams, strict=True):
-            if not ngrams & said:
+        said = set(ngrams(generated, 4))
+        for opening, own in zip(self.openings, self.note_ngrams, strict=True):
+            if not own & said:
                 return opening
         return []
 
@@ -118,7 +123,7 @@ class EvidenceSteering(LogitsProcessor):
         size = self.no_repeat_ngram
         if size and len(generated) >= size:
             prefix = generated[-(size - 1) :]
-            said = Counter(tuple(generated[k : k + size]) for k in range(len(generated) - size + 1))
+            said = Counter(ngrams(generated, size))
             for start in range(len(generated) - size + 1):
                 if generated[start : start + size - 1] == prefix:
                     ngram = tuple(generated[start : start + size])
