@@ -26,7 +26,7 @@ Per set and model:
 - grounding: the mean grounding score of the answers.
 
 Cost (demo questions, base model): the app's grounded path (retrieval, the chunks'
-sentences embedded and ranked, a two-sentence prompt, steered decoding, stop after two
+sentences embedded and ranked, a three-sentence prompt, steered decoding, stop after three
 sentences) against plain RAG in the same run: retrieval, the three whole chunks in the
 prompt, transformers' repetition penalties, greedy. TTFT runs from the question to
 the first generated token; decode rate is tokens after the first per second.

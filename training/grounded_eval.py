@@ -3,7 +3,7 @@
 Each question is a grounded (RAFT) sample of a held-out document (features/grounded_samples.py):
 a question about one of the author's sentences, with notes that hold it among distractors.
 The model answers it the way chat serves (the best notes for the question in the prompt,
-steered decoding, two sentences), and the grounding check (features/grounding.py) scores
+steered decoding, a sentence per note), and the grounding check (features/grounding.py) scores
 each answer: the share of its words in sentences the notes support. `facts` is the share
 of answers that state the sentence the question was made from (all of its numbers, most of
 its words), as bench/grounding.py counts them.

@@ -44,6 +44,7 @@ class EvidenceSteering(LogitsProcessor):
         copy_bonus: float,
         start_bonus: float = 0.0,
         sentence_ends: frozenset[int] = frozenset(),
+        end_ids: tuple[int, ...] = (),
         repetition_penalty: float = 1.1,
         no_repeat_ngram: int = 4,
     ):
@@ -60,6 +61,7 @@ class EvidenceSteering(LogitsProcessor):
         fours = [{gram for ids in pair for gram in ngrams(ids, 4)} for pair in notes]
         self.note_ngrams = [own - set().union(*fours[:i], *fours[i + 1 :]) for i, own in enumerate(fours)]
         self.sentence_ends = sentence_ends
+        self.end_ids = list(end_ids)
         self.repetition_penalty = repetition_penalty
         self.no_repeat_ngram = no_repeat_ngram
         # n-gram (as a tuple of token ids) -> the tokens that follow it somewhere in the evidence
@@ -86,13 +88,15 @@ class EvidenceSteering(LogitsProcessor):
 
     def _continue_opening(self, generated: list[int], scores: torch.FloatTensor):
         """Within a sentence's first OPENING_TOKENS tokens, the start bonus goes on to the next token
-        of each note that the sentence has opened like so far."""
+        of each unsaid note that the sentence has opened like so far (a said one would be said again)."""
         start = max((k + 1 for k, token in enumerate(generated) if token in self.sentence_ends), default=0)
         sentence = generated[start:]
         if len(sentence) >= OPENING_TOKENS:
             return
         size = len(sentence)
-        following = {ids[size] for ids in self.evidence_ids if len(ids) > size and ids[:size] == sentence}
+        said = set(ngrams(generated, 4))
+        unsaid = [ids for k, ids in enumerate(self.evidence_ids) if not self.note_ngrams[k // 2] & said]
+        following = {ids[size] for ids in unsaid if len(ids) > size and ids[:size] == sentence}
         if following:
             scores[list(following)] += self.start_bonus
 
@@ -108,6 +112,8 @@ class EvidenceSteering(LogitsProcessor):
             opening = self._next_opening(generated)
             if opening:
                 scores[opening] += self.start_bonus  # open like the note ("I feed…", "My commute…")
+                if generated and self.end_ids:  # not done while a note is unsaid: it may hold the fact
+                    scores[self.end_ids] = -float("inf")
         elif self.start_bonus:
             self._continue_opening(generated, scores)
         if generated and self.repetition_penalty != 1.0:
@@ -187,6 +193,7 @@ def steered_decoding(tokenizer, evidence: list[str], prompt_length: int, *, copy
         copy_bonus=copy_bonus,
         start_bonus=start_bonus,
         sentence_ends=sentence_end_ids(tokenizer),
+        end_ids=(tokenizer.eos_token_id,) if tokenizer.eos_token_id is not None else (),
     )
     stopping = [StopAfterSentences(tokenizer, prompt_length, max_sentences)] if max_sentences else []
     return LogitsProcessorList([steering]), StoppingCriteriaList(stopping)

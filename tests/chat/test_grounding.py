@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from django.conf import settings
 from django.test import override_settings
 
 from chat.actions import do_answer, do_ask, history_within_budget
@@ -81,7 +82,7 @@ def test_an_answer_is_stored_with_its_grounding_and_evidence(owner_source, owner
     trace = PromptTrace.objects.get(message=answer)
     assert trace.grounding == answer.grounding
     assert any("twelve kilograms" in e["text"] for e in trace.evidence)
-    assert len(trace.evidence) == 2  # a short prompt: the best sentences, not whole chunks
+    assert len(trace.evidence) == settings.TWIN_EVIDENCE_SENTENCES  # the best sentences, not whole chunks
     assert "I check the weight of each hive" not in trace.prompt or "twelve kilograms" in trace.prompt
 
 

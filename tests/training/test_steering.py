@@ -120,3 +120,30 @@ def test_a_four_gram_in_each_of_two_notes_may_be_copied_from_each():
     of the second note had been cut at it), but not a third time."""
     assert sharing_scores([30, 5, 6, 7, 8, 31, 99, 40, 5, 6, 7])[8] > 5.0
     assert sharing_scores([30, 5, 6, 7, 8, 31, 99, 40, 5, 6, 7, 8, 41, 99, 5, 6, 7])[8] == -float("inf")
+
+
+# Two notes that open alike (tokens 60 61), as "The signal that…" and "The difficulty…" did; token 99
+# ends a sentence and token 2 ends the answer.
+ALIKE = [[60, 61, 62, 63, 64, 65], [60, 61, 62, 63, 64, 65], [60, 70, 71, 72, 73, 74], [60, 70, 71, 72, 73, 74]]
+
+
+def alike_scores(generated):
+    steering = EvidenceSteering(
+        ALIKE, len(PROMPT), copy_bonus=0.0, start_bonus=3.0, sentence_ends=frozenset({99}), end_ids=(2,)
+    )
+    return steering(torch.tensor([PROMPT + generated]), torch.zeros(1, 100))[0]
+
+
+def test_the_answer_may_not_end_while_a_note_is_unsaid():
+    """With three notes the base model ended after the first ("The butter block is 500 g…"): the
+    fact ("about 13 degrees") was in the third."""
+    assert alike_scores([60, 61, 62, 63, 64, 65, 99])[2] == -float("inf")
+    assert alike_scores([60, 61, 62, 63, 64, 65, 99, 60, 70, 71, 72, 73, 74, 99])[2] == 0.0  # all said
+    assert alike_scores([])[2] == 0.0  # nothing generated yet: no reason to forbid it
+
+
+def test_a_sentence_opening_like_two_notes_is_held_to_the_unsaid_one():
+    """The second sentence began "The" and was held to the said note ("The signal that taught you
+    this properly was indeed…") instead of the unsaid one that held the fact."""
+    scores = alike_scores([60, 61, 62, 63, 64, 65, 99, 60])
+    assert scores[70] == 3.0 and scores[61] == 0.0
