@@ -57,6 +57,7 @@ class EvidenceSteering(LogitsProcessor):
         # A 4-gram the notes share (", and it was") said with the first note must not mark the second
         # as used: the answer then ended without the second note, which held the fact.
         notes = [evidence_ids[i : i + 2] for i in range(0, len(evidence_ids), 2)]
+        self.notes = notes
         self.openings = [sorted({ids[0] for ids in pair if ids}) for pair in notes]
         fours = [{gram for ids in pair for gram in ngrams(ids, 4)} for pair in notes]
         self.note_ngrams = [own - set().union(*fours[:i], *fours[i + 1 :]) for i, own in enumerate(fours)]
@@ -94,18 +95,19 @@ class EvidenceSteering(LogitsProcessor):
         if len(sentence) >= OPENING_TOKENS:
             return
         size = len(sentence)
-        said = set(ngrams(generated, 4))
-        unsaid = [ids for k, ids in enumerate(self.evidence_ids) if not self.note_ngrams[k // 2] & said]
+        unsaid = [ids for note in self._unsaid(generated) for ids in self.notes[note]]
         following = {ids[size] for ids in unsaid if len(ids) > size and ids[:size] == sentence}
         if following:
             scores[list(following)] += self.start_bonus
 
-    def _next_opening(self, generated: list[int]) -> list[int]:
+    def _unsaid(self, generated: list[int]) -> list[int]:
+        """The notes (their indexes, best first) that none of the answer's 4-grams has marked as said."""
         said = set(ngrams(generated, 4))
-        for opening, own in zip(self.openings, self.note_ngrams, strict=True):
-            if not own & said:
-                return opening
-        return []
+        return [note for note, own in enumerate(self.note_ngrams) if not own & said]
+
+    def _next_opening(self, generated: list[int]) -> list[int]:
+        unsaid = self._unsaid(generated)
+        return self.openings[unsaid[0]] if unsaid else []
 
     def _steer(self, generated: list[int], scores: torch.FloatTensor):
         if self.start_bonus and (not generated or generated[-1] in self.sentence_ends):
