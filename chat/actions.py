@@ -268,6 +268,11 @@ def plan_for(owner, question: str, history: list[dict] = ()) -> Plan:
     return Plan(question, history, _cited_first(chunks, evidence), notes, evidence, relevance)
 
 
+# An answer that ran out of tokens mid-sentence ends with CUT_MARK, so that "…and it" reads as cut.
+SENTENCE_ENDS = (".", "!", "?", '"', "”", ")", "…")
+CUT_MARK = "…"
+
+
 def no_notes_answer() -> str:
     return "I haven't written anything about that, so I'd rather not guess."
 
@@ -308,6 +313,9 @@ def generate_answer_events(answer: Message) -> Iterator[Event]:
                     break
                 answer.content += piece
                 yield Event("token", piece)
+            if generation.cut_short and not answer.content.rstrip().endswith(SENTENCE_ENDS):
+                answer.content = answer.content.rstrip() + CUT_MARK  # says it was cut, not that it ended
+                yield Event("token", CUT_MARK)
         else:
             answer.content = no_notes_answer()
             yield Event("token", answer.content)
@@ -354,6 +362,7 @@ def generate_answer_events(answer: Message) -> Iterator[Event]:
             latency_ms=int((time.perf_counter() - started) * 1000),
             prompt_tokens=generation.prompt_tokens if generation else 0,
             tokens_generated=generation.tokens if generation else 0,
+            cut_short=bool(generation and generation.cut_short),
         )
     yield Event("grounding", answer)
     yield Event("done", answer)

@@ -44,6 +44,7 @@ class Generation:
     first_token_ms: int = 0
     generation_ms: int = 0  # from the start of generation to its last token
     adapter_problem: str = ""  # why the base model answered instead of the adapter asked for
+    cut_short: bool = False  # the token budget ended it, not the model or the sentence limit
 
 
 class TwinModels:
@@ -176,7 +177,7 @@ class TwinModels:
                 adapter_off = contextlib.nullcontext() if use_adapter else _adapters_disabled(self.model)
                 try:
                     with adapter_off, torch.inference_mode():
-                        self.model.generate(
+                        output = self.model.generate(
                             **inputs,
                             streamer=streamer,
                             max_new_tokens=max_new_tokens,
@@ -185,6 +186,8 @@ class TwinModels:
                             pad_token_id=self.tokenizer.pad_token_id,
                             stopping_criteria=stopping,
                         )
+                    new = output[0, prompt_length:]
+                    result.cut_short = len(new) >= max_new_tokens and int(new[-1]) != self.tokenizer.eos_token_id
                 except Exception as exc:  # surfaced to the caller below
                     failure.append(exc)
                     streamer.end()

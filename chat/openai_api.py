@@ -68,6 +68,12 @@ def _chunk(completion_id: str, created: int, model: str, delta: dict, finish_rea
     return f"data: {json.dumps(payload)}\n\n"
 
 
+def _finish_reason(answer) -> str:
+    """What OpenAI clients expect: "length" when the token budget cut the answer short, else "stop"."""
+    trace = getattr(answer, "trace", None)
+    return "length" if trace and trace.cut_short else "stop"
+
+
 @extend_schema(request=dict, responses=dict)
 @api_view(["POST"])
 @throttle_classes([ChatThrottle])
@@ -100,7 +106,7 @@ def chat_completions(request):
 
         def events():
             yield _chunk(completion_id, created, model, {"role": "assistant"})
-            notice = ""
+            notice, finish_reason = "", "stop"
             with closing(followed):  # its slot goes back even when the client leaves mid-answer
                 for event in followed:
                     if event.kind == "token":
@@ -109,7 +115,9 @@ def chat_completions(request):
                         notice = event.data
                     elif event.kind == "error":
                         yield f"data: {json.dumps({'error': {'message': event.data}})}\n\n"
-            yield _chunk(completion_id, created, model, {}, "stop", **({"notice": notice} if notice else {}))
+                    elif event.kind == "done":
+                        finish_reason = _finish_reason(event.data)
+            yield _chunk(completion_id, created, model, {}, finish_reason, **({"notice": notice} if notice else {}))
             yield "data: [DONE]\n\n"
 
         response = StreamingHttpResponse(events(), content_type="text/event-stream")
@@ -130,7 +138,11 @@ def chat_completions(request):
             "created": created,
             "model": model,
             "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": answer.content}, "finish_reason": "stop"}
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": answer.content},
+                    "finish_reason": _finish_reason(answer),
+                }
             ],
             "usage": {
                 "prompt_tokens": prompt_tokens,

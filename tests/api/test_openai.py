@@ -3,10 +3,17 @@
 import json
 
 import pytest
+from django.test import override_settings
 
+from chat.actions import CUT_MARK
 from chat.models import Conversation, PromptTrace
 
 pytestmark = pytest.mark.django_db
+
+# One sentence and room for it: the answer ends by itself (finish_reason "stop").
+ENDS_ITSELF = override_settings(TWIN_MAX_SENTENCES=1, TWIN_MAX_NEW_TOKENS=60)
+# Four tokens (eight with the notes' allowance): the budget cuts the answer mid-sentence.
+CUT_BY_BUDGET = override_settings(TWIN_MAX_NEW_TOKENS=4)
 
 URL = "/v1/chat/completions"
 
@@ -24,6 +31,7 @@ def events(response) -> list[str]:
     return [line.removeprefix("data: ") for line in body.split("\n\n") if line]
 
 
+@ENDS_ITSELF
 def test_a_completion_has_the_openai_shape(owner_api, owner_source):
     response = complete(owner_api, [{"role": "system", "content": "Be brief."}, user("Why tilt the hives?")])
 
@@ -34,6 +42,7 @@ def test_a_completion_has_the_openai_shape(owner_api, owner_source):
     choice = body["choices"][0]
     assert choice["index"] == 0 and choice["finish_reason"] == "stop"
     assert choice["message"]["role"] == "assistant" and choice["message"]["content"]
+    assert not choice["message"]["content"].endswith(CUT_MARK) and not PromptTrace.objects.get().cut_short
     usage = body["usage"]
     assert all(isinstance(usage[key], int) for key in ("prompt_tokens", "completion_tokens", "total_tokens"))
     assert usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0
@@ -73,6 +82,7 @@ def test_content_parts_are_read_as_text(owner_api, owner_source):
     assert Conversation.objects.get().messages.first().content == "How heavy are the hives?"
 
 
+@ENDS_ITSELF
 def test_streaming_sends_chunks_and_ends_with_done(owner_api, owner_source):
     response = complete(owner_api, [user("Where do the bees fly?")], stream=True)
 
@@ -87,6 +97,27 @@ def test_streaming_sends_chunks_and_ends_with_done(owner_api, owner_source):
     assert chunks[-1]["choices"][0] == {"index": 0, "delta": {}, "finish_reason": "stop"}
     text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
     assert text.strip() and text.strip() == Conversation.objects.get().messages.last().content
+
+
+@CUT_BY_BUDGET
+def test_an_answer_the_budget_cuts_short_says_so_and_finishes_with_length(owner_api, owner_source):
+    body = complete(owner_api, [user("Why tilt the hives?")]).json()
+
+    choice = body["choices"][0]
+    assert choice["finish_reason"] == "length"
+    assert choice["message"]["content"].endswith(CUT_MARK)
+    trace = PromptTrace.objects.get()
+    assert trace.cut_short and trace.answer == choice["message"]["content"]
+    assert 0 < body["usage"]["completion_tokens"] <= 8 + 1  # the budget, and the mark
+
+
+@CUT_BY_BUDGET
+def test_a_streamed_answer_the_budget_cuts_short_finishes_with_length(owner_api, owner_source):
+    chunks = [json.loads(item) for item in events(complete(owner_api, [user("Why tilt the hives?")], stream=True))[:-1]]
+
+    assert chunks[-1]["choices"][0]["finish_reason"] == "length"
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+    assert text.strip().endswith(CUT_MARK) and text.strip() == Conversation.objects.get().messages.last().content
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 """The official `openai` Python client against a live Twinsite server, streaming and not."""
 
 import pytest
+from django.test import override_settings
 from openai import OpenAI
 
 from accounts.actions import do_issue_api_token
@@ -24,6 +25,7 @@ HISTORY = [
 ]
 
 
+@override_settings(TWIN_MAX_SENTENCES=1, TWIN_MAX_NEW_TOKENS=60)  # an answer that ends by itself: "stop"
 def test_a_completion_through_the_official_client(client):
     completion = client.chat.completions.create(model="twin", messages=HISTORY)
 
