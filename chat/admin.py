@@ -30,6 +30,7 @@ class PromptTraceAdmin(admin.ModelAdmin):
         "created_at",
     )
     search_fields = ("question", "owner__username")
+    list_filter = ("cut_short",)  # answers the token budget ended: is TWIN_MAX_NEW_TOKENS too low?
     readonly_fields = [f.name for f in PromptTrace._meta.fields]
 
     @admin.display(description="grounded")

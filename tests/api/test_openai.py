@@ -4,6 +4,7 @@ import json
 
 import pytest
 from django.test import override_settings
+from django.urls import reverse
 
 from chat.actions import CUT_MARK
 from chat.models import Conversation, PromptTrace
@@ -118,6 +119,18 @@ def test_a_streamed_answer_the_budget_cuts_short_finishes_with_length(owner_api,
     assert chunks[-1]["choices"][0]["finish_reason"] == "length"
     text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
     assert text.strip().endswith(CUT_MARK) and text.strip() == Conversation.objects.get().messages.last().content
+
+
+@CUT_BY_BUDGET
+def test_staff_find_the_answers_the_budget_cut_in_the_admin(owner_api, owner_source, staff, client):
+    complete(owner_api, [user("Why tilt the hives?")])
+    client.force_login(staff)
+    changelist = reverse("admin:chat_prompttrace_changelist")
+
+    cut = client.get(changelist, {"cut_short__exact": "1"}).content.decode()
+    whole = client.get(changelist, {"cut_short__exact": "0"}).content.decode()
+
+    assert "Why tilt the hives?" in cut and "Why tilt the hives?" not in whole
 
 
 @pytest.mark.parametrize(
