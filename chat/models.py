@@ -103,7 +103,7 @@ class PromptTrace(models.Model):
     latency_ms = models.PositiveIntegerField(default=0)
     prompt_tokens = models.PositiveIntegerField(default=0)
     tokens_generated = models.PositiveIntegerField(default=0)
-    cut_short = models.BooleanField(default=False, help_text="The token budget ended the answer mid-sentence.")
+    cut_short = models.BooleanField(default=False, help_text="The token budget ended the answer, not the model.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = OwnedQuerySet.as_manager()

@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='prompttrace',
             name='cut_short',
-            field=models.BooleanField(default=False, help_text='The token budget ended the answer mid-sentence.'),
+            field=models.BooleanField(default=False, help_text='The token budget ended the answer, not the model.'),
         ),
     ]
