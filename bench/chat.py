@@ -43,7 +43,7 @@ class TokenClock:
 
 def build_prompts(tokenizer, targets: list[int]) -> dict[int, list[dict]]:
     """Messages whose rendered prompt is the first to reach each target token count."""
-    from training.prompts import build_messages, render_prompt
+    from features.prompts import build_messages, render_prompt
 
     sentences = common.corpus_sentences()
     prompts = {}
@@ -76,7 +76,7 @@ def in_thread(function, *args):
 def bare_generate(model, tokenizer, messages, max_new_tokens: int) -> dict:
     import torch
 
-    from training.prompts import render_prompt
+    from features.prompts import render_prompt
 
     clock = TokenClock()
     started = time.perf_counter()

@@ -106,7 +106,7 @@ def relevance_rows(label: str, owner, questions, offtopic) -> list[dict]:
     questions and to off-topic ones (no generation, so it is cheap to rerun)."""
     from django.conf import settings
 
-    from chat.actions import plan_for
+    from chat.serving import plan_for
 
     answerable = sorted(plan_for(owner, q).relevance for q, _, _ in questions)
     rows = [
@@ -172,7 +172,7 @@ def plain_rag_generation(models, owner, question: str):
 
     from features.embeddings import embed_query
     from features.models import Chunk
-    from training.prompts import build_messages, render_prompt
+    from features.prompts import build_messages, render_prompt
 
     started = time.perf_counter()
     chunks = Chunk.objects.for_user(owner).search(question, k=3, embedding=embed_query(question))

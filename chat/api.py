@@ -4,7 +4,8 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import api_view, throttle_classes
 from rest_framework.response import Response
 
-from .actions import AnswerFailed, ChatRefused, do_answer
+from .actions import do_answer
+from .admission import AnswerFailed, ChatRefused
 from .models import Conversation, Message
 from .throttling import ChatThrottle
 

@@ -14,37 +14,24 @@ are missing or damaged, or peft cannot load them, the answer is made by the base
 and the Generation says why (`adapter_problem`): the twin keeps answering, with a notice.
 """
 
+import contextlib
 import logging
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from django.conf import settings
 
+from features.grounding import generate
+from features.grounding.config import GroundingConfig
 from training import base_models
-from training.prompts import render_prompt
 
 logger = logging.getLogger(__name__)
 MAX_RESIDENT_ADAPTERS = 8
-NOTE_BUDGET_MARGIN = 16  # tokens for the words around the copied notes ("I think", "Yes,")
 
 
 class AdapterUnavailable(Exception):
     """The production adapter cannot be used; the message says why, for the user."""
-
-
-@dataclass
-class Generation:
-    prompt: str
-    prompt_tokens: int = 0
-    text: str = ""
-    tokens: int = 0
-    first_token_ms: int = 0
-    generation_ms: int = 0  # from the start of generation to its last token
-    adapter_problem: str = ""  # why the base model answered instead of the adapter asked for
-    cut_short: bool = False  # the token budget ended it, not the model or the sentence limit
 
 
 class TwinModels:
@@ -115,33 +102,11 @@ class TwinModels:
             self._load_base(identifier)
         return self._use_adapter(model_version)
 
-    def answer_budget(self, evidence) -> int:
-        """TWIN_MAX_NEW_TOKENS, or room for the notes themselves (up to twice that): an answer
-        that copies a 100-word first note runs out before the second one, which often holds the fact."""
-        needed = len(self.tokenizer(" ".join(evidence), add_special_tokens=False)["input_ids"]) + NOTE_BUDGET_MARGIN
-        return min(2 * settings.TWIN_MAX_NEW_TOKENS, max(settings.TWIN_MAX_NEW_TOKENS, needed))
-
-    def stream(
-        self,
-        messages: list[dict],
-        model_version=None,
-        *,
-        evidence: list[str] = (),
-        max_new_tokens: int | None = None,
-        max_sentences: int = 0,
-    ) -> Iterator[str]:
-        """Yield the answer's text piece by piece; the Generation is the return value.
-
-        evidence: sentences the decoding favours (training/steering.py); max_sentences: stop
-        after that many sentences (0: no limit).
-        """
-        import contextlib
-
-        import torch
-        from transformers import StoppingCriteria, TextIteratorStreamer
-
-        from training.steering import steered_decoding  # torch is imported only where answers are made
-
+    def serve(self, model_version, make_stream) -> Iterator[str]:
+        """Hold the model, make the version's adapter active (the base model alone without one, or
+        when it cannot load) and yield make_stream(model, tokenizer, adapter_problem=…)'s pieces;
+        returns its Generation. make_stream is one of features.grounding.generate's streams, the
+        functions the gate measures too."""
         with self.lock:
             adapter_problem = ""
             try:
@@ -150,73 +115,20 @@ class TwinModels:
                 # Reported (Sentry takes ERROR logs), and the base model answers instead of nothing.
                 logger.error("adapter of model version %s unavailable: %s", model_version.pk, exc, exc_info=True)
                 use_adapter, adapter_problem = False, str(exc)
-            max_new_tokens = max_new_tokens or self.answer_budget(evidence)
-            prompt = render_prompt(self.tokenizer, messages)
-            inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.model.device)
-            prompt_length = inputs["input_ids"].shape[1]
-            streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300)
-            stop = threading.Event()
+            with contextlib.nullcontext() if use_adapter else _adapters_disabled(self.model):
+                return (yield from make_stream(self.model, self.tokenizer, adapter_problem=adapter_problem))
 
-            class StopWhenAsked(StoppingCriteria):
-                def __call__(self, input_ids, scores, **kwargs):
-                    return stop.is_set()
+    def stream(self, messages: list[dict], model_version=None, config=None, **kwargs) -> Iterator[str]:
+        """Plain generation from a message list (ask mode unless mode= says otherwise)."""
+        config = config or GroundingConfig.from_settings()
 
-            steering, stopping = steered_decoding(
-                self.tokenizer,
-                list(evidence),
-                prompt_length,
-                copy_bonus=settings.TWIN_COPY_BONUS,
-                start_bonus=settings.TWIN_START_BONUS,
-                max_sentences=max_sentences,
-            )
-            stopping.append(StopWhenAsked())
+        def make(model, tokenizer, **more):
+            return generate.stream_generation(model, tokenizer, messages, config, **kwargs, **more)
 
-            failure = []
-
-            def generate():
-                adapter_off = contextlib.nullcontext() if use_adapter else _adapters_disabled(self.model)
-                try:
-                    with adapter_off, torch.inference_mode():
-                        output = self.model.generate(
-                            **inputs,
-                            streamer=streamer,
-                            max_new_tokens=max_new_tokens,
-                            do_sample=False,
-                            logits_processor=steering,
-                            pad_token_id=self.tokenizer.pad_token_id,
-                            stopping_criteria=stopping,
-                        )
-                    new = output[0, prompt_length:]
-                    result.cut_short = len(new) >= max_new_tokens and int(new[-1]) != self.tokenizer.eos_token_id
-                except Exception as exc:  # surfaced to the caller below
-                    failure.append(exc)
-                    streamer.end()
-
-            result = Generation(prompt=prompt, prompt_tokens=prompt_length, adapter_problem=adapter_problem)
-            started = time.perf_counter()
-            worker = threading.Thread(target=generate, daemon=True)
-            worker.start()
-            try:
-                for piece in streamer:
-                    if not piece:
-                        continue
-                    if not result.text:
-                        result.first_token_ms = int((time.perf_counter() - started) * 1000)
-                    result.text += piece
-                    yield piece
-            finally:
-                stop.set()  # the client went away, or we are done: free the lock promptly
-                worker.join()
-            result.generation_ms = int((time.perf_counter() - started) * 1000)
-            if failure:
-                raise failure[0]
-            result.tokens = len(self.tokenizer(result.text, add_special_tokens=False)["input_ids"])
-            return result
+        return (yield from self.serve(model_version, make))
 
 
 def _adapters_disabled(model):
-    import contextlib
-
     from peft import PeftModel
 
     return model.disable_adapter() if isinstance(model, PeftModel) else contextlib.nullcontext()

@@ -41,12 +41,20 @@ class Message(models.Model):
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
 
+    class Mode(models.TextChoices):
+        ASK = "ask", "Ask"
+        WRITE = "write", "Write"
+
     IN_FLIGHT = (Status.PENDING, Status.STREAMING)
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DONE)
+    mode = models.CharField(
+        max_length=8, choices=Mode.choices, default=Mode.ASK, help_text="Answered from the notes, or written."
+    )
+    revised_from = models.TextField(blank=True, help_text="The twin's own answer, when the owner revised it.")
     error = models.TextField(blank=True)
     notice = models.TextField(
         blank=True, help_text="Something the reader should know about how this answer was made (e.g. a fallback)."
@@ -93,7 +101,9 @@ class PromptTrace(models.Model):
         default=list, help_text="[{text, chunk_id, similarity}]: the sentences put in the prompt."
     )
     prompt = models.TextField(blank=True, help_text="Empty when no note was close enough to ask the model.")
-    grounding = models.JSONField(default=dict, help_text="The grounding check of the answer (features/grounding.py).")
+    grounding = models.JSONField(
+        default=dict, help_text="The grounding check of the answer (features/grounding/check.py)."
+    )
     answer = models.TextField()
     model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     base_model = models.CharField(max_length=500)
@@ -113,3 +123,71 @@ class PromptTrace(models.Model):
 
     def __str__(self):
         return f"Trace {self.pk}: {self.question[:60]}"
+
+
+class Draft(models.Model):
+    """Text the twin wrote for a brief, in its owner's voice: kept, editable, exportable.
+
+    The serving worker writes it through its `message` (a write-mode answer, streamed like any
+    other); `generated_text` is what the twin wrote, `text` what the owner keeps (edited or not).
+    An edit becomes a correction (features.Correction) for the next DPO refinement.
+    """
+
+    class Form(models.TextChoices):
+        POST = "post", "Post"
+        PARAGRAPH = "paragraph", "Paragraph"
+        EMAIL = "email", "Email"
+        REPLY = "reply", "Reply"
+        THREAD = "thread", "Thread"
+        FREE = "free", "Free"
+
+    class Length(models.TextChoices):
+        SHORT = "short", "Short (about 60 words)"
+        MEDIUM = "medium", "Medium (about 120 words)"
+        LONG = "long", "Long (about 220 words)"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Being written"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="drafts")
+    brief = models.TextField()
+    form = models.CharField(max_length=16, choices=Form.choices, default=Form.PARAGRAPH)
+    length = models.CharField(max_length=8, choices=Length.choices, default=Length.MEDIUM)
+    alternatives_wanted = models.PositiveSmallIntegerField(default=1)
+    message = models.OneToOneField(Message, null=True, on_delete=models.SET_NULL, related_name="draft")
+    generated_text = models.TextField(blank=True, help_text="What the twin wrote (the first alternative).")
+    text = models.TextField(blank=True, help_text="The draft as the owner keeps it.")
+    alternatives = models.JSONField(
+        default=list, blank=True, help_text="[{text, specifics, copy_rate}] for each alternative written."
+    )
+    edited_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = OwnedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return self.brief[:60]
+
+    @property
+    def status(self) -> str:
+        state = self.message.status if self.message else Message.Status.FAILED
+        return {
+            Message.Status.PENDING: self.Status.PENDING,
+            Message.Status.STREAMING: self.Status.RUNNING,
+            Message.Status.DONE: self.Status.DONE,
+        }.get(state, self.Status.FAILED)
+
+    @property
+    def specifics(self) -> list[dict]:
+        """The numbers and names of the kept text that the notes do not support."""
+        return self.alternatives[0].get("specifics", []) if self.alternatives else []
+
+    def as_markdown(self) -> str:
+        return f"# {self.brief}\n\n{self.text}\n"

@@ -18,8 +18,10 @@ from rest_framework import status
 from rest_framework.decorators import api_view, throttle_classes
 from rest_framework.response import Response
 
-from .actions import AnswerFailed, ChatRefused, do_ask, reserve_stream, wait_for_answer
+from .actions import do_ask
+from .admission import AnswerFailed, ChatRefused
 from .api import refusal
+from .following import reserve_stream, wait_for_answer
 from .throttling import ChatThrottle
 
 ROLES = {"user": "user", "assistant": "assistant", "system": "user", "developer": "user"}

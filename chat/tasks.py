@@ -13,10 +13,10 @@ from celery.signals import worker_process_init
 from features.embeddings import embed_query
 
 from . import streams
-from .actions import fail_abandoned_answers as _fail_abandoned_answers
-from .actions import generate_answer_events
+from .admission import fail_abandoned_answers as _fail_abandoned_answers
 from .llm import get_models
 from .models import Message
+from .serving import generate_answer_events
 
 logger = logging.getLogger(__name__)
 SERVE_QUEUE = "serve"

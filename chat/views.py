@@ -7,8 +7,11 @@ from django.template.loader import render_to_string
 from django.utils.html import escape
 from django.views.decorators.http import require_POST, require_safe
 
-from .actions import ChatBusy, ChatRefused, check_can_chat, do_ask, reserve_stream, serving_description
+from .actions import do_ask
+from .admission import ChatBusy, ChatRefused, check_can_chat
+from .following import reserve_stream
 from .models import Conversation, Message
+from .serving import serving_description
 from .throttling import ChatThrottle
 
 

@@ -15,7 +15,7 @@ from .chunking import chunk_document
 from .cleaning import clean_text
 from .datasets import build_records, read_records, serialise, with_written_instructions
 from .generators import endpoint_generator
-from .models import Chunk, CleanDocument, DatasetKind, DatasetVersion, FeatureRun, PreferenceRun
+from .models import Chunk, CleanDocument, Correction, DatasetKind, DatasetVersion, FeatureRun, PreferenceRun
 from .preference import build_pairs, earlier_answers, preference_prompts, prompt_key
 
 PREFERENCE_TASK = PreferenceRun.task_name
@@ -255,3 +255,38 @@ def _write_atomically(path, body: bytes):
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(body)
     os.replace(tmp, path)
+
+
+def do_record_correction(owner, prompt: list[dict], *, chosen: str, rejected: str, origin: str, origin_id: int):
+    """Keep the owner's text over the twin's as a preference pair; a later edit of the same draft or
+    answer replaces its pair (and waits for the next refinement again)."""
+    correction, _ = Correction.objects.update_or_create(
+        owner=owner,
+        origin=origin,
+        origin_id=origin_id,
+        defaults={"prompt": prompt, "chosen": chosen, "rejected": rejected, "dataset_version": None},
+    )
+    return correction
+
+
+def do_build_correction_dataset(owner) -> DatasetVersion:
+    """Every correction of the owner as a preference dataset (the next refinement trains on all of
+    them: each is a standing preference), tied to the current instruct dataset, whose held-out
+    documents the gate measures on. ValueError when there is nothing to train on."""
+    corrections = list(Correction.objects.for_user(owner).order_by("pk"))
+    instruct = DatasetVersion.objects.for_user(owner).instruct().current()
+    if not corrections:
+        raise ValueError("There are no corrections yet: edit a draft or revise an answer first.")
+    if instruct is None:
+        raise ValueError("There is no dataset yet: add a source and wait for it to be processed.")
+    lineage = {
+        "instruct_dataset": {"id": instruct.pk, "version": instruct.version, "sha256": instruct.sha256},
+        "corrections": [c.pk for c in corrections],
+        "builder": "owner-corrections-v1",
+    }
+    pairs = [c.as_pair() for c in corrections]
+    dataset, _ = _store_dataset_version(
+        owner, DatasetKind.PREFERENCE, pairs, instruct.document_count, lineage, instruct_dataset=instruct
+    )
+    Correction.objects.for_user(owner).filter(pk__in=[c.pk for c in corrections]).update(dataset_version=dataset)
+    return dataset

@@ -14,7 +14,7 @@ beyond a rule, but "You keep how many daily dumps?" is not).
 
 import re
 
-from .evidence import content_words, note_sentences
+from .grounding.evidence import content_words, note_sentences
 
 MAX_SAMPLES_PER_DOCUMENT = 8
 MIN_WORDS, MAX_WORDS = 6, 45

@@ -73,7 +73,7 @@ class ChunkQuerySet(OwnedQuerySet):
         """For each chunk that opens mid-passage with a pronoun ("He pointed out…"): the last
         sentence of the chunk before it, where the person is named. One query, none if no chunk
         needs it."""
-        from .evidence import note_sentences, opens_with_pronoun
+        from .grounding.evidence import note_sentences, opens_with_pronoun
 
         wanted = {}  # (document, index of the chunk before) -> (chunk pk, its opening sentence)
         for chunk in chunks:
@@ -268,3 +268,53 @@ class PreferenceRun(Job):
 
     def __str__(self):
         return f"Preference run {self.pk} ({self.status})"
+
+
+class CorrectionQuerySet(OwnedQuerySet):
+    def waiting(self):
+        """Corrections no refinement dataset holds yet (made or changed since the last one was built)."""
+        return self.filter(dataset_version__isnull=True)
+
+
+class Correction(models.Model):
+    """The owner's text chosen over the twin's, for the same prompt: an edited draft or a revised
+    answer, written by chat (features.actions.do_record_correction). A refinement run trains on
+    them by DPO (do_build_correction_dataset makes them a preference dataset)."""
+
+    class Origin(models.TextChoices):
+        DRAFT = "draft", "Edited draft"
+        ANSWER = "answer", "Revised answer"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="corrections")
+    origin = models.CharField(max_length=8, choices=Origin.choices)
+    origin_id = models.PositiveBigIntegerField(help_text="The draft's or the answer's id (in chat).")
+    prompt = models.JSONField(help_text="The chat messages the twin answered, in the mode's prompt template.")
+    chosen = models.TextField(help_text="The owner's text.")
+    rejected = models.TextField(help_text="The twin's text.")
+    dataset_version = models.ForeignKey(
+        DatasetVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="corrections"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CorrectionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-updated_at"]
+        constraints = [models.UniqueConstraint(fields=["owner", "origin", "origin_id"], name="one_correction_each")]
+
+    def __str__(self):
+        return f"{self.get_origin_display()} {self.origin_id}"
+
+    def as_pair(self) -> dict:
+        """TRL's conversational preference record, as features/preference.py writes them."""
+        instruction = next((m["content"] for m in reversed(self.prompt) if m["role"] == "user"), "")
+        return {
+            "prompt": self.prompt,
+            "chosen": [{"role": "assistant", "content": self.chosen}],
+            "rejected": [{"role": "assistant", "content": self.rejected}],
+            "split": "train",
+            "instruction": instruction,
+            "document_id": None,
+            "title": self.get_origin_display(),
+        }

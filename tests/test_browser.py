@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 from playwright.sync_api import expect, sync_playwright
 
-from chat.actions import no_notes_answer
+from features.grounding.generate import NO_NOTES
 from ingestion.connectors.article.browser import CHROMIUM_ARGS  # one set of flags for Debian's Chromium
 from tests.processes import forget_queued_tasks, process_env, start_worker, stop, wait_for
 from twinsite.celery import app as celery_app
@@ -96,7 +96,7 @@ def test_signup_upload_and_chat_with_cited_sources(page, serving_worker):
     page.fill("textarea[name=message]", "What do you think of the opera in Vienna?")
     page.click("#chat-form button[type=submit]")
     off_topic = page.locator(".bubble.answer").nth(1)
-    expect(off_topic.locator(".answer-text")).to_have_text(no_notes_answer())
+    expect(off_topic.locator(".answer-text")).to_have_text(NO_NOTES)
     expect(off_topic.locator(".grounding")).to_contain_text("did not guess")
 
     page.reload()  # a finished conversation renders the checked sentences without streaming

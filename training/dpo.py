@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from features.prompts import render_prompt
+
 from .hyperparameters import Hyperparameters
 from .lora import (
     Stopped,
@@ -30,7 +32,6 @@ from .lora import (
     save_adapter,
     trainer_arguments,
 )
-from .prompts import render_prompt
 from .samples import IGNORE_INDEX
 
 

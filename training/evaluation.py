@@ -29,14 +29,16 @@ import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
+from features.grounding.config import GroundingConfig
+from features.prompts import build_messages, render_prompt
+
 from .grounded_eval import grounding_metrics, heldout_questions
 from .lora import mean_loss
-from .prompts import build_messages, render_prompt
 from .samples import DataSplit, every_nth, not_heldout, text_windows
 from .stylometry import DeltaSpace, copy_rate, training_ngrams
 
@@ -60,10 +62,8 @@ class GateConfig:
     max_windows: int = 48
     grounding_questions: int = 6  # held-out grounded questions answered by each model
     grounding_tolerance: float = 0.05  # the candidate's grounding may be this much under the reference's
-    copy_bonus: float = 6.0  # steering, as chat serves (TWIN_COPY_BONUS, TWIN_START_BONUS)
-    start_bonus: float = 7.0
-    evidence_sentences: int = 2
-    answer_sentences: int = 2
+    # How chat answers and writes (notes, steering, budgets, the copy guard): the gate measures that.
+    grounding: GroundingConfig = field(default_factory=GroundingConfig)
     window_len: int = 256
     seed: int = 1234
 
@@ -224,7 +224,7 @@ def evaluate(
         with model.disable_adapter() if name == "base" else nullcontext():
             loss = mean_loss(model, windows, pad_id, 8) if windows else None
             outputs = _generate(model, tokenizer, rendered + openings, config)
-            grounded[name] = grounding_metrics(model, tokenizer, twin_name, questions, embed, config)
+            grounded[name] = grounding_metrics(model, tokenizer, twin_name, questions, embed, config.grounding)
         outputs, continuations = outputs[: len(rendered)], outputs[len(rendered) :]
         generations[name], continued[name] = outputs, continuations
         pooled = "\n\n".join(continuations or outputs)
@@ -269,7 +269,7 @@ def evaluate(
             "delta_mfw": len(space.vocabulary),
             "delta_segments": space.segments,
         },
-        "config": {k: v for k, v in config.__dict__.items()},
+        "config": asdict(config),
         "seconds": round(time.perf_counter() - started, 1),
         "timings": {k: round(v, 2) for k, v in timings.items()},
         "device": torch.cuda.get_device_name(0) if cuda else "cpu",

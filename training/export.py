@@ -14,7 +14,8 @@ from pathlib import Path
 
 from django.conf import settings
 
-from . import prompts
+from features import prompts
+
 from .base_models import hub_id
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")

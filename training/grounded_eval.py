@@ -3,7 +3,7 @@
 Each question is a grounded (RAFT) sample of a held-out document (features/grounded_samples.py):
 a question about one of the author's sentences, with notes that hold it among distractors.
 The model answers it the way chat serves (the best notes for the question in the prompt,
-steered decoding, a sentence per note), and the grounding check (features/grounding.py) scores
+steered decoding, a sentence per note), and the grounding check (features/grounding/check.py) scores
 each answer: the share of its words in sentences the notes support. `facts` is the share
 of answers that state the sentence the question was made from (all of its numbers, most of
 its words), as bench/grounding.py counts them.
@@ -12,14 +12,11 @@ its words), as bench/grounding.py counts them.
 import re
 from dataclasses import dataclass
 
-import torch
+from features.grounding import generate
+from features.grounding.check import check_grounding
+from features.grounding.evidence import NoteSentences, content_words
 
-from features.evidence import NoteSentences, content_words
-from features.grounding import check_grounding
-
-from .prompts import build_messages, render_prompt
 from .samples import DataSplit, every_nth
-from .steering import steered_decoding
 
 FACT_SHARE = 0.6
 
@@ -58,34 +55,17 @@ def states_fact(text: str, fact: str) -> bool:
     return bool(wanted) and len(wanted & set(content_words(text))) >= FACT_SHARE * len(wanted)
 
 
-@torch.no_grad()
 def answer_from_notes(model, tokenizer, twin_name: str, item: GroundedQuestion, embed, config) -> tuple[str, float]:
-    """(answer, grounding score) for one question, generated as chat serves it (greedy)."""
+    """(answer, grounding score) for one question, through the function chat serves
+    (features.grounding.generate.answer_stream): the same note choice, similarity floor, lead-in,
+    token budget and steering. `config` is the GroundingConfig chat uses."""
     notes = NoteSentences.from_chunks([Note(i, text) for i, text in enumerate(item.notes)], embed)
-    chosen = notes.select(item.question, embed([item.question])[0], config.evidence_sentences)
-    evidence = [e.text for e in chosen]
-    prompt = render_prompt(tokenizer, build_messages(twin_name, item.question, evidence))
-    inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
-    length = inputs["input_ids"].shape[1]
-    steering, stopping = steered_decoding(
-        tokenizer,
-        evidence,
-        length,
-        copy_bonus=config.copy_bonus,
-        start_bonus=config.start_bonus,
-        max_sentences=config.answer_sentences,
-    )
-    output = model.generate(
-        **inputs,
-        max_new_tokens=config.max_new_tokens,
-        do_sample=False,
-        logits_processor=steering,
-        stopping_criteria=stopping,
-        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
-    )
-    answer = tokenizer.decode(output[0, length:], skip_special_tokens=True).strip()
-    score = check_grounding(answer, notes, embed).score
-    return answer, 0.0 if score is None else score
+    choice = generate.choose_notes(notes, item.question, embed([item.question])[0], config)
+    answer = generate.run_to_end(generate.answer_stream(model, tokenizer, twin_name, item.question, choice, config))
+    if not choice.has_notes:
+        return answer.text, 0.0
+    score = check_grounding(answer.text, notes, embed).score
+    return answer.text, 0.0 if score is None else score
 
 
 def grounding_metrics(model, tokenizer, twin_name: str, questions: list[GroundedQuestion], embed, config) -> dict:

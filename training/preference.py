@@ -11,8 +11,9 @@ from functools import cache
 
 from django.conf import settings
 
+from features.prompts import render_prompt
+
 from . import base_models
-from .prompts import render_prompt
 
 MIN_NEW_TOKENS = 4  # an answer that ends at once is no answer to prefer the author's over
 

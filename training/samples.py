@@ -18,7 +18,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from .prompts import build_messages, render_prompt
+from features.prompts import build_messages, render_prompt
 
 IGNORE_INDEX = -100
 HELDOUT_FRACTION = 0.15

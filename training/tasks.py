@@ -12,7 +12,9 @@ from core.jobs import JobStatus
 from features.actions import do_build_preference_version
 from features.datasets import read_records
 from features.generators import GeneratorError, endpoint_generator
+from features.grounding.config import GroundingConfig
 from features.models import CleanDocument, DatasetVersion, PreferenceRun
+from features.prompts import build_messages
 
 from . import base_models
 from .actions import (
@@ -28,7 +30,6 @@ from .experiments import do_advance_experiment
 from .lora import AdapterSaveFailed, Hyperparameters, Stopped, train_lora, verify_adapter_dir
 from .models import ModelVersion, TrainingRun
 from .preference import BaseModelGenerator
-from .prompts import build_messages
 from .samples import DataSplit, split_documents
 
 logger = logging.getLogger(__name__)
@@ -66,10 +67,7 @@ def gate_config() -> GateConfig:
         generations=settings.TWIN_GATE_GENERATIONS,
         max_new_tokens=settings.TWIN_GATE_MAX_NEW_TOKENS,
         grounding_questions=settings.TWIN_GATE_GROUNDING_QUESTIONS,
-        copy_bonus=settings.TWIN_COPY_BONUS,
-        start_bonus=settings.TWIN_START_BONUS,
-        evidence_sentences=settings.TWIN_EVIDENCE_SENTENCES,
-        answer_sentences=settings.TWIN_MAX_SENTENCES,
+        grounding=GroundingConfig.from_settings(),
     )
 
 

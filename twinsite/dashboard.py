@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_safe
 
 from accounts.actions import do_ensure_twin
-from chat.actions import serving_description
+from chat.serving import serving_description
 from features.models import Chunk, DatasetVersion, FeatureRun
 from ingestion.models import CrawlRun, Document, Source
 from training.models import ModelVersion, TrainingRun

@@ -101,7 +101,7 @@ def test_a_generation_failure_is_a_503_and_the_answer_is_marked_failed(owner_api
     def broken(*args, **kwargs):
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr("chat.llm.TwinModels.stream", broken)
+    monkeypatch.setattr("chat.llm.TwinModels.serve", broken)
     response = owner_api.post("/api/v1/chat/", {"message": "How much honey?"}, format="json")
 
     assert response.status_code == 503 and "could not answer" in response.json()["detail"]

@@ -6,8 +6,8 @@ import pytest
 from django.test import override_settings
 from django.urls import reverse
 
-from chat.actions import CUT_MARK
 from chat.models import Conversation, PromptTrace
+from features.grounding.generate import CUT_MARK
 
 pytestmark = pytest.mark.django_db
 

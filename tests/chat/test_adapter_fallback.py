@@ -24,7 +24,7 @@ def restart_serving(monkeypatch):
 
     def restart():
         models = TwinModels()
-        monkeypatch.setattr("chat.actions.get_models", lambda: models)
+        monkeypatch.setattr("chat.serving.get_models", lambda: models)
 
     restart()
     return restart

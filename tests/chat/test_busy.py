@@ -12,7 +12,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from chat import streams
-from chat.actions import INTERRUPTED, NOT_STARTED, do_answer, follow_answer
+from chat.actions import do_answer
+from chat.admission import INTERRUPTED, NOT_STARTED
+from chat.following import follow_answer
 from chat.models import Conversation, Message
 from chat.tasks import fail_abandoned_answers
 from tests.processes import forget_queued_tasks

@@ -3,11 +3,13 @@
 import pytest
 from django.urls import reverse
 
-from chat.actions import ChatRefused, do_answer, do_ask, generate_answer_events
+from chat.actions import do_answer, do_ask
+from chat.admission import ChatRefused
 from chat.models import Message, PromptTrace
+from chat.serving import generate_answer_events
+from features.prompts import FENCE_CLOSE
 from training.actions import do_approve_model_version, do_start_training_run
 from training.models import ModelVersion
-from training.prompts import FENCE_CLOSE
 
 pytestmark = pytest.mark.django_db
 

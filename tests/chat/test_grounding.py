@@ -5,11 +5,12 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
-from chat.actions import do_answer, do_ask, history_within_budget
+from chat.actions import do_answer, do_ask
 from chat.models import Message, PromptTrace
+from chat.serving import history_within_budget
 from features.embeddings import embed, embed_query
-from features.evidence import NoteSentences
-from features.grounding import check_grounding
+from features.grounding.check import check_grounding
+from features.grounding.evidence import NoteSentences
 
 pytestmark = pytest.mark.django_db
 
@@ -305,19 +306,24 @@ def test_the_sentence_before_a_chunk_that_opens_with_he_comes_from_the_chunk_bef
     assert [e.text for e in notes.select(question, np.full(4, 0.5, dtype=np.float32), 2)] == [PLONGEUR, POINTED_OUT]
 
 
-@override_settings(TWIN_MAX_NEW_TOKENS=40)
 def test_the_answer_has_room_for_long_notes():
     """Copying a long first note used the whole budget before the second note (the fact was there)."""
     from chat.llm import get_models
+    from features.grounding.config import GroundingConfig
+    from features.grounding.generate import answer_budget
 
     models = get_models()
     models.prepare(None)
+    config = GroundingConfig(max_new_tokens=40)
 
     def tokens(text):
         return len(models.tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    def budget(notes):
+        return answer_budget(models.tokenizer, notes, config)
+
     short = ["I keep 14 daily dumps.", "Backups run at 02:30."]
-    assert models.answer_budget(short) == 40
+    assert budget(short) == 40
     long = [" ".join(["the filters were blocked again"] * 8), "I changed them after 38 hours."]
-    assert 40 < models.answer_budget(long) == tokens(" ".join(long)) + 16 < 80
-    assert models.answer_budget([" ".join(["the filters were blocked again"] * 30)]) == 80
+    assert 40 < budget(long) == tokens(" ".join(long)) + 16 < 80
+    assert budget([" ".join(["the filters were blocked again"] * 30)]) == 80

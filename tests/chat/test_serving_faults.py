@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from accounts.actions import do_issue_api_token
-from chat.actions import INTERRUPTED
+from chat.admission import INTERRUPTED
 from chat.models import Message
 from tests.conftest import add_markdown_source
 from tests.processes import (

@@ -6,8 +6,8 @@ from django.urls import reverse
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from features.embeddings import embed
+from features.grounding.config import GroundingConfig
 from training import base_models
-from training.evaluation import GateConfig
 from training.grounded_eval import GroundedQuestion, grounding_metrics, heldout_questions
 from training.models import ModelVersion
 from training.samples import DataSplit
@@ -38,11 +38,9 @@ def test_steered_answers_state_the_notes_and_score_higher_than_unsteered_ones(ti
     """The tiny model is random: what it says about the notes, steering put there (with the suite's
     bonuses, sized for its logits)."""
     model, tokenizer = tiny
-    config = GateConfig(max_new_tokens=24, copy_bonus=settings.TWIN_COPY_BONUS, start_bonus=settings.TWIN_START_BONUS)
+    config = GroundingConfig.from_settings()  # the suite's budget (12 tokens, up to twice for long notes)
     steered = grounding_metrics(model, tokenizer, "Robin", QUESTIONS, embed, config)
-    plain = grounding_metrics(
-        model, tokenizer, "Robin", QUESTIONS, embed, GateConfig(max_new_tokens=24, copy_bonus=0, start_bonus=0)
-    )
+    plain = grounding_metrics(model, tokenizer, "Robin", QUESTIONS, embed, config.but(copy_bonus=0, start_bonus=0))
 
     assert steered["facts"] == 1.0 and "14 daily dumps" in steered["answers"][0]
     assert "1:5:5" in steered["answers"][1]

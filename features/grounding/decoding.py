@@ -1,4 +1,6 @@
-"""Decoding that favours the evidence: how a 135M model is made to state the facts it was given.
+"""Decoding rules: steering toward the evidence (ask) and the copy guard (write).
+
+Ask: how a 135M model is made to state the facts it was given.
 
 Measured on the demo questions (greedy, base SmolLM2-135M): prompting alone put the fact
 in 1 of 8 answers. Two things were in the way:
@@ -199,3 +201,85 @@ def steered_decoding(tokenizer, evidence: list[str], prompt_length: int, *, copy
     )
     stopping = [StopAfterSentences(tokenizer, prompt_length, max_sentences)] if max_sentences else []
     return LogitsProcessorList([steering]), StoppingCriteriaList(stopping)
+
+
+class CorpusIndex:
+    """The owner's corpus as "which token may not come next": every run of n-1 tokens mapped to
+    the tokens that follow it somewhere in the corpus. Continuing one would complete an n-gram
+    of the owner's old text, which a draft must compose, not copy. Built once per owner and
+    corpus version (chat/writing.py caches it); a lookup per decoding step."""
+
+    def __init__(self, tokenizer, texts: list[str], n: int):
+        self.n = n
+        self.banned_after: dict[tuple, set[int]] = defaultdict(set)
+        for text in texts:
+            ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+            for gram in ngrams(ids, n):
+                self.banned_after[gram[:-1]].add(gram[-1])
+
+    def __len__(self) -> int:
+        return len(self.banned_after)
+
+
+@functools.cache
+def copyable_token_ids(tokenizer) -> frozenset[int]:
+    """Tokens a draft may take from the corpus even mid-n-gram: digits and capitalised words (numbers
+    and names: a draft about "the Ravensby box" must be able to name it)."""
+    copyable = set()
+    for token_id in range(len(tokenizer)):
+        text = tokenizer.decode([token_id]).strip()
+        if text and (any(ch.isdigit() for ch in text) or text[0].isupper()):
+            copyable.add(token_id)
+    return frozenset(copyable)
+
+
+class CopyGuard(LogitsProcessor):
+    """Write mode: forbid the token that would complete an n-gram of the corpus (numbers and names
+    excepted), and any 4-gram the draft itself has already said (no sentence said twice). The
+    repetition penalty looks at the draft only: the brief's own words must stay cheap."""
+
+    def __init__(
+        self,
+        index: CorpusIndex | None,
+        prompt_length: int,
+        copyable: frozenset[int],
+        repetition_penalty: float = 1.0,
+        no_repeat: int = 4,
+    ):
+        self.index = index
+        self.prompt_length = prompt_length
+        self.copyable = copyable
+        self.repetition_penalty = repetition_penalty
+        self.no_repeat = no_repeat
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        for row in range(input_ids.shape[0]):
+            generated = input_ids[row, self.prompt_length :].tolist()
+            if generated and self.repetition_penalty != 1.0:
+                seen = torch.tensor(sorted(set(generated)), device=scores.device)
+                values = scores[row, seen]
+                penalised = torch.where(values > 0, values / self.repetition_penalty, values * self.repetition_penalty)
+                scores[row, seen] = penalised
+            banned = set()
+            if self.index is not None and len(generated) >= self.index.n - 1:
+                banned |= self.index.banned_after.get(tuple(generated[-(self.index.n - 1) :]), set()) - self.copyable
+            size = self.no_repeat
+            if size and len(generated) >= size:
+                prefix = generated[-(size - 1) :]
+                banned |= {
+                    generated[k + size - 1]
+                    for k in range(len(generated) - size + 1)
+                    if generated[k : k + size - 1] == prefix
+                }
+            if banned:
+                scores[row, list(banned)] = -float("inf")
+        return scores
+
+
+def write_decoding(tokenizer, prompt_length: int, config, index: CorpusIndex | None):
+    """The logits processors and stopping criteria of a draft (what chat's write mode and the gate's
+    write measure both generate with)."""
+    from transformers import LogitsProcessorList, StoppingCriteriaList
+
+    guard = CopyGuard(index, prompt_length, copyable_token_ids(tokenizer), config.write_repetition_penalty)
+    return LogitsProcessorList([guard]), StoppingCriteriaList([])

@@ -2,7 +2,7 @@
 
 import torch
 
-from training.steering import EvidenceSteering, StopAfterSentences, count_sentence_ends
+from features.grounding.decoding import EvidenceSteering, StopAfterSentences, count_sentence_ends
 
 PROMPT = [90, 91, 10, 11, 12, 13, 92]  # the prompt quotes the evidence 10 11 12 13
 

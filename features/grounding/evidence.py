@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .chunking import split_sentences
+from features.chunking import split_sentences
 
 MIN_SENTENCE_CHARS = 12
 LABEL_WORDS = 5

@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from features.chunking import split_sentences
-from features.evidence import NoteSentences, content_words
+
+from .evidence import NoteSentences, content_words
 
 SUPPORT_THRESHOLD = 0.6
 NUMBER = re.compile(r"\d+(?:[.:,]\d+)*")
@@ -90,3 +91,25 @@ def check_grounding(answer: str, notes: NoteSentences, embed, best_note=None) ->
     if best_note is not None and (score is None or score < 0.5):
         grounding.quote = {"text": best_note.text, "chunk_id": best_note.chunk_id}
     return grounding
+
+
+# A capitalised word (or a run of them) that does not open a sentence: a name, a place, a product.
+NAME_RUN = re.compile(r"(?<![.!?:\n\"“] )(?<!^)(?<![.!?:\n]\s)\b([A-Z][a-z]+(?:[ -][A-Z][a-z]+)*)")
+NOT_NAMES = frozenset({"I", "I'm", "I've", "I'd", "I'll"})
+
+
+def unsupported_specifics(text: str, sources: list[str]) -> list[dict]:
+    """The numbers and names a draft states that none of the sources (its notes, its brief) holds:
+    [{"text", "kind": "number" | "name", "start"}], in order. A small model invents such specifics
+    freely ("in 2014", "my friend Sarah"); the page marks them for the owner to check."""
+    held = " ".join(sources)
+    held_numbers, held_lower = numbers_in(held), held.lower()
+    found = []
+    for match in NUMBER.finditer(text):
+        if match.group() not in held_numbers:
+            found.append({"text": match.group(), "kind": "number", "start": match.start()})
+    for match in NAME_RUN.finditer(text):
+        name = match.group(1)
+        if name not in NOT_NAMES and name.lower() not in held_lower:
+            found.append({"text": name, "kind": "name", "start": match.start(1)})
+    return sorted(found, key=lambda item: item["start"])

@@ -1,4 +1,8 @@
-"""The one prompt template: training formats samples with it, chat fills it at answer time.
+"""The prompt templates, one per mode: training formats samples with them, chat fills them.
+
+- ask (`build_messages`): a question answered from fenced notes;
+- write (`build_write_messages`): a brief (a post, a paragraph, a reply…) written in the owner's
+  voice, with a few notes as background, not as text to copy.
 
 Using the same template in both places avoids the book's train/serve mismatch
 (trained on Alpaca, served with a free-form prompt). Retrieved text is fenced and
@@ -40,3 +44,31 @@ def build_messages(twin_name: str, question: str, context: list[str], history: l
 
 def render_prompt(tokenizer, messages: list[dict]) -> str:
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+WRITE_SYSTEM_PROMPT = "You are {name}. Write in your own voice, in the first person, as you always write."
+# What each format asks for, in the words the brief's sentence uses.
+FORMATS = {
+    "post": "a short social media post",
+    "paragraph": "a paragraph",
+    "email": "an email",
+    "reply": "a reply",
+    "thread": "a short thread of numbered posts",
+    "free": "a piece",
+}
+LENGTHS = {"short": 60, "medium": 120, "long": 220}  # words
+
+
+def build_write_messages(twin_name: str, brief: str, form: str = "paragraph", words: int = 120, notes=()) -> list:
+    """Chat messages for a writing brief. The notes are background from the owner's writing (fenced:
+    crawled text is data); the instruction says to write new text, and the copy guard enforces it."""
+    what = FORMATS.get(form, FORMATS["free"])
+    ask = f"Write {what} of about {words} words. Brief: {brief.strip()}"
+    if notes:
+        background = "\n".join(f"- {_fence_safe(note)}" for note in notes)
+        fenced = f"{FENCE_OPEN}\n{background}\n{FENCE_CLOSE}"
+        ask = f"Background from my writing (write new sentences; do not copy it):\n{fenced}\n\n{ask}"
+    return [
+        {"role": "system", "content": WRITE_SYSTEM_PROMPT.format(name=twin_name)},
+        {"role": "user", "content": ask},
+    ]

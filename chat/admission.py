@@ -1,0 +1,99 @@
+"""Who may ask now: refusals, the answers in flight, and dropping answers nothing will finish.
+
+A question beyond the user's or the site's answers in flight is refused at once (ChatBusy),
+an answer the serving worker has not started within TWIN_ANSWER_WAIT_SECONDS is dropped as
+busy, and one whose worker died (no heartbeat) is marked interrupted, keeping what it said.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from features.models import Chunk
+from ingestion.models import Source
+
+from . import streams
+from .models import Message
+
+ADMISSION_LOCK = 7_202_611  # a PostgreSQL advisory lock key: questions are admitted one at a time
+BUSY = "Twinsite is busy answering other questions right now; please ask again in a few seconds."
+NOT_STARTED = "Twinsite was too busy to start this answer in time; please ask again in a few seconds."
+INTERRUPTED = "The answer was interrupted (the process making it stopped); please ask again."
+
+
+class ChatRefused(Exception):
+    """The question cannot be answered now; the message says why."""
+
+    status_code = 400
+    retry_after: int | None = None
+
+
+class ChatBusy(ChatRefused):
+    """Ask again shortly: the site has as many answers in flight as it serves well (503), or
+    this user's earlier answers are still being made (429)."""
+
+    def __init__(self, message: str, status_code: int = 503):
+        super().__init__(message)
+        self.status_code = status_code
+        self.retry_after = settings.TWIN_CHAT_RETRY_AFTER_SECONDS
+
+
+class AnswerFailed(Exception):
+    """Generation broke on our side (logged), or never started; the question was fine."""
+
+    @property
+    def retry_after(self) -> int:
+        return settings.TWIN_CHAT_RETRY_AFTER_SECONDS
+
+
+def check_can_chat(owner):
+    if not Source.objects.for_user(owner).exists():
+        raise ChatRefused("Your twin has nothing to answer from yet: add a source (a file or an article URL) first.")
+    if not Chunk.objects.for_user(owner).exists():
+        raise ChatRefused("Your sources are still being processed (or had no text); try again in a minute.")
+
+
+def admit(owner):
+    """Refuse a question beyond the user's or the site's answers in flight. The advisory lock,
+    held to the end of the asking transaction, makes counting and adding one step."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADMISSION_LOCK])
+    in_flight = Message.objects.in_flight()
+    mine = in_flight.for_user(owner).count()
+    if mine >= settings.TWIN_MAX_PENDING_ANSWERS_PER_USER:
+        raise ChatBusy(
+            f"Your twin is still answering your {mine} earlier question{'s' if mine > 1 else ''}; "
+            "ask again once an answer has arrived.",
+            status_code=429,
+        )
+    if in_flight.count() >= settings.TWIN_MAX_ANSWERS_IN_FLIGHT:
+        raise ChatBusy(BUSY)
+
+
+def fail_unsent_answer(message_id: int, reason: str):
+    """No answer waits "pending" for a task that was never sent."""
+    Message.objects.filter(pk=message_id, status=Message.Status.PENDING).update(
+        status=Message.Status.FAILED, error=reason
+    )
+
+
+def fail_abandoned_answers(answers=None) -> int:
+    """Mark failed the answers that will never finish (all in flight, or these): pending past
+    TWIN_ANSWER_WAIT_SECONDS (the serving queue is backed up, or no worker runs), or streaming
+    with no heartbeat (the process making them died). A worker that starts a dropped answer
+    later finds it failed and skips it. Returns how many were failed."""
+    answers = Message.objects.in_flight() if answers is None else answers
+    waited_since = timezone.now() - timedelta(seconds=settings.TWIN_ANSWER_WAIT_SECONDS)
+    dropped = answers.filter(status=Message.Status.PENDING, created_at__lt=waited_since).update(
+        status=Message.Status.FAILED, error=NOT_STARTED
+    )
+    streaming = list(answers.filter(status=Message.Status.STREAMING).values_list("pk", flat=True))
+    interrupted = 0
+    for pk in set(streaming) - streams.alive(streaming):
+        said = "".join(data for _, kind, data in streams.read(pk, "0", block_ms=None) if kind == "token")
+        interrupted += Message.objects.filter(pk=pk, status=Message.Status.STREAMING).update(
+            status=Message.Status.FAILED, error=INTERRUPTED, content=said
+        )
+    return dropped + interrupted

@@ -1,0 +1,92 @@
+"""The web side of serving: following an answer's events as the serving worker publishes them.
+
+The browser (SSE), the REST API and the OpenAI-compatible endpoint follow those events and
+render them in their own format; no web request thread ever generates. Waits are bounded: an
+answer the serving worker has not started in time, or whose worker died, ends with an error.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from . import streams
+from .admission import AnswerFailed, ChatBusy, fail_abandoned_answers
+from .events import Event, final_events, replay_events
+from .models import Message
+
+FOLLOW_POLL_MS = 1000
+
+
+def follow_answer(answer: Message) -> Iterator[Event]:
+    """The events of an answer as the serving worker publishes them; a finished one replayed.
+
+    Never waits unbounded: when nothing arrives, the answer is checked, and one that the
+    serving worker did not start in time, or whose worker died, ends here with an error.
+    """
+    answer.refresh_from_db()
+    if answer.status not in Message.IN_FLIGHT:
+        yield from replay_events(answer)
+        return
+    after, finished_seen = "0", False
+    while True:
+        entries = streams.read(answer.pk, after, FOLLOW_POLL_MS)
+        for entry_id, kind, data in entries:
+            after = entry_id
+            if kind in ("grounding", "done"):
+                answer.refresh_from_db()
+                data = answer
+            yield Event(kind, data)
+            if kind in ("done", "error"):
+                return
+        if entries:
+            continue
+        fail_abandoned_answers(Message.objects.filter(pk=answer.pk))
+        answer.refresh_from_db()
+        if answer.status in Message.IN_FLIGHT:
+            continue
+        if after == "0":  # finished before any event came: dropped as busy, or its stream is gone
+            yield from replay_events(answer)
+            return
+        if finished_seen:
+            yield from final_events(answer)
+            return
+        finished_seen = True  # its last events are published right after it is saved: one more read
+
+
+@dataclass
+class StreamSlot:
+    """One of the owner's open answer streams (each holds a web thread while it lasts)."""
+
+    user_id: int
+    slot: str
+
+    def follow(self, answer: Message) -> Iterator[Event]:
+        """follow_answer, the slot given back when it ends or the client goes away (the server closes it)."""
+        try:
+            yield from follow_answer(answer)
+        finally:
+            self.release()
+
+    def release(self):
+        streams.close_slot(self.user_id, self.slot)
+
+
+def reserve_stream(owner) -> StreamSlot:
+    """A slot for one more answer stream; ChatBusy (429) beyond TWIN_MAX_STREAMS_PER_USER."""
+    limit = settings.TWIN_MAX_STREAMS_PER_USER
+    slot = streams.open_slot(owner.pk, limit, settings.TWIN_STREAM_SLOT_SECONDS)
+    if slot is None:
+        raise ChatBusy(
+            f"You have {limit} answers streaming already; wait for one to finish (or close its tab).", status_code=429
+        )
+    return StreamSlot(owner.pk, slot)
+
+
+def wait_for_answer(answer: Message) -> Message:
+    """Follow a pending answer to its end (the non-streaming paths)."""
+    for event in follow_answer(answer):
+        if event.kind == "error":
+            raise AnswerFailed(event.data)
+    answer.refresh_from_db()
+    return answer

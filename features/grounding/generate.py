@@ -1,0 +1,212 @@
+"""The one generation function that chat serves and the evaluation gate measures.
+
+`stream_generation` takes a loaded model and tokenizer (chat's shared base model with the
+twin's adapter, or the gate's candidate) and the messages of one prompt template, and streams
+the text. In ask mode decoding is steered toward the notes (decoding.EvidenceSteering), stops
+after a sentence per note and gets a budget that grows with long notes; in write mode it is
+sampled, with no copy bonus, and the copy guard (decoding.CopyGuard) forbids continuing any
+long n-gram of the owner's corpus. Both callers get the same Generation back, so what the gate
+reports is what a user is served.
+"""
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from features.prompts import build_messages, build_write_messages, render_prompt
+
+from .config import GroundingConfig
+
+NOTE_BUDGET_MARGIN = 16  # tokens for the words around the copied notes ("I think", "Yes,")
+# An answer that ran out of tokens mid-sentence ends with CUT_MARK, so that "…and it" reads as cut.
+SENTENCE_ENDS = (".", "!", "?", '"', "”", ")", "…")
+CUT_MARK = "…"
+
+
+@dataclass
+class Generation:
+    prompt: str
+    prompt_tokens: int = 0
+    text: str = ""
+    tokens: int = 0
+    first_token_ms: int = 0
+    generation_ms: int = 0  # from the start of generation to its last token
+    adapter_problem: str = ""  # why the base model answered instead of the adapter asked for
+    cut_short: bool = False  # the token budget ended it, not the model or the sentence limit
+
+    @property
+    def needs_cut_mark(self) -> bool:
+        return self.cut_short and not self.text.rstrip().endswith(SENTENCE_ENDS)
+
+
+NO_NOTES = "I haven't written anything about that, so I'd rather not guess."
+
+
+@dataclass
+class NotesChoice:
+    """The notes chosen for a question, and whether they are close enough to answer from."""
+
+    evidence: list  # Evidence, best first
+    relevance: float  # the closest note sentence's similarity to the question
+    min_similarity: float
+
+    @property
+    def has_notes(self) -> bool:
+        return bool(self.evidence) and self.relevance >= self.min_similarity
+
+    @property
+    def texts(self) -> list[str]:
+        return [e.text for e in self.evidence]
+
+
+def choose_notes(notes, query: str, vector, config: GroundingConfig) -> NotesChoice:
+    """The best config.evidence_sentences of the notes (evidence.NoteSentences) for a question.
+    `relevance` is the closest note of all, not of the chosen ones: the choice also weighs answer
+    types and the sentence before, and "do my notes cover this?" should not move with it."""
+    evidence = notes.select(query, vector, config.evidence_sentences)
+    return NotesChoice(evidence, notes.closest(vector), config.min_similarity)
+
+
+def answer_stream(model, tokenizer, twin_name: str, question: str, choice: NotesChoice, config, **kwargs):
+    """Ask mode, as chat serves it and the gate measures it: the notes' prompt, steered decoding,
+    or the no-notes sentence when no note is close enough (the model is not asked)."""
+    if not choice.has_notes:
+        yield NO_NOTES
+        return Generation(prompt="", text=NO_NOTES)
+    messages = build_messages(twin_name, question, choice.texts, kwargs.pop("history", ()))
+    return (
+        yield from stream_generation(model, tokenizer, messages, config, mode="ask", evidence=choice.texts, **kwargs)
+    )
+
+
+def write_stream(model, tokenizer, twin_name: str, brief: str, config, *, form="paragraph", words=120, notes=(), **kw):
+    """Write mode, as chat serves it and the gate and bench/writing measure it."""
+    messages = build_write_messages(twin_name, brief, form, words, notes)
+    return (
+        yield from stream_generation(
+            model, tokenizer, messages, config, mode="write", max_new_tokens=write_budget(words), **kw
+        )
+    )
+
+
+def answer_budget(tokenizer, evidence: list[str], config: GroundingConfig) -> int:
+    """config.max_new_tokens, or room for the notes themselves (up to twice that): an answer
+    that copies a 100-word first note runs out before the second one, which often holds the fact."""
+    needed = len(tokenizer(" ".join(evidence), add_special_tokens=False)["input_ids"]) + NOTE_BUDGET_MARGIN
+    return min(2 * config.max_new_tokens, max(config.max_new_tokens, needed))
+
+
+def write_budget(words: int) -> int:
+    """Tokens for a draft of about `words` words (SmolLM2 spends about 1.35 tokens a word on prose)."""
+    return int(words * 1.6) + 16
+
+
+def stream_generation(
+    model,
+    tokenizer,
+    messages: list[dict],
+    config: GroundingConfig,
+    *,
+    mode: str = "ask",
+    evidence: list[str] = (),
+    guard=None,
+    max_new_tokens: int | None = None,
+    seed: int | None = None,
+    adapter_problem: str = "",
+) -> Iterator[str]:
+    """Yield the text piece by piece; the Generation is the generator's return value.
+
+    mode "ask": steered toward `evidence` (the notes), a sentence per note. mode "write":
+    sampled, `guard` (a CorpusIndex, or None) bans continuing the owner's corpus.
+    """
+    import torch
+    from transformers import StoppingCriteria, TextIteratorStreamer
+
+    from .decoding import steered_decoding, write_decoding
+
+    prompt = render_prompt(tokenizer, messages)
+    inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
+    prompt_length = inputs["input_ids"].shape[1]
+    stop = threading.Event()
+
+    class StopWhenAsked(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return stop.is_set()
+
+    if mode == "write":
+        max_new_tokens = max_new_tokens or write_budget(120)
+        processors, stopping = write_decoding(tokenizer, prompt_length, config, guard)
+        sampling = {"do_sample": config.write_temperature > 0}
+        if sampling["do_sample"]:
+            sampling.update(temperature=config.write_temperature, top_p=config.write_top_p)
+    else:
+        max_new_tokens = max_new_tokens or answer_budget(tokenizer, list(evidence), config)
+        processors, stopping = steered_decoding(
+            tokenizer,
+            list(evidence),
+            prompt_length,
+            copy_bonus=config.copy_bonus,
+            start_bonus=config.start_bonus,
+            max_sentences=config.max_sentences,
+        )
+        sampling = {"do_sample": False}
+    stopping.append(StopWhenAsked())
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300)
+    result = Generation(prompt=prompt, prompt_tokens=prompt_length, adapter_problem=adapter_problem)
+    failure = []
+
+    def generate():
+        try:
+            if seed is not None:
+                torch.manual_seed(seed)
+            with torch.inference_mode():
+                output = model.generate(
+                    **inputs,
+                    streamer=streamer,
+                    max_new_tokens=max_new_tokens,
+                    logits_processor=processors,
+                    stopping_criteria=stopping,
+                    pad_token_id=tokenizer.pad_token_id
+                    if tokenizer.pad_token_id is not None
+                    else tokenizer.eos_token_id,
+                    **sampling,
+                )
+            new = output[0, prompt_length:]
+            result.cut_short = len(new) >= max_new_tokens and int(new[-1]) != tokenizer.eos_token_id
+        except Exception as exc:  # surfaced to the caller below
+            failure.append(exc)
+            streamer.end()
+
+    started = time.perf_counter()
+    worker = threading.Thread(target=generate, daemon=True)
+    worker.start()
+    try:
+        for piece in streamer:
+            if not piece:
+                continue
+            if not result.text:
+                result.first_token_ms = int((time.perf_counter() - started) * 1000)
+            result.text += piece
+            yield piece
+    finally:
+        stop.set()  # the client went away, or we are done: free the model promptly
+        worker.join()
+    result.generation_ms = int((time.perf_counter() - started) * 1000)
+    if failure:
+        raise failure[0]
+    result.tokens = len(tokenizer(result.text, add_special_tokens=False)["input_ids"])
+    return result
+
+
+def run_to_end(stream) -> Generation:
+    """A stream (answer_stream, write_stream) to its end: the whole Generation (the gate, the benches)."""
+    while True:
+        try:
+            next(stream)
+        except StopIteration as finished:
+            generation = finished.value
+            break
+    if generation.needs_cut_mark:
+        generation.text = generation.text.rstrip() + CUT_MARK
+    return generation
