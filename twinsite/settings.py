@@ -431,6 +431,12 @@ TWIN_ZIP_MAX_ENTRIES = envint("TWIN_ZIP_MAX_ENTRIES", 2000)
 TWIN_ZIP_MAX_TOTAL_BYTES = envint("TWIN_ZIP_MAX_TOTAL_BYTES", 100 * 1024 * 1024)
 TWIN_ZIP_MAX_RATIO = envint("TWIN_ZIP_MAX_RATIO", 100)
 TWIN_PDF_MAX_PAGES = envint("TWIN_PDF_MAX_PAGES", 500)
+# A PDF or DOCX is read by the sync in a child process with these limits (ingestion/connectors/upload/sandbox.py).
+TWIN_PARSE_CPU_SECONDS = envint("TWIN_PARSE_CPU_SECONDS", 60)  # CPU time to read one file
+TWIN_PARSE_MEMORY_BYTES = envint("TWIN_PARSE_MEMORY_BYTES", 1024 * 1024 * 1024)  # address space of that child
+# Content streams a PDF's pages draw, decoded, a shared stream counted once per page that draws it.
+TWIN_PDF_MAX_CONTENT_BYTES = envint("TWIN_PDF_MAX_CONTENT_BYTES", 16 * 1024 * 1024)
+TWIN_DOCX_MAX_XML_BYTES = envint("TWIN_DOCX_MAX_XML_BYTES", 32 * 1024 * 1024)  # word/document.xml unpacked
 TWIN_BROWSER_PATH = os.environ.get("TWIN_BROWSER_PATH", "/usr/bin/chromium")
 TWIN_BROWSER_MIN_WORDS = envint("TWIN_BROWSER_MIN_WORDS", 60)  # fewer words found statically: render
 TWIN_BROWSER_TIMEOUT = envint("TWIN_BROWSER_TIMEOUT", 20)

@@ -93,7 +93,7 @@ def test_a_utf8_file_with_a_byte_order_mark_is_accepted(owner_client, owner):
         ("empty.md", b"", "The submitted file is empty."),
         ("photo.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "“photo.png” is not a supported file type"),
         ("script.exe", b"MZ\x90\x00", "is not a supported file type"),
-        ("notes.md.pdf", b"%PDF-1.4", "That PDF could not be read"),
+        ("notes.md.pdf", b"%PDF", "That file is not a PDF"),
         ("binary.md", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "That file looks binary"),
         ("latin1.txt", "Un café crème".encode("latin-1"), "That file is not UTF-8 text"),
         ("blank.md", b"   \n\n\t\n", "No readable text was found in that file."),
@@ -110,6 +110,15 @@ def test_a_bad_upload_is_refused_with_the_reason_and_nothing_is_stored(owner_cli
     assert response.status_code == 400
     assert reason in response.content.decode()
     assert_nothing_stored(media_root)
+
+
+def test_a_pdf_is_read_by_the_sync_so_a_broken_one_fails_there_with_the_reason(owner_client, owner):
+    response = upload(owner_client, "notes.md.pdf", b"%PDF-1.4")
+
+    assert response.status_code == 302
+    run = Source.objects.get(owner=owner).last_run
+    assert run.status == "failed" and "That PDF could not be read" in run.error
+    assert not Document.objects.exists()
 
 
 def test_an_oversized_upload_is_refused_with_the_limit(owner_client, media_root, settings):

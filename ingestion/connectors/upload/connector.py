@@ -2,6 +2,7 @@
 
 from pathlib import Path, PurePosixPath
 
+from ...models import Source
 from ..base import Connector, ConnectorError, Item
 from .files import DOCUMENT_EXTENSIONS, archive_members, open_archive, read_document
 from .forms import UploadSourceForm
@@ -33,8 +34,11 @@ class UploadConnector(Connector):
         crawl.progress(10, "Reading the uploaded file")
         filename, data = read_upload(crawl.source)
         if not filename.lower().endswith(".zip"):
-            title, text = read_document(filename, data)
+            crawl.progress(20, f"Reading {filename}")
+            title, text = read_document(filename, data)  # a PDF or DOCX in a sandbox; failing leaves what is stored
             crawl.store(Item(url=f"upload://{filename}", title=title, text=text))
+            # A PDF or DOCX source is named after its file until it is read (the request does not read it).
+            Source.objects.filter(pk=crawl.source.pk, name=filename).exclude(name=title).update(name=title[:300])
             return
         with open_archive(data) as archive:
             members = [info for info in archive.infolist() if not info.is_dir()]

@@ -5,6 +5,11 @@ at most TWIN_ZIP_MAX_ENTRIES entries, TWIN_ZIP_MAX_TOTAL_BYTES expanded in all, 
 expanding more than TWIN_ZIP_MAX_RATIO times its compressed size (checked on the bytes
 read, not on the sizes the archive claims), and no entry whose path climbs out of the
 archive (`..`, absolute paths, drive letters). A bad entry fails alone, with its reason.
+
+A PDF or a DOCX, uploaded alone or inside a ZIP, is read by the sync in a child process
+with CPU-time and memory limits (sandbox.py), within limits of its own (parsing.py): the
+content its pages draw, and how far a DOCX's document part unpacks. The web request only
+looks at what is cheap: size, extension, a PDF's header, a ZIP's directory.
 """
 
 import io
@@ -12,17 +17,16 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 
-import pypdf
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
-from lxml import etree
 
 from ..base import ConnectorError, extract_text, first_line_title
+from .parsing import NOT_A_DOCX, Unreadable, docx_part
+from .sandbox import read_in_sandbox
 
 TEXT_EXTENSIONS = (".md", ".markdown", ".txt", ".html", ".htm")
 DOCUMENT_EXTENSIONS = (*TEXT_EXTENSIONS, ".pdf", ".docx")
 ALLOWED_EXTENSIONS = (*DOCUMENT_EXTENSIONS, ".zip")
-WORD_NS = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 
 
 def decode_upload(data: bytes) -> str:
@@ -35,54 +39,31 @@ def decode_upload(data: bytes) -> str:
         raise ConnectorError("That file is not UTF-8 text; save it as UTF-8 and upload it again.") from None
 
 
-def pdf_text(data: bytes) -> str:
+def check_document(name: str, data: bytes):
+    """What the web request may look at in a PDF or a DOCX before storing it: the PDF's magic
+    number, the DOCX's ZIP directory. Reading them is the sync's work (sandbox.py)."""
+    lower = name.lower()
     try:
-        reader = pypdf.PdfReader(io.BytesIO(data))
-        if reader.is_encrypted:
-            raise ConnectorError("That PDF is encrypted; upload a copy without a password.")
-        pages = [(page.extract_text() or "").strip() for page in reader.pages[: settings.TWIN_PDF_MAX_PAGES]]
-    except ConnectorError:
-        raise
-    except Exception as exc:  # pypdf raises many kinds of error on malformed files
-        raise ConnectorError(f"That PDF could not be read ({exc.__class__.__name__}).") from None
-    return "\n\n".join(page for page in pages if page)
-
-
-def docx_text(data: bytes) -> str:
-    """Paragraphs of word/document.xml, headings as Markdown (no entities, no network)."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            info = archive.getinfo("word/document.xml")
-            if info.file_size > settings.TWIN_ZIP_MAX_TOTAL_BYTES:
-                raise ConnectorError("That DOCX expands past the size limit.")
-            xml = archive.read(info)
-        parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
-        root = etree.fromstring(xml, parser)
-    except ConnectorError:
-        raise
-    except (zipfile.BadZipFile, KeyError, etree.XMLSyntaxError, OSError, EOFError):
-        raise ConnectorError("That DOCX could not be read (it is not a valid Word document).") from None
-    lines = []
-    for paragraph in root.iter(f"{WORD_NS}p"):
-        text = "".join(node.text or "" for node in paragraph.iter(f"{WORD_NS}t")).strip()
-        if not text:
-            continue
-        style = paragraph.find(f"{WORD_NS}pPr/{WORD_NS}pStyle")
-        level = (style.get(f"{WORD_NS}val") or "") if style is not None else ""
-        if level.lower().startswith("heading") and level[-1:].isdigit():
-            text = "#" * int(level[-1]) + " " + text
-        lines.append(text)
-    return "\n\n".join(lines)
+        if lower.endswith(".pdf") and b"%PDF-" not in data[:1024]:  # readers allow leading junk
+            raise ConnectorError("That file is not a PDF (it has no “%PDF-” header).")
+        if lower.endswith(".docx"):
+            try:
+                archive = zipfile.ZipFile(io.BytesIO(data))
+            except (zipfile.BadZipFile, OSError, EOFError):
+                raise ConnectorError(NOT_A_DOCX) from None
+            with archive:
+                docx_part(
+                    archive, max_xml_bytes=settings.TWIN_DOCX_MAX_XML_BYTES, max_ratio=settings.TWIN_ZIP_MAX_RATIO
+                )
+    except Unreadable as exc:
+        raise ConnectorError(str(exc)) from None
 
 
 def read_document(name: str, data: bytes) -> tuple[str, str]:
     """(title, text) of one file by its extension; ConnectorError says why it cannot be read."""
     lower = name.lower()
-    if lower.endswith(".pdf"):
-        text = pdf_text(data)
-        title = first_line_title(text, PurePosixPath(name).name)
-    elif lower.endswith(".docx"):
-        text = docx_text(data)
+    if lower.endswith((".pdf", ".docx")):
+        text = read_in_sandbox(lower.rsplit(".", 1)[-1], data)
         title = first_line_title(text, PurePosixPath(name).name)
     elif lower.endswith(TEXT_EXTENSIONS):
         title, text = extract_text(decode_upload(data), name)
@@ -113,15 +94,27 @@ def open_archive(data: bytes) -> zipfile.ZipFile:
     return archive
 
 
+def listed(info: zipfile.ZipInfo) -> bool:
+    """Whether an entry is one of the user's files (not a folder, Finder's resource forks, a hidden file)."""
+    name = info.filename
+    return not (info.is_dir() or name.startswith("__MACOSX/") or PurePosixPath(name).name.startswith("."))
+
+
+def has_documents(archive: zipfile.ZipFile) -> bool:
+    """Whether any entry could become a document, by its directory alone (nothing is unpacked)."""
+    return any(
+        listed(info) and not unsafe_member_name(info.filename) and info.filename.lower().endswith(DOCUMENT_EXTENSIONS)
+        for info in archive.infolist()
+    )
+
+
 def archive_members(archive: zipfile.ZipFile) -> Iterator[tuple[str, bytes | ConnectorError]]:
     """(name, bytes) of each file entry, or (name, the reason it is refused)."""
     total, budget = 0, settings.TWIN_ZIP_MAX_TOTAL_BYTES
     for info in archive.infolist():
-        if info.is_dir():
+        if not listed(info):
             continue
         name = info.filename
-        if name.startswith("__MACOSX/") or PurePosixPath(name).name.startswith("."):
-            continue  # Finder's resource forks and hidden files: not the user's writing
         if unsafe_member_name(name):
             yield name, ConnectorError("Refused: its path leads outside the archive.")
             continue

@@ -3,7 +3,7 @@ from django.conf import settings
 
 from ..base import ConnectorError
 from ..forms import FileSourceForm
-from .files import ALLOWED_EXTENSIONS, DOCUMENT_EXTENSIONS, archive_members, open_archive, read_document
+from .files import ALLOWED_EXTENSIONS, TEXT_EXTENSIONS, check_document, has_documents, open_archive, read_document
 
 
 class UploadSourceForm(FileSourceForm):
@@ -15,21 +15,24 @@ class UploadSourceForm(FileSourceForm):
         return settings.TWIN_MAX_ARCHIVE_BYTES if name.endswith(".zip") else settings.TWIN_MAX_UPLOAD_BYTES
 
     def check_content(self, upload):
-        """A single file is read now, so a bad one is refused before anything is stored; an
-        archive is opened (entry count) and its entries are read, each on its own, by the sync."""
+        """Only what is cheap to look at, so a bad file is refused before anything is stored and
+        a hostile one costs the request nothing: a text file is decoded and extracted now; a PDF
+        or a DOCX has its header or ZIP directory checked and is read by the sync, in a sandbox;
+        an archive's directory is checked and its entries are read, each on its own, by the sync."""
         data = upload.read()
         upload.seek(0)
+        name = upload.name.lower()
         try:
-            if upload.name.lower().endswith(".zip"):
+            if name.endswith(".zip"):
                 with open_archive(data) as archive:
-                    members = archive_members(archive)
-                    if not any(
-                        isinstance(body, bytes) and name.lower().endswith(DOCUMENT_EXTENSIONS) for name, body in members
-                    ):
+                    if not has_documents(archive):
                         raise ConnectorError("That archive has no file that could be read.")
                 upload.extracted_title = upload.name
-            else:
+            elif name.endswith(TEXT_EXTENSIONS):
                 upload.extracted_title, _ = read_document(upload.name, data)
+            else:
+                check_document(upload.name, data)
+                upload.extracted_title = upload.name  # the sync names the source after the document's title
         except ConnectorError as exc:
             raise forms.ValidationError(str(exc)) from None
         return upload

@@ -29,6 +29,7 @@ def test_a_pdf_becomes_a_document(owner_client, owner):
     assert response.status_code == 302
     document = Document.objects.get(owner=owner)
     assert document.title == "Notes on bread" and "starter at eight every evening" in document.raw_text
+    assert document.source.name == "Notes on bread"  # named after the file until the sync read it
 
 
 def test_a_docx_becomes_a_document_with_its_headings(owner_client, owner):
@@ -37,6 +38,7 @@ def test_a_docx_becomes_a_document_with_its_headings(owner_client, owner):
     assert response.status_code == 302
     document = Document.objects.get(owner=owner)
     assert document.raw_text == f"# Notes on bread\n\n{SENTENCES[0]}" and document.title == "Notes on bread"
+    assert document.source.name == "Notes on bread"
 
 
 def test_a_zip_becomes_one_document_per_supported_file_and_a_bad_one_fails_alone(owner_client, owner):
@@ -120,8 +122,7 @@ def test_a_bad_archive_is_refused_with_the_reason_and_nothing_is_stored(
 @pytest.mark.parametrize(
     ("name", "data", "reason"),
     [
-        ("broken.pdf", b"%PDF-1.4\n1 0 obj<<>>", "That PDF could not be read"),
-        ("empty.pdf", make_pdf(), "No readable text was found in that file."),
+        ("fake.pdf", b"Dear diary, this is no PDF", "That file is not a PDF"),
         ("broken.docx", b"not a zip at all", "That DOCX could not be read"),
         ("hollow.docx", make_zip({"word/other.xml": "<x/>"}), "That DOCX could not be read"),
     ],
@@ -130,4 +131,23 @@ def test_a_bad_document_is_refused_with_the_reason(owner_client, media_root, nam
     response = upload(owner_client, name, data)
 
     assert response.status_code == 400 and reason in response.content.decode()
-    assert not Source.objects.exists()
+    assert not Source.objects.exists() and stored_files(media_root) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("broken.pdf", b"%PDF-1.4\n1 0 obj<<>>", "That PDF could not be read"),
+        ("empty.pdf", make_pdf(), "No readable text was found in that file."),
+    ],
+)
+def test_a_pdf_that_cannot_be_read_fails_its_sync_with_the_reason(owner_client, owner, name, data, reason):
+    """Reading a PDF is the sync's work (in a sandbox), so the request stores it and the sync says why it failed."""
+    response = upload(owner_client, name, data)
+
+    assert response.status_code == 302
+    source = Source.objects.get(owner=owner)
+    assert source.upload and source.last_run.status == "failed" and reason in source.last_run.error
+    assert not Document.objects.exists()
+    page = owner_client.get(reverse("source-detail", args=[source.pk])).content.decode()
+    assert reason in page
