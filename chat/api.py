@@ -24,6 +24,8 @@ class MessageSerializer(serializers.ModelSerializer):
             "role",
             "content",
             "status",
+            "mode",
+            "revised_from",
             "error",
             "notice",
             "sources",
@@ -49,6 +51,12 @@ class ConversationDetailSerializer(ConversationSerializer):
 class ChatRequestSerializer(serializers.Serializer):
     message = serializers.CharField(trim_whitespace=True)
     conversation = serializers.IntegerField(required=False, help_text="Continue this conversation.")
+    mode = serializers.ChoiceField(
+        choices=["auto", "ask", "write"],
+        default="auto",
+        help_text="ask: answer from your notes; write: new text in your voice (a draft is kept); auto: "
+        "a request to write something is written, anything else answered.",
+    )
 
 
 class ChatResponseSerializer(serializers.Serializer):
@@ -56,8 +64,11 @@ class ChatResponseSerializer(serializers.Serializer):
     message = MessageSerializer()
     grounding = serializers.JSONField(
         help_text="score (0-1, or null when the answer claims nothing), sentences [{text, supported, support, "
-        "chunk_id, document_id, title, evidence}], quote (the best note, when the answer is unsupported), no_notes."
+        "chunk_id, document_id, title, evidence}], quote (the best note, when the answer is unsupported), no_notes; "
+        "in write mode: mode 'write' and alternatives [{text, specifics, copy_rate}]."
     )
+    mode = serializers.ChoiceField(choices=["ask", "write"], help_text="How the twin took the message.")
+    draft = serializers.IntegerField(allow_null=True, help_text="In write mode: the draft kept (drafts/{id}/).")
 
 
 @extend_schema(
@@ -78,7 +89,7 @@ def chat(request):
             Conversation.objects.for_user(request.user), pk=body.validated_data["conversation"]
         )
     try:
-        answer = do_answer(request.user, body.validated_data["message"], conversation)
+        answer = do_answer(request.user, body.validated_data["message"], conversation, body.validated_data["mode"])
     except ChatRefused as exc:
         return refusal({"detail": str(exc)}, exc.status_code, exc.retry_after)
     except AnswerFailed as exc:
@@ -88,6 +99,8 @@ def chat(request):
             "conversation": answer.conversation_id,
             "message": MessageSerializer(answer).data,
             "grounding": answer.grounding,
+            "mode": answer.mode,
+            "draft": answer.draft.pk if hasattr(answer, "draft") else None,
         }
     )
 

@@ -24,6 +24,9 @@ from .api import refusal
 from .following import reserve_stream, wait_for_answer
 from .throttling import ChatThrottle
 
+# The model name picks the mode: "twin-write" writes new text in the owner's voice (a draft is kept),
+# "twin-ask" answers from the notes, any other name ("twin", "gpt-4o"…) lets the twin decide.
+MODEL_MODES = {"twin-write": "write", "twin-ask": "ask"}
 ROLES = {"user": "user", "assistant": "assistant", "system": "user", "developer": "user"}
 
 
@@ -84,7 +87,9 @@ def chat_completions(request):
 
     The last user message is the question and earlier messages are the conversation so
     far; retrieval supplies the notes. `stream: true` answers with server-sent chunks.
-    Besides the standard fields, the answer carries `sources` and `grounding`.
+    `model: "twin-write"` writes new text in your voice for the last message (a brief; a draft is
+    kept), `model: "twin-ask"` answers it from your notes, any other model name lets the twin decide.
+    Besides the standard fields, the answer carries `sources`, `grounding`, `mode` and `draft`.
     """
     if not isinstance(request.data, dict):
         return _error("The request body must be a JSON object.")
@@ -93,7 +98,10 @@ def chat_completions(request):
         if request.data.get("stream") is True:  # JSON true only: the string "false" must not stream
             slot = reserve_stream(request.user)  # before asking: a refused stream leaves no answer behind
         question, history = parse_messages(request.data.get("messages"))
-        answer = do_ask(request.user, question, history=history)
+        mode = (
+            MODEL_MODES.get(request.data.get("model"), "auto") if isinstance(request.data.get("model"), str) else "auto"
+        )
+        answer = do_ask(request.user, question, history=history, mode=mode)
     except (ValueError, ChatRefused) as exc:
         if slot:
             slot.release()
@@ -154,5 +162,7 @@ def chat_completions(request):
             "sources": answer.sources,
             "grounding": answer.grounding,
             "notice": answer.notice,
+            "mode": answer.mode,
+            "draft": answer.draft.pk if hasattr(answer, "draft") else None,
         }
     )

@@ -1,10 +1,18 @@
 from django.urls import path
 
-from . import views
+from . import draft_views, views
 
 urlpatterns = [
     path("chat/", views.chat_home, name="chat"),
     path("chat/send/", views.send, name="chat-send"),
     path("chat/<int:conversation_id>/", views.conversation, name="conversation"),
     path("chat/messages/<int:message_id>/stream/", views.stream, name="chat-stream"),
+    path("chat/messages/<int:message_id>/revise/", views.revise, name="chat-revise"),
+    path("write/", draft_views.write, name="write"),
+    path("drafts/", draft_views.draft_list, name="drafts"),
+    path("drafts/<int:draft_id>/", draft_views.draft, name="draft"),
+    path("drafts/<int:draft_id>/edit/", draft_views.edit, name="draft-edit"),
+    path("drafts/<int:draft_id>/regenerate/", draft_views.regenerate, name="draft-regenerate"),
+    path("drafts/<int:draft_id>/export.md", draft_views.export, name="draft-export"),
+    path("drafts/<int:draft_id>/delete/", draft_views.delete, name="draft-delete"),
 ]

@@ -7,7 +7,7 @@ from django.template.loader import render_to_string
 from django.utils.html import escape
 from django.views.decorators.http import require_POST, require_safe
 
-from .actions import do_ask
+from .actions import do_ask, do_revise_answer
 from .admission import ChatBusy, ChatRefused, check_can_chat
 from .following import reserve_stream
 from .models import Conversation, Message
@@ -37,6 +37,7 @@ def _chat_page(request, conversation=None, error="", status=200):
         "serving": serving_description(request.user),
         "blocked": blocked,
         "error": error,
+        "revisable": True,
     }
     return render(request, "chat/chat.html", context, status=status)
 
@@ -75,7 +76,9 @@ def send(request):
         message = f"You have asked many questions in a short time; please wait {wait} seconds."
         return _refused(request, conversation, message, 429, wait)
     try:
-        answer = do_ask(request.user, request.POST.get("message", ""), conversation)
+        answer = do_ask(
+            request.user, request.POST.get("message", ""), conversation, mode=request.POST.get("mode", "auto")
+        )
     except ChatRefused as exc:
         return _refused(request, conversation, str(exc), exc.status_code, exc.retry_after)
     if not request.htmx:
@@ -99,7 +102,9 @@ def _sse_of(event) -> str:
     if event.kind == "notice":
         return _sse("notice", render_to_string("chat/_notice.html", {"notice": event.data}))
     if event.kind == "grounding":
-        return _sse("grounding", render_to_string("chat/_grounding.html", {"answer": event.data, "oob": True}))
+        written = event.data.mode == Message.Mode.WRITE and event.data.grounding.get("alternatives")
+        partial = "chat/_written.html" if written else "chat/_grounding.html"
+        return _sse("grounding", render_to_string(partial, {"answer": event.data, "oob": True}))
     if event.kind == "error":
         return _sse("error", render_to_string("chat/_error.html", {"error": event.data})) + _sse("done", "")
     return _sse("done", "")
@@ -125,3 +130,15 @@ def stream(request, message_id):
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # let nginx pass tokens through as they come
     return response
+
+
+@login_required
+@require_POST
+def revise(request, message_id):
+    """The owner's own answer in place of the twin's; it becomes a correction for the next refinement."""
+    answer = _get_answer_for_user(request, message_id)
+    try:
+        do_revise_answer(answer, request.POST.get("text", ""))
+    except ChatRefused as exc:
+        return _refused(request, answer.conversation, str(exc), exc.status_code)
+    return redirect("conversation", conversation_id=answer.conversation_id)

@@ -6,6 +6,7 @@ from rest_framework.routers import DefaultRouter
 from accounts.api import ApiTokenViewSet, delete_account, obtain_token
 from chat import openai_api
 from chat.api import ConversationViewSet, chat
+from chat.drafts_api import DraftViewSet, revise_answer
 from features.api import DatasetVersionViewSet, search
 from ingestion.api import DocumentViewSet, SourceViewSet
 from training.api import ExperimentViewSet, ModelVersionViewSet, TrainingRunViewSet
@@ -27,6 +28,7 @@ router.register("training-runs", TrainingRunViewSet, basename="training-run")
 router.register("models", ModelVersionViewSet, basename="model-version")
 router.register("experiments", ExperimentViewSet, basename="experiment")
 router.register("conversations", ConversationViewSet, basename="conversation")
+router.register("drafts", DraftViewSet, basename="draft")
 router.register("auth/tokens", ApiTokenViewSet, basename="api-token")
 
 api_v1 = [
@@ -34,6 +36,7 @@ api_v1 = [
     path("account/delete/", delete_account, name="account-delete"),
     path("search/", search, name="search"),
     path("chat/", chat, name="chat"),
+    path("messages/<int:message_id>/revise/", revise_answer, name="message-revise"),
     *router.urls,
 ]
 
