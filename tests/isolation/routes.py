@@ -122,6 +122,15 @@ PAGES = [
     Route("post", "/chat/send/", OBJECT, {"message": "And in winter?", **IDS_IN_BODY}),
     Route("get", "/chat/{conversation}/", OBJECT),
     Route("get", "/chat/messages/{answer}/stream/", OBJECT),
+    Route("post", "/chat/messages/{answer}/revise/", OBJECT, {"text": "My own answer."}),
+    Route("get", "/write/", MINE),
+    Route("post", "/write/", MINE, {"brief": "a post about my bees", "format": "post", "length": "short"}),
+    Route("get", "/drafts/", MINE),
+    Route("get", "/drafts/{draft}/", OBJECT),
+    Route("post", "/drafts/{draft}/edit/", OBJECT, {"text": "My own draft."}),
+    Route("post", "/drafts/{draft}/regenerate/", OBJECT),
+    Route("get", "/drafts/{draft}/export.md", OBJECT),
+    Route("post", "/drafts/{draft}/delete/", OBJECT),
 ]
 
 API = [
@@ -169,6 +178,14 @@ API = [
     Route("post", "/api/v1/chat/", MINE, {"message": "Hello?"}),
     Route("post", "/api/v1/chat/", OBJECT, {"message": "And in winter?", **IDS_IN_BODY}),
     Route("post", "/v1/chat/completions", MINE, {"messages": [{"role": "user", "content": "Hi"}]}),
+    Route("post", "/api/v1/messages/{answer}/revise/", OBJECT, {"text": "My own answer."}),
+    Route("get", "/api/v1/drafts/", MINE),
+    Route("post", "/api/v1/drafts/", MINE, {"brief": "a post about my bees", "format": "post"}),
+    Route("get", "/api/v1/drafts/{draft}/", OBJECT),
+    Route("patch", "/api/v1/drafts/{draft}/", OBJECT, {"text": "My own draft."}),
+    Route("post", "/api/v1/drafts/{draft}/regenerate/", OBJECT),
+    Route("get", "/api/v1/drafts/{draft}/export/", OBJECT),
+    Route("delete", "/api/v1/drafts/{draft}/", OBJECT),
 ]
 
 

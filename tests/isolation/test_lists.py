@@ -27,6 +27,7 @@ def strangers_markers(world: World) -> list[str]:
                 ("model-detail", "model_version"),
                 ("conversation", "conversation"),
                 ("chat-stream", "answer"),
+                ("draft", "draft"),
                 ("revoke-token", "token"),
             ]
         ),
@@ -48,6 +49,9 @@ def pages_of(world: World) -> list[tuple[str, str]]:
         ("/chat/", href("conversation", world.conversation)),
         (reverse("conversation", args=[world.conversation.pk]), world.question),
         ("/account/tokens/", world.token.key_prefix),
+        ("/drafts/", href("draft", world.draft)),
+        ("/write/", href("draft", world.draft)),
+        (reverse("draft", args=[world.draft.pk]), "The owner&#x27;s own version."),
         ("/search/?q=sailing+a+dinghy+and+keeping+bees", href("document-detail", world.document)),
     ]
 
@@ -89,7 +93,8 @@ def test_api_lists_never_show_another_users_objects(request, viewer):
     assert sorted(ids("/api/v1/training-runs/")) == [mine.run.pk, *sweep]
     assert ids("/api/v1/models/")[-1] == mine.model_version.pk and len(ids("/api/v1/models/")) == 3
     assert ids("/api/v1/experiments/") == [mine.experiment.pk]
-    assert ids("/api/v1/conversations/") == [mine.conversation.pk]
+    assert sorted(ids("/api/v1/conversations/")) == [mine.conversation.pk, mine.draft.message.conversation_id]
+    assert ids("/api/v1/drafts/") == [mine.draft.pk]
     found = set(ids("/api/v1/search/?q=sailing+a+dinghy+and+keeping+bees&k=50", key="chunk_id"))
     assert found and found <= set(Chunk.objects.for_user(mine.user).values_list("id", flat=True))
 

@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.db import models
 
 from accounts.actions import do_issue_api_token
-from chat.actions import do_answer
+from chat.actions import do_answer, do_edit_draft, do_write
 from features.actions import do_queue_preference_run
 from features.models import DatasetVersion
 from tests.conftest import add_markdown_source
@@ -74,6 +74,12 @@ class World:
         return self.answer.conversation
 
     @cached_property
+    def draft(self):
+        draft = do_write(self.source.owner, f"a short post about {self.question}", form="post", length="short")
+        draft.refresh_from_db()
+        return do_edit_draft(draft, "The owner's own version.")  # a correction too
+
+    @cached_property
     def token(self):
         return do_issue_api_token(self.user, f"{self.user.username}'s laptop")[0]
 
@@ -88,6 +94,7 @@ class World:
             "experiment",
             "answer",
             "conversation",
+            "draft",
             "token",
         ):
             getattr(self, name)
