@@ -45,3 +45,18 @@ def test_a_streamed_completion_through_the_official_client(client):
     text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
 
     assert text.strip() == Conversation.objects.get().messages.last().content
+
+
+def test_the_official_client_gets_a_draft_with_model_twin_write(client, owner):
+    from chat.models import Draft
+
+    completion = client.chat.completions.create(
+        model="twin-write", messages=[{"role": "user", "content": "a short post about my rooftop hives"}]
+    )
+
+    text = completion.choices[0].message.content
+    draft = Draft.objects.for_user(owner).get()
+    assert text and text == draft.text == draft.generated_text
+    assert completion.model_extra["mode"] == "write" and completion.model_extra["draft"] == draft.pk
+    trace = PromptTrace.objects.get()
+    assert "Write a piece of about" in trace.prompt and "a short post about my rooftop hives" in trace.prompt
