@@ -10,6 +10,7 @@ from django.utils import timezone
 from accounts.quotas import QuotaReached, check_storage
 from core.jobs import JobStatus
 
+from .connectors import connector_named
 from .models import CrawlRun, Document, Source, content_hash
 from .signals import documents_changed, documents_gone
 
@@ -41,8 +42,6 @@ def do_add_source(owner, kind: str, cleaned_data: dict) -> Source:
     options, and an uploaded file, stored privately); the row and the file are written
     together or not at all.
     """
-    from .connectors import connector_named
-
     fields = connector_named(kind).source_fields(cleaned_data)
     upload = fields.pop("upload", None)
     with transaction.atomic():

@@ -16,8 +16,7 @@ to `crawl.store` (or says it was unchanged, failed, skipped or gone). The crawl:
 
 import logging
 import time
-from dataclasses import dataclass, field
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 from urllib.robotparser import RobotFileParser
 
 import redis
@@ -28,6 +27,7 @@ from django.utils import timezone
 from core.jobs import JobStatus
 
 from .actions import do_mark_gone, do_send_changed, do_upsert_document
+from .items import Item
 from .models import CrawlRun, Document
 from .safe_http import (
     ROBOTS_AGENT,
@@ -41,26 +41,11 @@ from .safe_http import (
 
 logger = logging.getLogger(__name__)
 MAX_FAILURES_KEPT = 200
-GONE_STATUSES = (404, 410)
 SAVE_EVERY_SECONDS = 1.0  # progress of cheap outcomes reaches the run row this often (the page polls every 2 s)
 
 
 class RunStopped(Exception):
     """The user cancelled the run, or it reached its deadline: stop at once, keep what is stored."""
-
-
-@dataclass
-class Item:
-    """One document as a connector found it."""
-
-    url: str
-    title: str
-    text: str
-    category: str = ""  # the source's category when empty
-    metadata: dict = field(default_factory=dict)
-    etag: str = ""
-    last_modified: str = ""
-    body_hash: str = ""
 
 
 class HostPacer:
@@ -434,12 +419,3 @@ class Crawl:
             if c[key]:
                 text += f", {c[key]} {key}"
         return text
-
-
-def same_site(url: str, base: str) -> bool:
-    return urlsplit(url).netloc.lower() == urlsplit(base).netloc.lower()
-
-
-def absolute(base: str, href: str) -> str:
-    """An absolute link without its #fragment."""
-    return urljoin(base, href.strip()).split("#", 1)[0]

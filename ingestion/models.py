@@ -95,16 +95,6 @@ class Source(models.Model):
             return self.latest_runs[0] if self.latest_runs else None
         return self.crawl_runs.order_by("-created_at").first()
 
-    @property
-    def connector(self):
-        from .connectors import connector_for
-
-        return connector_for(self)
-
-    @property
-    def kind_label(self) -> str:
-        return self.connector.label
-
 
 class CrawlRun(Job):
     task_name = "ingestion.tasks.crawl_source"

@@ -5,7 +5,7 @@ Shared by the article, feed and blog connectors.
 
 from django.conf import settings
 
-from ..crawling import GONE_STATUSES, Item
+from ..items import GONE_STATUSES, Item
 from ..safe_http import FetchError, HTTPStatusError
 from .base import ConnectorError, extract_article, first_line_title
 

@@ -7,7 +7,7 @@ with conditional requests of their own. A Substack feed is followed by its archi
 (substack.py), which lists the posts older than the feed's latest.
 """
 
-from ...crawling import same_site
+from ...items import same_site
 from ..base import ConnectorError, Item, first_line_title
 from ..pages import sync_page
 from .parse import XML_TYPES, advertised_feeds, entry_full_text, parse_feed
