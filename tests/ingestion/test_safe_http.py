@@ -333,16 +333,16 @@ def test_the_connection_goes_to_the_vetted_address_not_to_a_second_lookup(monkey
 
 
 def test_the_socket_guard_refuses_even_when_the_checks_are_bypassed(local_site, monkeypatch, settings):
-    from ingestion import safe_http
+    from ingestion.safe_http import connections, fetching, resolve
 
     url = local_site.page("/secret", "internal only")
     settings.TWIN_CRAWL_ALLOWED_HOSTS = []
     settings.TWIN_CRAWL_ALLOWED_PORTS = [local_site.server.server_port]
-    monkeypatch.setattr(safe_http, "check_url", lambda url: url)
+    monkeypatch.setattr(fetching, "check_url", lambda url: url)
     with pytest.raises(FetchError, match=re.escape("127.0.0.1 resolves to a loopback address")):
         fetch(url)
 
-    monkeypatch.setattr(safe_http, "vetted_addresses", safe_http.resolve)
+    monkeypatch.setattr(connections, "vetted_addresses", resolve)
     with pytest.raises(FetchError, match=re.escape("127.0.0.1 resolves to a loopback address")):
         fetch(url)
 
