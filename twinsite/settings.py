@@ -162,7 +162,8 @@ TWIN_KEEP_FAILED_CHECKPOINTS_DAYS = envint("TWIN_KEEP_FAILED_CHECKPOINTS_DAYS", 
 TWIN_KEEP_REJECTED_ADAPTERS_DAYS = envint("TWIN_KEEP_REJECTED_ADAPTERS_DAYS", 7)
 TWIN_MAX_QUESTION_CHARS = envint("TWIN_MAX_QUESTION_CHARS", 2000)
 # Hosts that the crawler may fetch even though they resolve to private addresses
-# (tests serve pages on loopback; an intranet blog could be added here).
+# (tests serve pages on loopback; an intranet blog could be added here). Their ports are
+# checked all the same (80, 443, TWIN_CRAWL_ALLOWED_PORTS): never the app's own.
 TWIN_CRAWL_ALLOWED_HOSTS = envlist("TWIN_CRAWL_ALLOWED_HOSTS", "")
 
 # Retrieval and generation.

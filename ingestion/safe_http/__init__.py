@@ -19,8 +19,9 @@ Layers, each enough on its own for the case it covers:
 - Size is counted on the raw bytes from the wire and on the decoded bytes (gzip bombs),
   redirects are capped and re-checked hop by hop, proxy variables are ignored.
 
-Hosts named in TWIN_CRAWL_ALLOWED_HOSTS skip the address and port checks (tests serve
-pages on loopback; an intranet blog may be listed explicitly).
+Hosts named in TWIN_CRAWL_ALLOWED_HOSTS skip the address checks (tests serve pages on
+loopback; an intranet blog may be listed explicitly), never the port check: their ports
+must be 80, 443 or in TWIN_CRAWL_ALLOWED_PORTS, or a tenant could reach the app itself.
 
 By role: addresses.py vets (no network, then at connect time), connections.py opens,
 pools and watches sockets, fetching.py makes one GET; this face hands their names on.

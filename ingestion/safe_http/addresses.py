@@ -78,6 +78,15 @@ def _port_of(parts) -> int:
     return port or (443 if parts.scheme == "https" else 80)
 
 
+def port_refusal(port: int) -> str | None:
+    """Why a crawler may not connect to this port, or None. Allow-listed hosts too: with
+    loopback allowed, the app's own port (and Redis's) would be open to any tenant."""
+    allowed_ports = (*STANDARD_PORTS, *settings.TWIN_CRAWL_ALLOWED_PORTS)
+    if port in allowed_ports:
+        return None
+    return f"Refused: port {port} (only {', '.join(map(str, allowed_ports))} can be crawled)."
+
+
 def check_url(url: str) -> str:
     """Validate a user-given URL without touching the network; return it normalised or raise FetchError.
 
@@ -90,11 +99,9 @@ def check_url(url: str) -> str:
         raise FetchError("That address has no host name.")
     if parts.username or parts.password:
         raise FetchError("Addresses with a user name or password are not accepted.")
-    port = _port_of(parts)
+    if refusal := port_refusal(_port_of(parts)):
+        raise FetchError(refusal)
     if not host_is_allowed(parts.hostname):
-        allowed_ports = (*STANDARD_PORTS, *settings.TWIN_CRAWL_ALLOWED_PORTS)
-        if port not in allowed_ports:
-            raise FetchError(f"Refused: port {port} (only {', '.join(map(str, allowed_ports))} can be crawled).")
         literal = _literal_address(parts.hostname)
         if literal and (refusal := address_refusal(literal)):
             raise FetchError(f"Refused: {parts.hostname} is {refusal}.")

@@ -11,13 +11,12 @@ import weakref
 
 import certifi
 import urllib3
-from django.conf import settings
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util import connection as urllib3_connection
 
-from .addresses import STANDARD_PORTS, address_refusal, host_is_allowed, vetted_addresses
+from .addresses import address_refusal, host_is_allowed, port_refusal, vetted_addresses
 from .errors import FetchError
 
 
@@ -106,8 +105,8 @@ class Watchdog:
 def connect_vetted(conn) -> socket.socket:
     """urllib3's _new_conn, connecting to an address that was vetted, never to a fresh lookup."""
     host = conn._dns_host
-    if not host_is_allowed(host) and conn.port not in (*STANDARD_PORTS, *settings.TWIN_CRAWL_ALLOWED_PORTS):
-        raise FetchError(f"Refused: port {conn.port}.")
+    if refusal := port_refusal(conn.port):
+        raise FetchError(refusal)
     error = None
     for _family, sockaddr in vetted_addresses(host, conn.port):
         try:

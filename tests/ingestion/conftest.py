@@ -21,7 +21,16 @@ def stored_files(root: Path) -> list[Path]:
 
 @pytest.fixture
 def allow_loopback(settings):
+    """Loopback on the crawl allow-list; returns allow_port(port), since an allowed host
+    still needs an allowed port (each test server allows its own random one)."""
     settings.TWIN_CRAWL_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.TWIN_CRAWL_ALLOWED_PORTS = []
+
+    def allow_port(port: int) -> int:
+        settings.TWIN_CRAWL_ALLOWED_PORTS = [*settings.TWIN_CRAWL_ALLOWED_PORTS, port]
+        return port
+
+    return allow_port
 
 
 class RawServer:
@@ -72,6 +81,7 @@ def raw_server(allow_loopback):
 
     def start(respond) -> RawServer:
         servers.append(RawServer(respond))
+        allow_loopback(servers[-1].listener.getsockname()[1])
         return servers[-1]
 
     yield start
@@ -130,5 +140,6 @@ def site(allow_loopback):
     from tests.ingestion.sites import Site
 
     server = Site()
+    allow_loopback(server.server.server_port)
     yield server
     server.close()

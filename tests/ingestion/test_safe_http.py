@@ -86,8 +86,35 @@ def test_loopback_is_refused_unless_the_host_is_explicitly_allowed(settings):
         check_url("http://127.0.0.1/")
     with pytest.raises(FetchError, match="port 8000"):
         check_url("http://127.0.0.1:8000/")
-    settings.TWIN_CRAWL_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.TWIN_CRAWL_ALLOWED_HOSTS, settings.TWIN_CRAWL_ALLOWED_PORTS = ["127.0.0.1"], [8000]
     assert check_url("http://127.0.0.1:8000/") == "http://127.0.0.1:8000/"
+
+
+def test_an_allowed_host_still_needs_an_allowed_port(settings):
+    """Loopback on the allow-list (an intranet blog, the tests) must not open the app's own
+    port, nor Redis's or PostgreSQL's, to a tenant's crawl."""
+    settings.TWIN_CRAWL_ALLOWED_HOSTS, settings.TWIN_CRAWL_ALLOWED_PORTS = ["127.0.0.1"], []
+
+    for port in (8000, 6379, 5432):
+        with pytest.raises(FetchError, match=re.escape(f"Refused: port {port} (only 80, 443 can be crawled).")):
+            check_url(f"http://127.0.0.1:{port}/")
+    assert check_url("http://127.0.0.1/") == "http://127.0.0.1/"
+
+
+def test_the_app_itself_on_an_allowed_host_is_not_fetched_on_its_port(local_site, monkeypatch, settings):
+    """The crawl of a tenant reached the app's own port on allowed loopback; refused at the
+    URL check, and again by the socket guard when that check is bypassed."""
+    from ingestion.safe_http import fetching
+
+    url = local_site.page("/admin/", "the app itself")
+    port = local_site.server.server_port
+    settings.TWIN_CRAWL_ALLOWED_PORTS = []
+
+    with pytest.raises(FetchError, match=re.escape(f"Refused: port {port}")):
+        fetch(url)
+    monkeypatch.setattr(fetching, "check_url", lambda url: url)
+    with pytest.raises(FetchError, match=re.escape(f"Refused: port {port}")):
+        fetch(url)
 
 
 def test_a_port_from_the_setting_is_allowed(settings):
@@ -205,7 +232,7 @@ def test_an_http_error_status_is_reported(local_site, status, words):
 
 def test_a_closed_port_says_it_could_not_connect(allow_loopback):
     with pytest.raises(FetchError, match=re.escape("Could not connect to 127.0.0.1")):
-        fetch(f"http://127.0.0.1:{closed_port()}/")
+        fetch(f"http://127.0.0.1:{allow_loopback(closed_port())}/")
 
 
 def test_a_server_that_never_answers_hits_the_timeout(raw_server, settings):
