@@ -11,7 +11,8 @@ Layers, each enough on its own for the case it covers:
   still verifies the certificate against the host name.
 - The address each socket actually reached is checked again (belt and braces).
 - Each fetch has a hard wall-clock deadline: a watchdog shuts its sockets when it
-  passes, so a server that drips its headers a byte at a time cannot hold a worker.
+  passes, so a server that drips its headers a byte at a time cannot hold a worker;
+  connection attempts share it (a name with 20 silent addresses is not 20 timeouts).
 - A crawl run keeps its connections open between requests (`FetchSession`, HTTP
   keep-alive): a kept socket is one `connect_vetted` opened, still bound to the
   address that was vetted, so reuse skips no check; the watchdog of every fetch

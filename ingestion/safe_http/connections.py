@@ -107,11 +107,17 @@ def connect_vetted(conn) -> socket.socket:
     host = conn._dns_host
     if refusal := port_refusal(conn.port):
         raise FetchError(refusal)
-    error = None
+    error, watchdog = None, Watchdog.active()
     for _family, sockaddr in vetted_addresses(host, conn.port):
+        timeout = conn.timeout
+        if watchdog:  # every attempt within the fetch's deadline: 20 silent addresses must not take 20 timeouts
+            left = watchdog.deadline - time.monotonic()
+            if left <= 0:
+                raise ConnectTimeoutError(conn, f"Connecting to {conn.host} ran past the fetch's deadline.")
+            timeout = min(timeout, left) if isinstance(timeout, int | float) else left
         try:
             sock = urllib3_connection.create_connection(
-                (sockaddr[0], conn.port), conn.timeout, source_address=conn.source_address
+                (sockaddr[0], conn.port), timeout, source_address=conn.source_address
             )
         except TimeoutError as exc:
             error = ConnectTimeoutError(conn, f"Connection to {conn.host} timed out.")
@@ -123,7 +129,7 @@ def connect_vetted(conn) -> socket.socket:
             if not host_is_allowed(host) and (refusal := address_refusal(peer)):
                 sock.close()
                 raise FetchError(f"Refused: {conn.host} resolves to {refusal}.")
-            if watchdog := Watchdog.active():
+            if watchdog:
                 watchdog.watch(sock)
             return sock
     raise error or NewConnectionError(conn, "no address")

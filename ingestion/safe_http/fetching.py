@@ -53,11 +53,21 @@ REQUEST_HEADERS = {
     "Accept-Encoding": "gzip, deflate",  # the two we decode (and count) ourselves
 }
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+CREDENTIAL_HEADERS = {"authorization", "proxy-authorization", "cookie"}  # for the origin they were meant for
+
+
+def _origin(url: str) -> tuple:
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").rstrip("."), parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _without_credentials(headers: dict) -> dict:
+    return {name: value for name, value in headers.items() if name.lower() not in CREDENTIAL_HEADERS}
 
 
 def _describe(exc: Exception, url: str, watchdog: Watchdog) -> str:
     host = urlsplit(url).hostname
-    if watchdog.fired:
+    if watchdog.fired or time.monotonic() >= watchdog.deadline:  # its thread may not have woken yet
         return f"{host} took longer than the {settings.TWIN_FETCH_DEADLINE} second limit for one download."
     if isinstance(exc, NewConnectionError):  # a ConnectTimeoutError too, for urllib3's old callers
         return f"Could not connect to {host}: the host is unreachable or refused the connection."
@@ -166,6 +176,7 @@ def fetch(
     max_bytes = max_bytes or settings.TWIN_MAX_DOWNLOAD_BYTES
     own_deadline = time.monotonic() + settings.TWIN_FETCH_DEADLINE
     deadline = min(deadline, own_deadline) if deadline else own_deadline
+    request_headers = {**REQUEST_HEADERS, **(headers or {})}
     with (
         nullcontext(session) if session else FetchSession() as session,
         Watchdog(deadline, session.sockets) as watchdog,
@@ -175,7 +186,7 @@ def fetch(
                 response = session.http.urlopen(
                     "GET",
                     url,
-                    headers={**REQUEST_HEADERS, **(headers or {})},
+                    headers=request_headers,
                     redirect=False,
                     preload_content=False,
                     timeout=urllib3.Timeout(connect=settings.TWIN_FETCH_TIMEOUT, read=settings.TWIN_FETCH_TIMEOUT),
@@ -187,7 +198,10 @@ def fetch(
                 if is_redirect or response.status == 304 or response.status >= 400:
                     _finish_small(response)
                 if is_redirect:
-                    url = check_url(urljoin(url, response.headers.get("Location", "")))
+                    target = check_url(urljoin(url, response.headers.get("Location", "")))
+                    if _origin(target) != _origin(url):  # a token for one host is not for the host it sends us to
+                        request_headers = _without_credentials(request_headers)
+                    url = target
                     continue
                 page = FetchedPage(
                     url=url,

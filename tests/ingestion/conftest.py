@@ -129,6 +129,25 @@ def trickle(every_seconds: float, declared_bytes: int = 100_000):
     return respond
 
 
+@pytest.fixture
+def blackhole_port():
+    """A loopback port that never completes a connection: its listener's backlog is full
+    and nobody accepts, so Linux drops every further SYN and connect() waits out its timeout."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    yield port
+    for sock in (*fillers, listener):
+        sock.close()
+
+
 def closed_port() -> int:
     """A loopback port nothing listens on (bound, then released)."""
     with socket.create_server(("127.0.0.1", 0)) as sock:

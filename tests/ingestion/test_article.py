@@ -84,8 +84,12 @@ def test_an_unknown_host_is_looked_up_by_the_worker_and_fails_the_run_with_the_r
     assert run.status == "failed" and "The host no-such-blog.invalid could not be found." in run.error
 
 
-def test_an_unreachable_host_leaves_a_failed_run_with_its_error_on_the_source_page(owner_client, owner, local_site):
-    url = f"http://127.0.0.1:{closed_port()}/post"
+def test_an_unreachable_host_leaves_a_failed_run_with_its_error_on_the_source_page(
+    owner_client, owner, local_site, settings
+):
+    port = closed_port()
+    settings.TWIN_CRAWL_ALLOWED_PORTS = [port]  # allowed, but nothing listens there
+    url = f"http://127.0.0.1:{port}/post"
 
     response = add_article(owner_client, url)
 

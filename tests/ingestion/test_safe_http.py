@@ -140,6 +140,32 @@ def test_fetch_follows_a_redirect_within_the_allowed_host(local_site):
     assert fetch(start).url == target
 
 
+def test_a_redirect_to_another_host_drops_the_credentials(site, allow_loopback, settings):
+    """A GitHub token sent to api.github.com must not follow a redirect to whatever host the
+    answer names; a redirect within the host keeps it."""
+    from tests.ingestion.sites import Site
+
+    other = Site()
+    try:
+        allow_loopback(other.server.server_port)
+        settings.TWIN_CRAWL_ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+        elsewhere = other.add("/landing", PAGE).replace("127.0.0.1", "localhost")
+        site.add("/start", "", status=302, Location="/moved")
+        site.add("/moved", "", status=302, Location=elsewhere)
+
+        page = fetch(site.base + "/start", headers={"Authorization": "token s3cret", "Cookie": "session=1"})
+    finally:
+        other.close()
+
+    assert page.url == elsewhere
+    assert [(path, headers.get("Authorization")) for path, _, headers in site.log] == [
+        ("/start", "token s3cret"),
+        ("/moved", "token s3cret"),
+    ]
+    [(path, _, headers)] = other.log
+    assert path == "/landing" and "Authorization" not in headers and "Cookie" not in headers
+
+
 @pytest.mark.parametrize(
     ("location", "reason"),
     [
@@ -233,6 +259,26 @@ def test_an_http_error_status_is_reported(local_site, status, words):
 def test_a_closed_port_says_it_could_not_connect(allow_loopback):
     with pytest.raises(FetchError, match=re.escape("Could not connect to 127.0.0.1")):
         fetch(f"http://127.0.0.1:{allow_loopback(closed_port())}/")
+
+
+def test_connection_attempts_to_many_unreachable_addresses_end_at_the_deadline(blackhole_port, monkeypatch, settings):
+    """A name with 20 addresses that never answer took the connect timeout for each, one
+    after the other, outside the fetch's deadline (300 s at the defaults); the attempts
+    now share the deadline: a 2 s deadline leaves room for two 1 s attempts, no more."""
+    from urllib3.util import connection
+
+    settings.TWIN_FETCH_TIMEOUT, settings.TWIN_FETCH_DEADLINE = 1, 2
+    settings.TWIN_CRAWL_ALLOWED_HOSTS, settings.TWIN_CRAWL_ALLOWED_PORTS = ["many.test"], [blackhole_port]
+    twenty = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", blackhole_port))] * 20
+    real_getaddrinfo, real_connect, attempts = socket.getaddrinfo, connection.create_connection, []
+    monkeypatch.setattr(
+        socket, "getaddrinfo", lambda host, *a, **k: twenty if host == "many.test" else real_getaddrinfo(host, *a, **k)
+    )
+    monkeypatch.setattr(connection, "create_connection", lambda *a, **k: attempts.append(a) or real_connect(*a, **k))
+
+    with pytest.raises(FetchError, match=re.escape("many.test took longer than the 2 second limit for one download.")):
+        fetch(f"http://many.test:{blackhole_port}/")
+    assert 1 <= len(attempts) <= 3
 
 
 def test_a_server_that_never_answers_hits_the_timeout(raw_server, settings):
