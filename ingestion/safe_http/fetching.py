@@ -7,6 +7,8 @@ import time
 import zlib
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
@@ -103,8 +105,18 @@ def _charset(content_type_header: str) -> str:
 
 
 def _retry_after(response) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    return float(value) if value.strip().isdigit() else None
+    """Seconds to wait, from Retry-After in either form (RFC 9110: seconds, or an HTTP
+    date); None when absent or unreadable. A crawl caps it (TWIN_CRAWL_MAX_BACKOFF_SECONDS)."""
+    value = response.headers.get("Retry-After", "").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000": a date in UTC
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _finish_small(response, limit: int = 64 * 1024):

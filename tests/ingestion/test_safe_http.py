@@ -4,10 +4,12 @@ import gzip
 import re
 import socket
 import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 
-from ingestion.safe_http import FetchError, FetchSession, check_url, fetch
+from ingestion.safe_http import FetchError, FetchSession, HTTPStatusError, check_url, fetch
 from tests.ingestion.conftest import closed_port, never_answer, send_chunked, send_until_close, trickle
 
 TOO_LARGE = re.escape("The page is larger than the 64.0\xa0KB limit.")  # TWIN_MAX_DOWNLOAD_BYTES = 64 KiB
@@ -254,6 +256,26 @@ def test_an_http_error_status_is_reported(local_site, status, words):
 
     with pytest.raises(FetchError, match=words):
         fetch(url)
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "low", "high"),
+    [
+        ("120", 120, 120),
+        (format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True), 100, 121),
+        (format_datetime(datetime.now(UTC) - timedelta(hours=1), usegmt=True), 0, 0),  # already past: now
+        ("tomorrow-ish", None, None),
+    ],
+    ids=["seconds", "http-date", "past-date", "unreadable"],
+)
+def test_retry_after_is_read_in_seconds_and_as_an_http_date(local_site, retry_after, low, high):
+    url = local_site.page("/busy", "busy", status=503, **{"Retry-After": retry_after})
+
+    with pytest.raises(HTTPStatusError) as answered:
+        fetch(url)
+
+    wait = answered.value.retry_after
+    assert (wait is None) if low is None else (low <= wait <= high)
 
 
 def test_a_closed_port_says_it_could_not_connect(allow_loopback):
