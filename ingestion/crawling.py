@@ -17,12 +17,12 @@ to `crawl.store` (or says it was unchanged, failed, skipped or gone). The crawl:
 import logging
 import time
 from urllib.parse import urlsplit
-from urllib.robotparser import RobotFileParser
 
 import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
+from protego import Protego
 
 from core.jobs import JobStatus
 
@@ -171,7 +171,7 @@ class Crawl:
         self.counts = {"created": 0, "updated": 0, "unchanged": 0, "failed": 0, "skipped": 0, "gone": 0}
         self.failures: list[dict] = []
         self.requests = 0
-        self.robots: dict[str, tuple[RobotFileParser | None, str]] = {}
+        self.robots: dict[str, tuple[Protego | None, str]] = {}
         self.pacer = HostPacer()
         self.cancel = CancelWatch(run)
         self.http = FetchSession()  # connections kept alive from one request to the next
@@ -274,9 +274,7 @@ class Crawl:
             return None, f"robots.txt of {origin} answered HTTP {exc.status}, so nothing there is fetched."
         except FetchError as exc:  # unreachable: nothing there can be fetched, for the same reason
             return None, str(exc)
-        parser = RobotFileParser()
-        parser.parse(page.text.splitlines())
-        return parser, ""
+        return Protego.parse(page.text), ""  # RFC 9309: wildcards, "$", the longest matching rule wins
 
     def robots_refusal(self, url) -> str:
         return self._robots_for(url)[1]
@@ -285,11 +283,11 @@ class Crawl:
         parser, refusal = self._robots_for(url)
         if refusal:
             raise FetchError(refusal)
-        return parser is None or parser.can_fetch(ROBOTS_AGENT, url)
+        return parser is None or parser.can_fetch(url, ROBOTS_AGENT)
 
     def sitemaps_from_robots(self, url) -> list[str]:
         parser, _ = self._robots_for(url)
-        return list(parser.site_maps() or []) if parser else []
+        return list(parser.sitemaps) if parser else []
 
     def _crawl_delay(self, url) -> float:
         parts = urlsplit(url)

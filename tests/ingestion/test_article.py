@@ -241,3 +241,29 @@ def test_a_retry_after_date_is_honoured_within_the_backoff_cap(owner, site, sett
     assert source.last_run.status == "succeeded", source.last_run.error
     assert Document.objects.filter(source=source).count() == 1
     assert "HTTP 503 from 127.0.0.1" in caplog.text and "retrying in 0.05s" in caplog.text
+
+
+def test_robots_txt_wildcards_and_end_anchors_are_obeyed(owner, site):
+    """`Disallow: /*.pdf$` forbids /a/b.pdf (the standard library's parser let it through)."""
+    site.add("/robots.txt", "User-agent: *\nDisallow: /*.pdf$\n", content_type="text/plain")
+    url = site.add("/a/b.pdf", post_html("A paper", "papers"))
+
+    source = do_add_source(owner, "article", {"url": url, "category": "article"})
+
+    assert source.last_run.status == "failed"
+    assert "asks crawlers not to fetch /a/b.pdf" in source.last_run.error
+    assert "/a/b.pdf" not in site.paths()
+
+
+def test_the_longest_matching_robots_rule_wins(owner, site):
+    """A longer Allow inside a disallowed folder allows that page (RFC 9309), wherever it stands."""
+    site.add("/robots.txt", "User-agent: *\nDisallow: /drafts/\nAllow: /drafts/published-post\n", "text/plain")
+    allowed = site.add("/drafts/published-post", post_html("Published", "publishing"))
+    forbidden = site.add("/drafts/secret", post_html("Secret", "secrets"))
+
+    published = do_add_source(owner, "article", {"url": allowed, "category": "article"})
+    secret = do_add_source(owner, "article", {"url": forbidden, "category": "article"})
+
+    assert published.last_run.status == "succeeded", published.last_run.error
+    assert secret.last_run.status == "failed" and "robots.txt" in secret.last_run.error
+    assert "/drafts/published-post" in site.paths(200) and "/drafts/secret" not in site.paths()
