@@ -125,13 +125,16 @@ def do_upsert_document(source: Source, item) -> tuple[str, int | None, str]:
     """
     text = item.text[: settings.TWIN_MAX_DOCUMENT_CHARS]
     digest = content_hash(text)
-    validators = {"etag": item.etag, "last_modified": item.last_modified, "body_hash": item.body_hash}
+    # What the fetch says about the item: kept even when its text is unchanged.
+    facts = {"etag": item.etag, "last_modified": item.last_modified, "body_hash": item.body_hash}
+    if item.published_at:  # an item without a date (a re-checked page) keeps the one stored
+        facts["published_at"] = item.published_at
     with transaction.atomic():
         existing = Document.objects.select_for_update().filter(source=source, url=item.url).first()
         if existing and existing.content_hash == digest and existing.gone_at is None:
-            for name, value in {**validators, "gone_at": None}.items():
+            for name, value in {**facts, "gone_at": None}.items():
                 setattr(existing, name, value)
-            existing.save(update_fields=[*validators, "gone_at"])
+            existing.save(update_fields=[*facts, "gone_at"])
             return "unchanged", existing.pk, ""
         duplicate = Document.objects.for_user(source.owner).filter(content_hash=digest)
         if existing:
@@ -146,7 +149,7 @@ def do_upsert_document(source: Source, item) -> tuple[str, int | None, str]:
             "metadata": item.metadata,
             "fetched_at": timezone.now(),
             "gone_at": None,
-            **validators,
+            **facts,
         }
         if existing:
             for name, value in values.items():

@@ -6,6 +6,7 @@ the crawl (and, through the crawl, the models and actions that import connectors
 """
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from urllib.parse import urljoin, urlsplit
 
 GONE_STATUSES = (404, 410)  # the page is gone: its stored document is marked gone, not failed
@@ -23,6 +24,7 @@ class Item:
     etag: str = ""
     last_modified: str = ""
     body_hash: str = ""
+    published_at: datetime | None = None  # when the source says it was published (a feed's date)
 
 
 def same_site(url: str, base: str) -> bool:
