@@ -429,6 +429,7 @@ TWIN_BROWSER_PATH = os.environ.get("TWIN_BROWSER_PATH", "/usr/bin/chromium")
 TWIN_BROWSER_MIN_WORDS = envint("TWIN_BROWSER_MIN_WORDS", 60)  # fewer words found statically: render
 TWIN_BROWSER_TIMEOUT = envint("TWIN_BROWSER_TIMEOUT", 20)
 TWIN_BROWSER_MAX_REQUESTS = envint("TWIN_BROWSER_MAX_REQUESTS", 30)
+TWIN_BROWSER_USER = os.environ.get("TWIN_BROWSER_USER", "nobody")  # Chromium runs as this user when the worker is root
 TWIN_GITHUB_API_URL = os.environ.get("TWIN_GITHUB_API_URL", "https://api.github.com")
 TWIN_GITHUB_TOKEN = os.environ.get("TWIN_GITHUB_TOKEN", "")  # optional: a higher API rate limit
 TWIN_GIT_MAX_REPOS = envint("TWIN_GIT_MAX_REPOS", 20)
