@@ -167,6 +167,7 @@ def run(quick: bool, pages: int | None = None) -> dict:
     with common.scratch_database(), mock.patch("ingestion.crawling.do_send_changed"):
         for variant, lastmod in (("lastmod", True), ("etag", False)):
             server = BlogServer(posts, lastmod=lastmod)
+            settings.TWIN_CRAWL_ALLOWED_PORTS = [int(server.base.rsplit(":", 1)[1])]  # an allowed host needs its port
             try:
                 figures[variant] = measure(server, posts, variant)
             finally:

@@ -10,6 +10,7 @@ from django.utils import timezone
 from accounts.quotas import QuotaReached, check_storage
 from core.jobs import JobStatus
 
+from .connectors import connector_named
 from .models import CrawlRun, Document, Source, content_hash
 from .signals import documents_changed, documents_gone
 
@@ -41,8 +42,6 @@ def do_add_source(owner, kind: str, cleaned_data: dict) -> Source:
     options, and an uploaded file, stored privately); the row and the file are written
     together or not at all.
     """
-    from .connectors import connector_named
-
     fields = connector_named(kind).source_fields(cleaned_data)
     upload = fields.pop("upload", None)
     with transaction.atomic():
@@ -126,13 +125,16 @@ def do_upsert_document(source: Source, item) -> tuple[str, int | None, str]:
     """
     text = item.text[: settings.TWIN_MAX_DOCUMENT_CHARS]
     digest = content_hash(text)
-    validators = {"etag": item.etag, "last_modified": item.last_modified, "body_hash": item.body_hash}
+    # What the fetch says about the item: kept even when its text is unchanged.
+    facts = {"etag": item.etag, "last_modified": item.last_modified, "body_hash": item.body_hash}
+    if item.published_at:  # an item without a date (a re-checked page) keeps the one stored
+        facts["published_at"] = item.published_at
     with transaction.atomic():
         existing = Document.objects.select_for_update().filter(source=source, url=item.url).first()
         if existing and existing.content_hash == digest and existing.gone_at is None:
-            for name, value in {**validators, "gone_at": None}.items():
+            for name, value in {**facts, "gone_at": None}.items():
                 setattr(existing, name, value)
-            existing.save(update_fields=[*validators, "gone_at"])
+            existing.save(update_fields=[*facts, "gone_at"])
             return "unchanged", existing.pk, ""
         duplicate = Document.objects.for_user(source.owner).filter(content_hash=digest)
         if existing:
@@ -147,7 +149,7 @@ def do_upsert_document(source: Source, item) -> tuple[str, int | None, str]:
             "metadata": item.metadata,
             "fetched_at": timezone.now(),
             "gone_at": None,
-            **validators,
+            **facts,
         }
         if existing:
             for name, value in values.items():

@@ -76,7 +76,18 @@ class SourceCreateSerializer(serializers.Serializer):
 class DocumentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Document
-        fields = ["id", "source", "category", "title", "url", "content_hash", "fetched_at", "gone_at", "word_count"]
+        fields = [
+            "id",
+            "source",
+            "category",
+            "title",
+            "url",
+            "content_hash",
+            "fetched_at",
+            "published_at",
+            "gone_at",
+            "word_count",
+        ]
 
 
 class DocumentDetailSerializer(DocumentSerializer):

@@ -16,18 +16,18 @@ to `crawl.store` (or says it was unchanged, failed, skipped or gone). The crawl:
 
 import logging
 import time
-from dataclasses import dataclass, field
-from urllib.parse import urljoin, urlsplit
-from urllib.robotparser import RobotFileParser
+from urllib.parse import urlsplit
 
 import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
+from protego import Protego
 
 from core.jobs import JobStatus
 
 from .actions import do_mark_gone, do_send_changed, do_upsert_document
+from .items import Item
 from .models import CrawlRun, Document
 from .safe_http import (
     ROBOTS_AGENT,
@@ -41,26 +41,11 @@ from .safe_http import (
 
 logger = logging.getLogger(__name__)
 MAX_FAILURES_KEPT = 200
-GONE_STATUSES = (404, 410)
 SAVE_EVERY_SECONDS = 1.0  # progress of cheap outcomes reaches the run row this often (the page polls every 2 s)
 
 
 class RunStopped(Exception):
     """The user cancelled the run, or it reached its deadline: stop at once, keep what is stored."""
-
-
-@dataclass
-class Item:
-    """One document as a connector found it."""
-
-    url: str
-    title: str
-    text: str
-    category: str = ""  # the source's category when empty
-    metadata: dict = field(default_factory=dict)
-    etag: str = ""
-    last_modified: str = ""
-    body_hash: str = ""
 
 
 class HostPacer:
@@ -186,7 +171,7 @@ class Crawl:
         self.counts = {"created": 0, "updated": 0, "unchanged": 0, "failed": 0, "skipped": 0, "gone": 0}
         self.failures: list[dict] = []
         self.requests = 0
-        self.robots: dict[str, tuple[RobotFileParser | None, str]] = {}
+        self.robots: dict[str, tuple[Protego | None, str]] = {}
         self.pacer = HostPacer()
         self.cancel = CancelWatch(run)
         self.http = FetchSession()  # connections kept alive from one request to the next
@@ -289,9 +274,7 @@ class Crawl:
             return None, f"robots.txt of {origin} answered HTTP {exc.status}, so nothing there is fetched."
         except FetchError as exc:  # unreachable: nothing there can be fetched, for the same reason
             return None, str(exc)
-        parser = RobotFileParser()
-        parser.parse(page.text.splitlines())
-        return parser, ""
+        return Protego.parse(page.text), ""  # RFC 9309: wildcards, "$", the longest matching rule wins
 
     def robots_refusal(self, url) -> str:
         return self._robots_for(url)[1]
@@ -300,11 +283,11 @@ class Crawl:
         parser, refusal = self._robots_for(url)
         if refusal:
             raise FetchError(refusal)
-        return parser is None or parser.can_fetch(ROBOTS_AGENT, url)
+        return parser is None or parser.can_fetch(url, ROBOTS_AGENT)
 
     def sitemaps_from_robots(self, url) -> list[str]:
         parser, _ = self._robots_for(url)
-        return list(parser.site_maps() or []) if parser else []
+        return list(parser.sitemaps) if parser else []
 
     def _crawl_delay(self, url) -> float:
         parts = urlsplit(url)
@@ -434,12 +417,3 @@ class Crawl:
             if c[key]:
                 text += f", {c[key]} {key}"
         return text
-
-
-def same_site(url: str, base: str) -> bool:
-    return urlsplit(url).netloc.lower() == urlsplit(base).netloc.lower()
-
-
-def absolute(base: str, href: str) -> str:
-    """An absolute link without its #fragment."""
-    return urljoin(base, href.strip()).split("#", 1)[0]

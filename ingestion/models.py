@@ -95,16 +95,6 @@ class Source(models.Model):
             return self.latest_runs[0] if self.latest_runs else None
         return self.crawl_runs.order_by("-created_at").first()
 
-    @property
-    def connector(self):
-        from .connectors import connector_for
-
-        return connector_for(self)
-
-    @property
-    def kind_label(self) -> str:
-        return self.connector.label
-
 
 class CrawlRun(Job):
     task_name = "ingestion.tasks.crawl_source"
@@ -190,11 +180,12 @@ class Document(models.Model):
     content_hash = models.CharField(max_length=64)
     fetched_at = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(auto_now_add=True)
-    metadata = models.JSONField(default=dict, blank=True, help_text="Connector facts: path, language, published…")
+    metadata = models.JSONField(default=dict, blank=True, help_text="Connector facts: path, language, feed…")
     etag = models.CharField(max_length=300, blank=True, help_text="The server's ETag, for a conditional re-fetch.")
     last_modified = models.CharField(max_length=100, blank=True, help_text="The server's Last-Modified.")
     body_hash = models.CharField(max_length=64, blank=True, help_text="sha256 of the bytes fetched.")
     gone_at = models.DateTimeField(null=True, blank=True, help_text="When the source stopped having it.")
+    published_at = models.DateTimeField(null=True, blank=True, help_text="When the source says it was published.")
 
     objects = DocumentQuerySet.as_manager()
 

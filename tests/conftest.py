@@ -199,9 +199,10 @@ class LocalSite:
 
 @pytest.fixture
 def local_site(settings):
-    """Pages on 127.0.0.1, which the crawler may fetch only because the test allows the host."""
+    """Pages on 127.0.0.1, which the crawler may fetch only because the test allows the host and its port."""
     settings.TWIN_CRAWL_ALLOWED_HOSTS = ["127.0.0.1"]
     site = LocalSite()
+    settings.TWIN_CRAWL_ALLOWED_PORTS = [site.server.server_port]  # an allowed host still needs an allowed port
     yield site
     site.close()
 

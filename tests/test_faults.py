@@ -64,14 +64,26 @@ def wait_for(condition, worker, what, timeout=TIMEOUT):
 
 
 @pytest.fixture
-def worker_env(settings):
+def blog_site():
+    """Served before the workers start: they are told its port (an allowed host needs an allowed port)."""
+    site = Site()
+    yield site
+    site.close()
+
+
+@pytest.fixture
+def worker_env(settings, blog_site):
+    port = blog_site.server.server_port
     settings.TWIN_JOB_HEARTBEAT_SECONDS = 1
     settings.TWIN_JOB_STALE_SECONDS = 4
-    settings.TWIN_CRAWL_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.TWIN_CRAWL_ALLOWED_HOSTS, settings.TWIN_CRAWL_ALLOWED_PORTS = ["127.0.0.1"], [port]
     processes.forget_queued_tasks("default", "gpu")
     celery_app.conf.task_always_eager = False
     yield processes.process_env(
-        TWIN_JOB_HEARTBEAT_SECONDS="1", TWIN_JOB_STALE_SECONDS="4", TWIN_CRAWL_ALLOWED_HOSTS="127.0.0.1"
+        TWIN_JOB_HEARTBEAT_SECONDS="1",
+        TWIN_JOB_STALE_SECONDS="4",
+        TWIN_CRAWL_ALLOWED_HOSTS="127.0.0.1",
+        TWIN_CRAWL_ALLOWED_PORTS=str(port),
     )
     celery_app.conf.task_always_eager = True
 
@@ -120,33 +132,30 @@ def features_settled(owner) -> bool:
     return not FeatureRun.objects.for_user(owner).active().exists()
 
 
-def test_a_crawl_killed_mid_way_completes_after_a_restart_with_every_page_once(default_worker, owner):
-    site = Site()
+def test_a_crawl_killed_mid_way_completes_after_a_restart_with_every_page_once(default_worker, owner, blog_site):
+    site = blog_site
     site.delay = 0.5  # a slow blog: the kill lands mid-crawl
     posts = [f"/posts/{n}" for n in range(len(TOPICS))]
     for path, topic in zip(posts, TOPICS, strict=True):
         site.add(path, post_html(topic.title(), topic))
     site.add("/robots.txt", "User-agent: *\nAllow: /\n", content_type="text/plain")
     site.add("/", "<html><body>" + "".join(f"<a href='{p}'>{p}</a> " for p in posts) + "</body></html>")
-    try:
-        source = do_add_source(owner, "blog", {"url": site.base + "/", "category": "post"})
-        run = source.last_run
-        wait_for(lambda: Document.objects.filter(source=source).count() >= 3, default_worker, "a few pages")
+    source = do_add_source(owner, "blog", {"url": site.base + "/", "category": "post"})
+    run = source.last_run
+    wait_for(lambda: Document.objects.filter(source=source).count() >= 3, default_worker, "a few pages")
 
-        kill_and_resume(default_worker, run)
+    kill_and_resume(default_worker, run)
 
-        urls = sorted(Document.objects.filter(source=source).values_list("url", flat=True))
-        assert urls == sorted(site.base + p for p in posts)  # every page, once (and the home page is no post)
-        wait_for(lambda: features_settled(owner), default_worker, "the feature runs")
-        assert_features_whole(owner)
+    urls = sorted(Document.objects.filter(source=source).values_list("url", flat=True))
+    assert urls == sorted(site.base + p for p in posts)  # every page, once (and the home page is no post)
+    wait_for(lambda: features_settled(owner), default_worker, "the feature runs")
+    assert_features_whole(owner)
 
-        before = list(CrawlRun.objects.filter(pk=run.pk).values())
-        documents = Document.objects.count()
-        celery_app.send_task("ingestion.tasks.crawl_source", args=[run.pk])  # the original message, hours later
-        time.sleep(3)
-        assert list(CrawlRun.objects.filter(pk=run.pk).values()) == before and Document.objects.count() == documents
-    finally:
-        site.close()
+    before = list(CrawlRun.objects.filter(pk=run.pk).values())
+    documents = Document.objects.count()
+    celery_app.send_task("ingestion.tasks.crawl_source", args=[run.pk])  # the original message, hours later
+    time.sleep(3)
+    assert list(CrawlRun.objects.filter(pk=run.pk).values()) == before and Document.objects.count() == documents
 
 
 def big_notes(paragraphs=400) -> str:

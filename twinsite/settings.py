@@ -162,7 +162,8 @@ TWIN_KEEP_FAILED_CHECKPOINTS_DAYS = envint("TWIN_KEEP_FAILED_CHECKPOINTS_DAYS", 
 TWIN_KEEP_REJECTED_ADAPTERS_DAYS = envint("TWIN_KEEP_REJECTED_ADAPTERS_DAYS", 7)
 TWIN_MAX_QUESTION_CHARS = envint("TWIN_MAX_QUESTION_CHARS", 2000)
 # Hosts that the crawler may fetch even though they resolve to private addresses
-# (tests serve pages on loopback; an intranet blog could be added here).
+# (tests serve pages on loopback; an intranet blog could be added here). Their ports are
+# checked all the same (80, 443, TWIN_CRAWL_ALLOWED_PORTS): never the app's own.
 TWIN_CRAWL_ALLOWED_HOSTS = envlist("TWIN_CRAWL_ALLOWED_HOSTS", "")
 
 # Retrieval and generation.
@@ -441,6 +442,7 @@ TWIN_BROWSER_PATH = os.environ.get("TWIN_BROWSER_PATH", "/usr/bin/chromium")
 TWIN_BROWSER_MIN_WORDS = envint("TWIN_BROWSER_MIN_WORDS", 60)  # fewer words found statically: render
 TWIN_BROWSER_TIMEOUT = envint("TWIN_BROWSER_TIMEOUT", 20)
 TWIN_BROWSER_MAX_REQUESTS = envint("TWIN_BROWSER_MAX_REQUESTS", 30)
+TWIN_BROWSER_USER = os.environ.get("TWIN_BROWSER_USER", "nobody")  # Chromium runs as this user when the worker is root
 TWIN_GITHUB_API_URL = os.environ.get("TWIN_GITHUB_API_URL", "https://api.github.com")
 TWIN_GITHUB_TOKEN = os.environ.get("TWIN_GITHUB_TOKEN", "")  # optional: a higher API rate limit
 TWIN_GIT_MAX_REPOS = envint("TWIN_GIT_MAX_REPOS", 20)

@@ -9,7 +9,7 @@ import lxml.html
 import trafilatura
 from lxml import etree
 
-from ..crawling import Item
+from ..items import Item
 
 __all__ = ["Connector", "ConnectorError", "Item", "extract_html", "extract_text", "first_line_title"]
 

@@ -5,20 +5,21 @@ Shared by the article, feed and blog connectors.
 
 from django.conf import settings
 
-from ..crawling import GONE_STATUSES, Item
+from ..items import GONE_STATUSES, Item
 from ..safe_http import FetchError, HTTPStatusError
 from .base import ConnectorError, extract_article, first_line_title
 
 PLAIN_TYPES = ("text/plain", "text/markdown")
 
 
-def sync_page(crawl, url: str, *, metadata: dict | None = None, extract=None) -> str:
+def sync_page(crawl, url: str, *, metadata: dict | None = None, extract=None, published_at=None) -> str:
     """Fetch `url` and store its article; returns created, updated, unchanged, skipped or gone.
 
     A 304, or the same bytes as last time, is "unchanged" without extracting anything.
     A 404 or 410 marks the stored document gone. Anything else that goes wrong raises
     ConnectorError with the reason. `extract(page) -> (title, text)` replaces the static
-    extraction (the article connector's browser path).
+    extraction (the article connector's browser path). `published_at`: the date a feed or
+    an archive gave the page.
     """
     crawl.last_page = None
     try:
@@ -53,6 +54,7 @@ def sync_page(crawl, url: str, *, metadata: dict | None = None, extract=None) ->
         etag=page.etag,
         last_modified=page.last_modified,
         body_hash=page.body_hash,
+        published_at=published_at,
     )
     return crawl.store(item)
 

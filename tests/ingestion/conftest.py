@@ -21,7 +21,16 @@ def stored_files(root: Path) -> list[Path]:
 
 @pytest.fixture
 def allow_loopback(settings):
+    """Loopback on the crawl allow-list; returns allow_port(port), since an allowed host
+    still needs an allowed port (each test server allows its own random one)."""
     settings.TWIN_CRAWL_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.TWIN_CRAWL_ALLOWED_PORTS = []
+
+    def allow_port(port: int) -> int:
+        settings.TWIN_CRAWL_ALLOWED_PORTS = [*settings.TWIN_CRAWL_ALLOWED_PORTS, port]
+        return port
+
+    return allow_port
 
 
 class RawServer:
@@ -72,6 +81,7 @@ def raw_server(allow_loopback):
 
     def start(respond) -> RawServer:
         servers.append(RawServer(respond))
+        allow_loopback(servers[-1].listener.getsockname()[1])
         return servers[-1]
 
     yield start
@@ -119,6 +129,25 @@ def trickle(every_seconds: float, declared_bytes: int = 100_000):
     return respond
 
 
+@pytest.fixture
+def blackhole_port():
+    """A loopback port that never completes a connection: its listener's backlog is full
+    and nobody accepts, so Linux drops every further SYN and connect() waits out its timeout."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    yield port
+    for sock in (*fillers, listener):
+        sock.close()
+
+
 def closed_port() -> int:
     """A loopback port nothing listens on (bound, then released)."""
     with socket.create_server(("127.0.0.1", 0)) as sock:
@@ -130,5 +159,6 @@ def site(allow_loopback):
     from tests.ingestion.sites import Site
 
     server = Site()
+    allow_loopback(server.server.server_port)
     yield server
     server.close()

@@ -1,12 +1,17 @@
 """Article URLs: /sources/article/, do_add_article_source, and re-syncing a changed page."""
 
+import logging
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
 import pytest
 from django.urls import reverse
 
 from features.models import Chunk
-from ingestion.actions import SourceRefused, do_add_article_source, do_sync_source
+from ingestion.actions import SourceRefused, do_add_article_source, do_add_source, do_sync_source
 from ingestion.models import CrawlRun, Document, Source
 from tests.ingestion.conftest import closed_port
+from tests.ingestion.sites import post_html
 
 pytestmark = pytest.mark.django_db
 
@@ -84,8 +89,12 @@ def test_an_unknown_host_is_looked_up_by_the_worker_and_fails_the_run_with_the_r
     assert run.status == "failed" and "The host no-such-blog.invalid could not be found." in run.error
 
 
-def test_an_unreachable_host_leaves_a_failed_run_with_its_error_on_the_source_page(owner_client, owner, local_site):
-    url = f"http://127.0.0.1:{closed_port()}/post"
+def test_an_unreachable_host_leaves_a_failed_run_with_its_error_on_the_source_page(
+    owner_client, owner, local_site, settings
+):
+    port = closed_port()
+    settings.TWIN_CRAWL_ALLOWED_PORTS = [port]  # allowed, but nothing listens there
+    url = f"http://127.0.0.1:{port}/post"
 
     response = add_article(owner_client, url)
 
@@ -213,3 +222,48 @@ def test_another_user_cannot_sync_or_see_your_source(other_client, owner, local_
     assert other_client.post(reverse("sync-source", args=[source.pk])).status_code == 404
     assert other_client.get(reverse("source-detail", args=[source.pk])).status_code == 404
     assert source.crawl_runs.count() == 1
+
+
+def test_a_retry_after_date_is_honoured_within_the_backoff_cap(owner, site, settings, caplog):
+    """A 503 asking (as an HTTP date) to come back tomorrow waits the cap, as the seconds
+    form does; before, the date was ignored and the crawl retried after its own backoff."""
+    settings.TWIN_CRAWL_BACKOFF_SECONDS, settings.TWIN_CRAWL_MAX_BACKOFF_SECONDS = 0.01, 0.05
+    tomorrow = format_datetime(datetime.now(UTC) + timedelta(days=1), usegmt=True)
+    answers = [
+        (503, {"Content-Type": "text/plain", "Retry-After": tomorrow}, b"busy"),
+        (200, {"Content-Type": "text/html; charset=utf-8"}, post_html("Rye", "rye bread").encode()),
+    ]
+    site.routes["/post"] = lambda: answers.pop(0) if len(answers) > 1 else answers[0]
+
+    with caplog.at_level(logging.INFO, logger="ingestion.crawling"):
+        source = do_add_source(owner, "article", {"url": site.base + "/post", "category": "article"})
+
+    assert source.last_run.status == "succeeded", source.last_run.error
+    assert Document.objects.filter(source=source).count() == 1
+    assert "HTTP 503 from 127.0.0.1" in caplog.text and "retrying in 0.05s" in caplog.text
+
+
+def test_robots_txt_wildcards_and_end_anchors_are_obeyed(owner, site):
+    """`Disallow: /*.pdf$` forbids /a/b.pdf (the standard library's parser let it through)."""
+    site.add("/robots.txt", "User-agent: *\nDisallow: /*.pdf$\n", content_type="text/plain")
+    url = site.add("/a/b.pdf", post_html("A paper", "papers"))
+
+    source = do_add_source(owner, "article", {"url": url, "category": "article"})
+
+    assert source.last_run.status == "failed"
+    assert "asks crawlers not to fetch /a/b.pdf" in source.last_run.error
+    assert "/a/b.pdf" not in site.paths()
+
+
+def test_the_longest_matching_robots_rule_wins(owner, site):
+    """A longer Allow inside a disallowed folder allows that page (RFC 9309), wherever it stands."""
+    site.add("/robots.txt", "User-agent: *\nDisallow: /drafts/\nAllow: /drafts/published-post\n", "text/plain")
+    allowed = site.add("/drafts/published-post", post_html("Published", "publishing"))
+    forbidden = site.add("/drafts/secret", post_html("Secret", "secrets"))
+
+    published = do_add_source(owner, "article", {"url": allowed, "category": "article"})
+    secret = do_add_source(owner, "article", {"url": forbidden, "category": "article"})
+
+    assert published.last_run.status == "succeeded", published.last_run.error
+    assert secret.last_run.status == "failed" and "robots.txt" in secret.last_run.error
+    assert "/drafts/published-post" in site.paths(200) and "/drafts/secret" not in site.paths()

@@ -4,10 +4,12 @@ import gzip
 import re
 import socket
 import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 
-from ingestion.safe_http import FetchError, FetchSession, check_url, fetch
+from ingestion.safe_http import FetchError, FetchSession, HTTPStatusError, check_url, fetch
 from tests.ingestion.conftest import closed_port, never_answer, send_chunked, send_until_close, trickle
 
 TOO_LARGE = re.escape("The page is larger than the 64.0\xa0KB limit.")  # TWIN_MAX_DOWNLOAD_BYTES = 64 KiB
@@ -86,8 +88,35 @@ def test_loopback_is_refused_unless_the_host_is_explicitly_allowed(settings):
         check_url("http://127.0.0.1/")
     with pytest.raises(FetchError, match="port 8000"):
         check_url("http://127.0.0.1:8000/")
-    settings.TWIN_CRAWL_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.TWIN_CRAWL_ALLOWED_HOSTS, settings.TWIN_CRAWL_ALLOWED_PORTS = ["127.0.0.1"], [8000]
     assert check_url("http://127.0.0.1:8000/") == "http://127.0.0.1:8000/"
+
+
+def test_an_allowed_host_still_needs_an_allowed_port(settings):
+    """Loopback on the allow-list (an intranet blog, the tests) must not open the app's own
+    port, nor Redis's or PostgreSQL's, to a tenant's crawl."""
+    settings.TWIN_CRAWL_ALLOWED_HOSTS, settings.TWIN_CRAWL_ALLOWED_PORTS = ["127.0.0.1"], []
+
+    for port in (8000, 6379, 5432):
+        with pytest.raises(FetchError, match=re.escape(f"Refused: port {port} (only 80, 443 can be crawled).")):
+            check_url(f"http://127.0.0.1:{port}/")
+    assert check_url("http://127.0.0.1/") == "http://127.0.0.1/"
+
+
+def test_the_app_itself_on_an_allowed_host_is_not_fetched_on_its_port(local_site, monkeypatch, settings):
+    """The crawl of a tenant reached the app's own port on allowed loopback; refused at the
+    URL check, and again by the socket guard when that check is bypassed."""
+    from ingestion.safe_http import fetching
+
+    url = local_site.page("/admin/", "the app itself")
+    port = local_site.server.server_port
+    settings.TWIN_CRAWL_ALLOWED_PORTS = []
+
+    with pytest.raises(FetchError, match=re.escape(f"Refused: port {port}")):
+        fetch(url)
+    monkeypatch.setattr(fetching, "check_url", lambda url: url)
+    with pytest.raises(FetchError, match=re.escape(f"Refused: port {port}")):
+        fetch(url)
 
 
 def test_a_port_from_the_setting_is_allowed(settings):
@@ -111,6 +140,32 @@ def test_fetch_follows_a_redirect_within_the_allowed_host(local_site):
     start = local_site.page("/old", "", status=301, Location="/new")
 
     assert fetch(start).url == target
+
+
+def test_a_redirect_to_another_host_drops_the_credentials(site, allow_loopback, settings):
+    """A GitHub token sent to api.github.com must not follow a redirect to whatever host the
+    answer names; a redirect within the host keeps it."""
+    from tests.ingestion.sites import Site
+
+    other = Site()
+    try:
+        allow_loopback(other.server.server_port)
+        settings.TWIN_CRAWL_ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+        elsewhere = other.add("/landing", PAGE).replace("127.0.0.1", "localhost")
+        site.add("/start", "", status=302, Location="/moved")
+        site.add("/moved", "", status=302, Location=elsewhere)
+
+        page = fetch(site.base + "/start", headers={"Authorization": "token s3cret", "Cookie": "session=1"})
+    finally:
+        other.close()
+
+    assert page.url == elsewhere
+    assert [(path, headers.get("Authorization")) for path, _, headers in site.log] == [
+        ("/start", "token s3cret"),
+        ("/moved", "token s3cret"),
+    ]
+    [(path, _, headers)] = other.log
+    assert path == "/landing" and "Authorization" not in headers and "Cookie" not in headers
 
 
 @pytest.mark.parametrize(
@@ -203,9 +258,53 @@ def test_an_http_error_status_is_reported(local_site, status, words):
         fetch(url)
 
 
+def http_date(seconds_from_now: int) -> str:
+    return format_datetime(datetime.now(UTC) + timedelta(seconds=seconds_from_now), usegmt=True)
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "low", "high"),
+    [
+        (lambda: "120", 120, 120),
+        (lambda: http_date(120), 100, 121),
+        (lambda: http_date(-3600), 0, 0),  # already past: now
+        (lambda: "tomorrow-ish", None, None),
+    ],
+    ids=["seconds", "http-date", "past-date", "unreadable"],
+)
+def test_retry_after_is_read_in_seconds_and_as_an_http_date(local_site, retry_after, low, high):
+    url = local_site.page("/busy", "busy", status=503, **{"Retry-After": retry_after()})
+
+    with pytest.raises(HTTPStatusError) as answered:
+        fetch(url)
+
+    wait = answered.value.retry_after
+    assert (wait is None) if low is None else (low <= wait <= high)
+
+
 def test_a_closed_port_says_it_could_not_connect(allow_loopback):
     with pytest.raises(FetchError, match=re.escape("Could not connect to 127.0.0.1")):
-        fetch(f"http://127.0.0.1:{closed_port()}/")
+        fetch(f"http://127.0.0.1:{allow_loopback(closed_port())}/")
+
+
+def test_connection_attempts_to_many_unreachable_addresses_end_at_the_deadline(blackhole_port, monkeypatch, settings):
+    """A name with 20 addresses that never answer took the connect timeout for each, one
+    after the other, outside the fetch's deadline (300 s at the defaults); the attempts
+    now share the deadline: a 2 s deadline leaves room for two 1 s attempts, no more."""
+    from urllib3.util import connection
+
+    settings.TWIN_FETCH_TIMEOUT, settings.TWIN_FETCH_DEADLINE = 1, 2
+    settings.TWIN_CRAWL_ALLOWED_HOSTS, settings.TWIN_CRAWL_ALLOWED_PORTS = ["many.test"], [blackhole_port]
+    twenty = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", blackhole_port))] * 20
+    real_getaddrinfo, real_connect, attempts = socket.getaddrinfo, connection.create_connection, []
+    monkeypatch.setattr(
+        socket, "getaddrinfo", lambda host, *a, **k: twenty if host == "many.test" else real_getaddrinfo(host, *a, **k)
+    )
+    monkeypatch.setattr(connection, "create_connection", lambda *a, **k: attempts.append(a) or real_connect(*a, **k))
+
+    with pytest.raises(FetchError, match=re.escape("many.test took longer than the 2 second limit for one download.")):
+        fetch(f"http://many.test:{blackhole_port}/")
+    assert 1 <= len(attempts) <= 3
 
 
 def test_a_server_that_never_answers_hits_the_timeout(raw_server, settings):
@@ -333,16 +432,16 @@ def test_the_connection_goes_to_the_vetted_address_not_to_a_second_lookup(monkey
 
 
 def test_the_socket_guard_refuses_even_when_the_checks_are_bypassed(local_site, monkeypatch, settings):
-    from ingestion import safe_http
+    from ingestion.safe_http import connections, fetching, resolve
 
     url = local_site.page("/secret", "internal only")
     settings.TWIN_CRAWL_ALLOWED_HOSTS = []
     settings.TWIN_CRAWL_ALLOWED_PORTS = [local_site.server.server_port]
-    monkeypatch.setattr(safe_http, "check_url", lambda url: url)
+    monkeypatch.setattr(fetching, "check_url", lambda url: url)
     with pytest.raises(FetchError, match=re.escape("127.0.0.1 resolves to a loopback address")):
         fetch(url)
 
-    monkeypatch.setattr(safe_http, "vetted_addresses", safe_http.resolve)
+    monkeypatch.setattr(connections, "vetted_addresses", resolve)
     with pytest.raises(FetchError, match=re.escape("127.0.0.1 resolves to a loopback address")):
         fetch(url)
 

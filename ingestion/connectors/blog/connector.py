@@ -12,7 +12,7 @@ from urllib.parse import urljoin, urlsplit
 
 from django.conf import settings
 
-from ...crawling import same_site
+from ...items import same_site
 from ...safe_http import FetchError, HTTPStatusError
 from ..base import Connector, ConnectorError
 from ..feed.parse import XML_TYPES, advertised_feeds

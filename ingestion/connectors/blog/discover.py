@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import lxml.html
 from lxml import etree
 
-from ...crawling import absolute, same_site
+from ...items import absolute, same_site
 
 NON_POST_SEGMENTS = {
     "about",

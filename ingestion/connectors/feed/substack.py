@@ -14,6 +14,7 @@ post is skipped: only its teaser is public.
 """
 
 import json
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from ...safe_http import FetchError
@@ -66,3 +67,12 @@ def _archive_page(crawl, url: str) -> list:
 
 def is_paid(post: dict) -> bool:
     return post.get("audience") in PAID_AUDIENCES
+
+
+def post_date(post: dict) -> datetime | None:
+    """The post's "post_date" (ISO 8601, "2024-03-10T12:00:00.000Z"), or None when it has none we can read."""
+    try:
+        when = datetime.fromisoformat(str(post.get("post_date") or ""))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)

@@ -7,16 +7,16 @@ with conditional requests of their own. A Substack feed is followed by its archi
 (substack.py), which lists the posts older than the feed's latest.
 """
 
-from ...crawling import same_site
+from ...items import same_site
 from ..base import ConnectorError, Item, first_line_title
 from ..pages import sync_page
 from .parse import XML_TYPES, advertised_feeds, entry_full_text, parse_feed
-from .substack import archive_posts, is_paid, is_substack
+from .substack import archive_posts, is_paid, is_substack, post_date
 
 
-def _page_item(crawl, url: str, metadata: dict):
+def _page_item(crawl, url: str, metadata: dict, published_at=None):
     try:
-        sync_page(crawl, url, metadata=metadata)
+        sync_page(crawl, url, metadata=metadata, published_at=published_at)
     except ConnectorError as exc:
         crawl.fail(url, str(exc))
 
@@ -34,7 +34,7 @@ def _sync_substack_archive(crawl, feed_url: str, items: dict):
             crawl.skip(url, "A paid post: only its teaser is public.")
             continue
         items[url] = "page"
-        _page_item(crawl, url, {"published": str(post.get("post_date") or ""), "feed": feed_url, "via": "page"})
+        _page_item(crawl, url, {"feed": feed_url, "via": "page"}, post_date(post))
 
 
 def sync_feed(crawl, feed_url: str, *, follow_html: bool = True) -> None:
@@ -65,14 +65,15 @@ def sync_feed(crawl, feed_url: str, *, follow_html: bool = True) -> None:
         if not entry.link.startswith(("http://", "https://")):
             crawl.skip(entry.guid or entry.title or "(an entry)", "The entry has no web address.")
             continue
-        metadata = {"published": entry.published, "feed": feed_url}
+        metadata = {"feed": feed_url}
         if text := entry_full_text(entry):
             items[entry.link] = "feed"
             title = entry.title or first_line_title(text, entry.link)
-            crawl.store(Item(url=entry.link, title=title, text=text, metadata={**metadata, "via": "feed"}))
+            item = Item(entry.link, title, text, metadata={**metadata, "via": "feed"}, published_at=entry.published)
+            crawl.store(item)
         else:
             items[entry.link] = "page"
-            _page_item(crawl, entry.link, {**metadata, "via": "page"})
+            _page_item(crawl, entry.link, {**metadata, "via": "page"}, entry.published)
     if is_substack(feed, feed_url):
         _sync_substack_archive(crawl, feed_url, items)
     crawl.source.state["feed"] = {

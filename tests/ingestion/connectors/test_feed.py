@@ -1,6 +1,7 @@
 """Feeds: RSS 2.0 and Atom, shaped like Medium's and Substack's; profile URLs mapped to feeds."""
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -52,6 +53,7 @@ def substack_feed(site) -> str:
 
 
 SUBSTACK_ROBOTS = "User-agent: *\nDisallow: /action/\nDisallow: /publish\nDisallow: /sign-in\nDisallow: /embed\n"
+POST_DATE = "2023-01-01T12:00:00.000Z"  # as Substack's archive writes it
 LATEST = [("feed-one", "Letters in spring", "spring letters"), ("feed-two", "Ink and paper", "fountain pens")]
 OLDER = [("old-one", "My first letter", "first letters"), ("old-two", "Stamps", "stamp collecting")]
 
@@ -74,7 +76,7 @@ def substack_publication(site) -> str:
     )
     listed = [(slug, title, "everyone") for slug, title, _ in LATEST + OLDER] + [("paid", "Members only", "only_paid")]
     archive = [
-        {"canonical_url": f"{site.base}/p/{slug}", "title": title, "audience": audience, "post_date": "2023-01-01"}
+        {"canonical_url": f"{site.base}/p/{slug}", "title": title, "audience": audience, "post_date": POST_DATE}
         for slug, title, audience in listed
     ]
     for offset in range(0, len(archive) + 1, 2):
@@ -98,7 +100,8 @@ def test_a_substack_publication_gives_its_archive_beyond_the_feed(owner, site, m
     assert set(Document.objects.filter(source=source).values_list("title", flat=True)) == {
         "Letters in spring", "Ink and paper", "My first letter", "Stamps"
     }  # fmt: skip
-    assert Document.objects.get(title="Stamps").metadata["via"] == "page"
+    stamps = Document.objects.get(title="Stamps")
+    assert stamps.metadata["via"] == "page" and stamps.published_at == datetime(2023, 1, 1, 12, tzinfo=UTC)
     assert [f["reason"] for f in run.failures] == ["A paid post: only its teaser is public."]
     assert [path for path in site.paths() if "archive" in path] == [
         f"/api/v1/archive?sort=new&offset={offset}&limit=2" for offset in (0, 2, 4)
@@ -154,7 +157,7 @@ def test_a_medium_shaped_feed_gives_the_full_posts(owner, site):
 
     document = Document.objects.get(source=source)
     assert document.title == "What on-call taught me" and "on-call rotas" in document.raw_text
-    assert document.metadata["via"] == "feed" and document.metadata["published"].startswith("Mon, 04 Mar 2024")
+    assert document.metadata["via"] == "feed" and document.published_at == datetime(2024, 3, 4, 9, 12, 44, tzinfo=UTC)
     assert site.paths() == ["/robots.txt", "/feed/@ada"]  # the text came from the feed
 
 
@@ -176,6 +179,7 @@ def test_an_atom_feed_with_teasers_takes_each_post_from_its_page(owner, site):
 
     document = Document.objects.get(source=source)
     assert "sharpening chisels" in document.raw_text and document.metadata["via"] == "page"
+    assert document.published_at == datetime(2024, 1, 1, tzinfo=UTC)  # the entry's <updated>, from the feed
 
 
 def test_an_atom_feed_with_full_content(owner, site):
@@ -196,12 +200,50 @@ def test_a_page_that_advertises_its_feed_is_followed_to_it(owner, site):
     assert source.last_run.documents_created == 1
 
 
+@pytest.mark.parametrize("inner", ["/inner-feed", "/etc/passwd"])
+def test_a_feed_that_is_only_an_address_or_a_file_name_is_never_followed(owner, site, inner):
+    """feedparser fetches a URL and opens a file name it is given as a string: it gets the
+    fetched bytes as a stream, so neither is read."""
+    site.add("/inner-feed", substack_feed(site), content_type="application/rss+xml")
+    url = site.add("/feed.xml", (site.base if inner.startswith("/inner") else "") + inner, "application/rss+xml")
+
+    source = add_feed(owner, url)
+
+    assert source.last_run.status == "failed" and "That is not an RSS or Atom feed" in source.last_run.error
+    assert "/inner-feed" not in site.paths() and not Document.objects.exists()
+
+
+def test_a_slightly_broken_feed_is_read_all_the_same(owner, site):
+    """An unescaped "&" (common in hand-made feeds) made the whole feed fail; its dates, in
+    either form a feed writes them, become the documents' dates."""
+    fish, peas, vinegar = (LONG_PARAGRAPH.format(topic=t) for t in ("fish & chips", "mushy peas", "malt vinegar"))
+    site.add(
+        "/feed.xml",
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Fish & Chips Weekly</title>'
+        f"<item><title>Fish & chips</title><link>{site.base}/p/fish</link>"
+        "<pubDate>Mon, 04 Mar 2024 09:12:44 +0100</pubDate>"
+        f"<description><![CDATA[<p>{fish}</p><p>{vinegar}</p>]]></description></item>"
+        f"<item><title>Mushy peas</title><link>{site.base}/p/peas</link><pubDate>2024-03-05T10:00:00Z</pubDate>"
+        f"<description><![CDATA[<p>{peas}</p><p>{vinegar}</p>]]></description></item></channel></rss>",
+        content_type="application/rss+xml",
+    )
+
+    source = add_feed(owner, site.base + "/feed.xml")
+
+    assert source.last_run.status == "succeeded", source.last_run.error
+    dates = dict(Document.objects.filter(source=source).values_list("title", "published_at"))
+    assert dates == {
+        "Fish & chips": datetime(2024, 3, 4, 8, 12, 44, tzinfo=UTC),
+        "Mushy peas": datetime(2024, 3, 5, 10, tzinfo=UTC),
+    }
+
+
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
         ("<rss><channel><item><title>unclosed", "That is not a valid RSS or Atom feed (the XML is malformed)."),
         ("<html><body>just a page</body></html>", "No RSS or Atom feed was found at that address."),
-        ('<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"/>', "its root element is <svg>"),
+        ('<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"/>', "That is not an RSS or Atom feed"),
         (
             '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY e SYSTEM "file:///etc/passwd">]><rss><channel>'
             "<item><title>&e;</title><link>/x</link></item></channel></rss>",
