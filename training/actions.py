@@ -12,6 +12,7 @@ from django.utils import timezone
 from accounts.quotas import QuotaReached, check_runs_today, check_storage
 from core.jobs import JobStatus
 from core.queue import send_on_commit
+from features.actions import do_build_correction_dataset
 from features.models import DatasetKind, DatasetVersion
 
 from .hyperparameters import Hyperparameters, defaults_for
@@ -298,3 +299,15 @@ def do_retry_training_run(run: TrainingRun) -> TrainingRun:
         run.save(update_fields=["status", "error", "finished_at", "message"])
         run.send_when_committed()
     return run
+
+
+def do_start_refinement(owner, **overrides) -> TrainingRun:
+    """A DPO run on every correction the owner made (edited drafts, revised answers): the owner's text
+    preferred to the twin's. Its candidate is gated and approved like any other."""
+    if ModelVersion.objects.for_user(owner).production() is None:
+        raise TrainingRefused("A refinement improves an approved model: train and approve one first.")
+    try:
+        dataset = do_build_correction_dataset(owner)
+    except ValueError as exc:
+        raise TrainingRefused(str(exc)) from None
+    return do_start_training_run(owner, dataset, **overrides)

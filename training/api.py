@@ -16,6 +16,7 @@ from .actions import (
     do_approve_model_version,
     do_reject_model_version,
     do_rollback,
+    do_start_refinement,
     do_start_training_run,
     do_update_hyperparameters,
 )
@@ -134,6 +135,16 @@ class TrainingRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet)
             )
         try:
             run = do_start_training_run(request.user, dataset, **overrides)
+        except TrainingRefused as exc:
+            return _refused(exc)
+        return Response(TrainingRunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={201: TrainingRunSerializer})
+    @action(detail=False, methods=["post"])
+    def refine(self, request):
+        """Start a DPO refinement on your corrections (edited drafts, revised answers)."""
+        try:
+            run = do_start_refinement(request.user)
         except TrainingRefused as exc:
             return _refused(exc)
         return Response(TrainingRunSerializer(run).data, status=status.HTTP_201_CREATED)

@@ -5,6 +5,7 @@ from . import views
 urlpatterns = [
     path("training/", views.training_home, name="training"),
     path("training/runs/start/", views.start_run, name="start-training"),
+    path("training/refine/", views.refine, name="refine"),
     path("training/runs/<int:run_id>/", views.run_detail, name="training-run"),
     path("training/runs/<int:run_id>/cancel/", views.cancel_run, name="cancel-training"),
     path("training/runs/<int:run_id>/retry/", views.retry_run, name="retry-training"),

@@ -7,7 +7,13 @@ from django.views.decorators.http import require_POST, require_safe
 from core.decorators import require_form_methods
 from features.models import DatasetVersion
 
-from .actions import TrainingRefused, do_cancel_training_run, do_retry_training_run, do_start_training_run
+from .actions import (
+    TrainingRefused,
+    do_cancel_training_run,
+    do_retry_training_run,
+    do_start_refinement,
+    do_start_training_run,
+)
 from .experiments import do_start_experiment
 from .forms import ExperimentForm, HyperparametersForm
 from .hyperparameters import Hyperparameters
@@ -50,6 +56,19 @@ def start_run(request):
         messages.error(request, str(exc))
         return redirect("training")
     messages.success(request, "Training run queued.")
+    return redirect("training-run", run_id=run.pk)
+
+
+@login_required
+@require_POST
+def refine(request):
+    """A DPO refinement on the owner's corrections (dashboard button)."""
+    try:
+        run = do_start_refinement(request.user)
+    except TrainingRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("dashboard")
+    messages.success(request, "Refinement queued: your corrections will teach the twin.")
     return redirect("training-run", run_id=run.pk)
 
 

@@ -9,8 +9,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_safe
 
 from accounts.actions import do_ensure_twin
+from chat.models import Draft
 from chat.serving import serving_description
-from features.models import Chunk, DatasetVersion, FeatureRun
+from features.models import Chunk, Correction, DatasetVersion, FeatureRun
 from ingestion.models import CrawlRun, Document, Source
 from training.models import ModelVersion, TrainingRun
 
@@ -40,6 +41,10 @@ def dashboard(request):
         "training_runs": training_runs,
         "datasets": DatasetVersion.objects.for_user(user).order_by("-created_at", "-pk")[:3],
         "model_versions": ModelVersion.objects.for_user(user)[:5],
+        "corrections_waiting": Correction.objects.for_user(user).waiting().count(),
+        "corrections_total": Correction.objects.for_user(user).count(),
+        "draft_count": Draft.objects.for_user(user).count(),
+        "has_production": ModelVersion.objects.for_user(user).production() is not None,
         "any_active": any(job.is_active for job in [*crawl_runs, *feature_runs, *training_runs]),
     }
     template = "dashboard/_pipeline.html" if request.htmx else "dashboard/dashboard.html"

@@ -95,3 +95,46 @@ def test_the_api_refuses_a_preference_run_before_any_model_is_approved(owner_api
     response = owner_api.post("/api/v1/training-runs/", {"dataset_version": preference.pk}, format="json")
 
     assert response.status_code == 400 and "approve one on an instruct dataset first" in response.json()["detail"]
+
+
+def _margins(version, pairs):
+    """log p(owner's text) - log p(twin's text) for each pair, under a model version's adapter."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from training import base_models
+    from training.dpo import collate_pairs, encode_pair, pair_logps
+
+    path = base_models.resolve(version.base_model.identifier)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(path), str(version.adapter_dir)).eval()
+    encoded = [encode_pair(tokenizer, pair, 256) for pair in pairs]
+    logps = pair_logps(model, encoded, collate_pairs(tokenizer.pad_token_id), 4)
+    return logps[:, 0] - logps[:, 1]
+
+
+def test_a_refinement_on_owner_edits_raises_the_edited_texts_over_the_twins(owner, production, settings):
+    """Ten edited drafts: DPO on them makes the owner's versions likelier than the twin's, against the
+    production adapter it started from; its candidate is gated against production."""
+    from chat.actions import do_edit_draft, do_write
+    from features.models import Correction
+    from training.actions import do_start_refinement
+
+    settings.TWIN_TRAIN_MAX_STEPS = 8
+    for n in range(10):
+        draft = do_write(owner, f"a post about my hives, part {n}", form="post", length="short")
+        draft.refresh_from_db()
+        do_edit_draft(draft, f"I keep two hives on the roof; in a good July each gives twelve kilograms ({n}).")
+    pairs = [c.as_pair() for c in Correction.objects.for_user(owner).order_by("pk")]
+    assert len(pairs) == 10 and Correction.objects.for_user(owner).waiting().count() == 10
+
+    run = do_start_refinement(owner, learning_rate=5e-3)
+    run.refresh_from_db()
+
+    assert run.status == JobStatus.SUCCEEDED, run.error
+    assert run.start_from == production and run.dataset_version.lineage["builder"] == "owner-corrections-v1"
+    assert Correction.objects.for_user(owner).waiting().count() == 0
+    candidate = ModelVersion.objects.get(training_run=run)
+    before, after = _margins(production, pairs), _margins(candidate, pairs)
+    assert (after > before).all(), (before, after)
+    assert candidate.evaluation_status == "done" and candidate.eval_report["reference"] == "production"
