@@ -102,3 +102,48 @@ def test_signup_upload_and_chat_with_cited_sources(page, serving_worker):
     page.reload()  # a finished conversation renders the checked sentences without streaming
     expect(page.locator(".bubble.answer").first.locator(".sentence.supported").first).to_contain_text("1:5:5")
     assert os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] == "true"
+
+
+def test_write_a_draft_read_it_and_edit_it(page, serving_worker, owner):
+    """The Write page: a brief becomes a draft streamed by the serving worker; the owner reads it,
+    edits it in place (a correction for the next refinement) and exports it."""
+    from chat.models import Draft
+    from features.models import Correction
+    from tests.conftest import add_markdown_source
+
+    add_markdown_source(owner)
+    page.goto("/login/")
+    page.fill("#id_username", owner.username)
+    page.fill("#id_password", "correct horse battery")
+    page.click("button[type=submit]")
+
+    serving_worker()
+    page.goto("/write/")
+    page.fill("textarea[name=brief]", "why I keep bees on a city roof")
+    page.select_option("select[name=format]", "post")
+    page.select_option("select[name=length]", "short")
+    page.select_option("select[name=alternatives]", "2")
+    page.click("#write-form button[type=submit]")
+
+    # The draft page streams the text, then reloads to the editor once it is done.
+    expect(page.locator(".mode-label")).to_contain_text("Write mode")
+    editor = page.locator("#draft-text")
+    expect(editor).to_be_visible(timeout=120_000)  # the worker's first draft loads its models
+    draft = Draft.objects.get(owner=owner)
+    assert draft.status == "done" and len(draft.alternatives) == 2
+    assert editor.input_value() == draft.text and draft.text.strip()
+    expect(page.locator(".alternative")).to_have_count(2)
+    expect(page.locator(".alternative").first.locator(".draft-text")).to_contain_text(draft.text.split()[0])
+
+    editor.fill("Two hives on our roof, and the linden trees three streets away: that is my July.")
+    page.click("#draft-edit button[type=submit]")
+    expect(page.locator(".messages")).to_contain_text("Saved")
+    expect(page.locator("#draft-text")).to_have_value(
+        "Two hives on our roof, and the linden trees three streets away: that is my July."
+    )
+    correction = Correction.objects.get(owner=owner)
+    assert correction.chosen.startswith("Two hives") and correction.rejected == draft.generated_text
+
+    with page.expect_download() as download:
+        page.click("text=Export as Markdown")
+    assert Path(download.value.path()).read_text().startswith("# why I keep bees on a city roof")
