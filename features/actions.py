@@ -171,14 +171,14 @@ def do_build_preference_version(
 ) -> tuple[DatasetVersion | None, bool]:
     """Pair the instruct version's passages with `answer`'s replies (features/preference.py).
 
-    messages_for(instruction) -> the chat messages to ask with; answer(list of messages) ->
+    messages_for(record) -> the chat messages to ask with (the record's mode's template); answer(list of messages) ->
     replies, in order; generator: what wrote them (lineage, and the key for reusing the
     replies of the previous version by the same generator, so only new prompts cost time).
     Nothing is written before every reply is in.
     """
     instruct = run.instruct_dataset
     samples = preference_prompts(read_records(instruct.file_path), settings.TWIN_PREFERENCE_MAX_PAIRS)
-    prompts = [messages_for(sample["instruction"]) for sample in samples]
+    prompts = [messages_for(sample) for sample in samples]
     previous = DatasetVersion.objects.for_user(run.owner).preference().filter(lineage__generator=generator).first()
     known = earlier_answers(_readable_records(previous))
     answers = [known.get(prompt_key(messages)) for messages in prompts]

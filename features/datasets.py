@@ -3,10 +3,12 @@
 No LLM writes the samples (there is none to call offline, and a 135M model would
 write worse text than the author). Following the course's back-translation idea,
 each sample's answer is a verbatim extract of the author's own text, and its
-instruction is derived locally from the section heading, the title and the
-extract's own key words. Half the samples carry the extract (and a distractor from
-another document) as retrieved context, so the twin learns both its voice and to
-answer from context with the same prompt template chat uses.
+instruction is a writing brief derived locally from the section heading, the title and the
+extract's own key words: the write template (features/prompts.py) answered by the author's
+paragraph. Half of them carry two sentences of another passage of the same document as
+background, never the answer itself, so the twin learns to write new text beside its notes
+rather than to copy them (chat's write mode serves exactly that prompt). The grounded samples
+teach answering from notes in the ask template.
 
 The split is by document (`split_by_document`): a document's samples are all train or
 all test, so test samples are about text no training sample was cut from.
@@ -14,6 +16,7 @@ all test, so test samples are about text no training sample was cut from.
 Record format, one JSON object per line (the contract with training):
     {"kind": "style"|"grounded", "split": "train"|"test", "instruction": str,
      "context": [str, ...], "answer": str, "document_id": int, "title": str}
+plus, for "style" (writing) records, "form" ("paragraph") and "words" (the passage's length).
 """
 
 import hashlib
@@ -38,12 +41,13 @@ STOPWORDS = frozenset(
     with would you your yours one two get got make made much many every thing things really still even well back
     first last time year years day days way know think going want need use used""".split()
 )
-TEMPLATES = (
-    "Write a paragraph about {topic}.",
-    "What do you think about {topic}?",
-    "Tell me about {topic}.",
-    "Explain {topic} in your own words.",
+TEMPLATES = (  # writing briefs, as an owner would give them on the Write page
+    "{topic}",
+    "a paragraph on {topic}",
+    "why {topic} matters to me",
+    "my thoughts on {topic}",
 )
+BACKGROUND_SENTENCES = 2
 
 
 @dataclass
@@ -106,19 +110,16 @@ def instruction_for(extract: Extract, rng: random.Random) -> str:
         topic = f"“{title}”"
     instruction = rng.choice(TEMPLATES).format(topic=topic)
     word = key_word(extract.text, f"{extract.heading} {extract.title}")
-    return f"{instruction[:-1]}, especially {word}{instruction[-1]}" if word else instruction
+    return f"{instruction}, especially {word}" if word else instruction
 
 
-def _distractor(extracts: list[Extract], by_document: dict[int, list[int]], document_id: int, rng) -> Extract | None:
-    """An extract from another document, in constant time (a rejection draw, then a fallback)."""
-    if len(by_document) < 2:
-        return None
-    for _ in range(8):
-        candidate = extracts[rng.randrange(len(extracts))]
-        if candidate.document_id != document_id:
-            return candidate
-    other = rng.choice([d for d in by_document if d != document_id])
-    return extracts[rng.choice(by_document[other])]
+def _background(extracts: list[Extract], by_document: dict[int, list[int]], index: int, rng) -> list[str]:
+    """Two sentences of another passage of the same document: notes to write beside, not the answer."""
+    others = [i for i in by_document[extracts[index].document_id] if i != index]
+    if not others:
+        return []
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", extracts[rng.choice(others)].text) if len(s.split()) >= 4]
+    return sentences[:BACKGROUND_SENTENCES]
 
 
 def build_records(documents: list[tuple[int, str, str]], seed: int = 0) -> list[dict]:
@@ -133,16 +134,14 @@ def build_records(documents: list[tuple[int, str, str]], seed: int = 0) -> list[
         by_document.setdefault(extract.document_id, []).append(index)
     rng = random.Random(seed)
     records = []
-    for extract in extracts:
-        context = []
-        if rng.random() < 0.5:
-            other = _distractor(extracts, by_document, extract.document_id, rng)
-            context = [extract.text] + ([other.text] if other else [])
-            rng.shuffle(context)
+    for index, extract in enumerate(extracts):
+        context = _background(extracts, by_document, index, rng) if rng.random() < 0.5 else []
         records.append(
             {
                 "kind": "style",
                 "instruction": instruction_for(extract, rng),
+                "form": "paragraph",
+                "words": max(40, round(len(extract.text.split()), -1)),
                 "context": context,
                 "answer": extract.text,
                 "document_id": extract.document_id,

@@ -25,7 +25,10 @@ SECOND_PERSON = {
 }  # fmt: skip
 NUMBER = re.compile(r"\b\d+(?:[:.,]\d+)*%?")
 CAUSE = re.compile(r"\s(?:because|so that|since)\s", re.IGNORECASE)
-PROPER_NOUN = re.compile(r"(?<=\s)[A-Z][a-z]{2,}")
+# A name: a capitalised word after a lowercase word or a comma, as in "with Sarah" or "in Leeds". After
+# a full stop, a colon or a quote a capital only opens a clause: "The", "Finally" are no names, and
+# the gate once asked "What do you say about The?".
+PROPER_NOUN = re.compile(r"(?<=[a-z,] )[A-Z][a-z]{2,}")
 
 
 def to_second_person(text: str) -> str:
@@ -40,8 +43,8 @@ def to_second_person(text: str) -> str:
 def is_fact(sentence: str) -> bool:
     """A sentence worth asking about: it states a number, a cause or a name."""
     words = sentence.split()
-    if not MIN_WORDS <= len(words) <= MAX_WORDS:
-        return False
+    if not MIN_WORDS <= len(words) <= MAX_WORDS or sentence.rstrip().endswith("?"):
+        return False  # the author's own questions ("Is it mind-boggling that…?") state nothing to ask about
     return bool(NUMBER.search(sentence) or CAUSE.search(sentence) or PROPER_NOUN.search(sentence))
 
 

@@ -72,3 +72,14 @@ def build_write_messages(twin_name: str, brief: str, form: str = "paragraph", wo
         {"role": "system", "content": WRITE_SYSTEM_PROMPT.format(name=twin_name)},
         {"role": "user", "content": ask},
     ]
+
+
+def record_messages(twin_name: str, record: dict, context=None) -> list[dict]:
+    """A dataset record's prompt in its mode's template: a "style" record (one of the author's
+    passages) is a writing brief answered by that passage, a "grounded" one a question answered
+    from notes. Training, the preference builder and the gate all format records here."""
+    notes = record.get("context") or [] if context is None else context
+    if record.get("kind") == "style":
+        words = record.get("words") or max(40, round(len(record["answer"].split()), -1))
+        return build_write_messages(twin_name, record["instruction"], record.get("form", "paragraph"), words, notes)
+    return build_messages(twin_name, record["instruction"], notes)

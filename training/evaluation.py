@@ -12,8 +12,11 @@ documents (text no run trained on):
   the base model on every seed (0.68/0.64 against 0.58/0.58), driven by a few
   exaggerated words ("most" at z 8.4) and the prompt's "own". On continuations of
   the same held-out passages the same candidate is the closer one (0.66 against 0.70);
-- topicality: mean cosine similarity (all-MiniLM-L6-v2) of each answer to its reference;
-- copying: share of generated 8-grams found verbatim in the training text;
+- drafts: held-out writing briefs written through chat's write path (generate.write_stream: notes
+  from the training passages as background, the copy guard), as a user is served; their pooled
+  Delta is reported beside the continuations' (`draft_delta`);
+- topicality: mean cosine similarity (all-MiniLM-L6-v2) of each draft to the author's own passage;
+- copying: share of the drafts' and continuations' 8-grams found verbatim in the training text;
 - grounding: the twin's held-out questions answered from notes as chat serves them,
   each answer checked against its notes (training/grounded_eval.py);
 - side-by-side answers to the same prompts, sampled with the same seed.
@@ -34,15 +37,18 @@ from pathlib import Path
 
 import torch
 
+from features.grounding import generate
 from features.grounding.config import GroundingConfig
-from features.prompts import build_messages, render_prompt
+from features.grounding.decoding import CorpusIndex
+from features.grounding.evidence import NoteSentences
 
-from .grounded_eval import grounding_metrics, heldout_questions
+from .grounded_eval import Note, grounding_metrics, heldout_questions
 from .lora import mean_loss
 from .samples import DataSplit, every_nth, not_heldout, text_windows
 from .stylometry import DeltaSpace, copy_rate, training_ngrams
 
 METRICS = ("perplexity", "style", "similarity", "copy_rate", "grounding")
+MAX_NOTE_PASSAGES = 200  # training passages the gate's drafts take their background notes from
 
 
 @dataclass
@@ -59,6 +65,7 @@ class GateConfig:
     style_passages: int = 8  # held-out passages continued for the style measure
     style_prefix_tokens: int = 32
     max_new_tokens: int = 96
+    draft_words: int = 80  # each gate draft is written as chat's write mode writes a paragraph this long
     max_windows: int = 48
     grounding_questions: int = 6  # held-out grounded questions answered by each model
     grounding_tolerance: float = 0.05  # the candidate's grounding may be this much under the reference's
@@ -75,10 +82,11 @@ class Prompt:
 
 
 def gate_prompts(records: list[dict], split: DataSplit, count: int) -> list[Prompt]:
-    """Questions about held-out text (no run trained on their answers), one per distinct instruction."""
+    """Writing briefs about held-out text (no run trained on their passages), one per distinct brief;
+    each reference is the author's own passage for it."""
     seen, prompts = set(), []
     for record in sorted(records, key=lambda r: (r.get("document_id") or 0, r["instruction"])):
-        if not_heldout(record, split) or record["instruction"] in seen:
+        if record.get("kind", "style") != "style" or not_heldout(record, split) or record["instruction"] in seen:
             continue
         seen.add(record["instruction"])
         prompts.append(Prompt(record["instruction"], record["answer"]))
@@ -108,6 +116,23 @@ def _generate(model, tokenizer, prompts: list[str], config: GateConfig) -> list[
     )
     width = batch["input_ids"].shape[1]
     return [tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in output]
+
+
+def _drafts(model, tokenizer, twin_name: str, prompts: list[Prompt], notes, guard, embed, config: GateConfig):
+    """Each brief written by chat's write path (features.grounding.generate.write_stream): the brief's
+    closest notes among the training passages as background, sampled, the copy guard on."""
+    write = config.grounding
+    drafts = []
+    for number, prompt in enumerate(prompts):
+        choice = generate.choose_notes(
+            notes, prompt.instruction, embed([prompt.instruction])[0], write.but(evidence_sentences=write.write_notes)
+        )
+        stream = generate.write_stream(
+            model, tokenizer, twin_name, prompt.instruction, write, words=config.draft_words,
+            notes=choice.texts if choice.has_notes else [], guard=guard, seed=config.seed + number,
+        )  # fmt: skip
+        drafts.append(generate.run_to_end(stream).text)
+    return drafts
 
 
 def _perplexity(loss: float) -> float:
@@ -210,10 +235,12 @@ def evaluate(
     questions = heldout_questions(records, split, config.grounding_questions)
     passages = spread(windows, config.style_passages)
     openings = [tokenizer.decode(w["input_ids"][: config.style_prefix_tokens]) for w in passages]
-    rendered = [render_prompt(tokenizer, build_messages(twin_name, p.instruction, [])) for p in prompts]
     space = DeltaSpace(split.train_texts + split.heldout_texts)
     heldout_text = "\n\n".join(split.heldout_texts)
     seen = training_ngrams(split.train_texts)
+    guard = CorpusIndex(tokenizer, split.train_texts, config.grounding.copy_guard_ngram)
+    passages = [Note(i, text) for i, text in enumerate(spread(split.train_texts, MAX_NOTE_PASSAGES))]
+    notes = NoteSentences.from_chunks(passages, embed)
 
     models, generations, continued, grounded = {}, {}, {}, {}
     for name in names:
@@ -223,15 +250,16 @@ def evaluate(
             model.set_adapter(name)
         with model.disable_adapter() if name == "base" else nullcontext():
             loss = mean_loss(model, windows, pad_id, 8) if windows else None
-            outputs = _generate(model, tokenizer, rendered + openings, config)
+            continuations = _generate(model, tokenizer, openings, config) if openings else []
+            outputs = _drafts(model, tokenizer, twin_name, prompts, notes, guard, embed, config)
             grounded[name] = grounding_metrics(model, tokenizer, twin_name, questions, embed, config.grounding)
-        outputs, continuations = outputs[: len(rendered)], outputs[len(rendered) :]
         generations[name], continued[name] = outputs, continuations
         pooled = "\n\n".join(continuations or outputs)
         models[name] = {
             "loss": None if loss is None else round(loss, 4),
             "perplexity": None if loss is None else _perplexity(loss),
             "delta": _round(space.delta(pooled, heldout_text)),
+            "draft_delta": _round(space.delta("\n\n".join(outputs), heldout_text)) if outputs else None,
             "similarity": _round(_cosine_means(embed, outputs, [p.reference for p in prompts])),
             "copy_rate": _round(copy_rate(outputs + continuations, seen)),
             "grounding": grounded[name]["grounding"],

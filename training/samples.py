@@ -18,7 +18,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from features.prompts import build_messages, render_prompt
+from features.prompts import record_messages, render_prompt
 
 IGNORE_INDEX = -100
 HELDOUT_FRACTION = 0.15
@@ -90,7 +90,7 @@ def text_windows(tokenizer, texts: list[str], max_len: int, min_len: int = 16) -
 def encode(tokenizer, twin_name: str, record: dict, max_len: int) -> dict:
     """Token ids with labels on the answer only; context is dropped first when too long."""
     for context in (record.get("context") or [], []):
-        prompt = render_prompt(tokenizer, build_messages(twin_name, record["instruction"], context))
+        prompt = render_prompt(tokenizer, record_messages(twin_name, record, context))
         prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         if len(prompt_ids) <= max_len // 2:
             break

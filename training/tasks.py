@@ -14,7 +14,7 @@ from features.datasets import read_records
 from features.generators import GeneratorError, endpoint_generator
 from features.grounding.config import GroundingConfig
 from features.models import CleanDocument, DatasetVersion, PreferenceRun
-from features.prompts import build_messages
+from features.prompts import record_messages
 
 from . import base_models
 from .actions import (
@@ -237,7 +237,7 @@ def build_preference_dataset(run_id: int):
         run.report(1, f"Answering with {generator.name}", generator=generator.name)
         dataset, created = do_build_preference_version(
             run,
-            messages_for=lambda instruction: build_messages(twin_name, instruction, []),
+            messages_for=lambda record: record_messages(twin_name, record, []),
             answer=generator.answer,
             generator=generator.name,
         )

@@ -103,14 +103,20 @@ def test_instructions_never_contain_the_extract_when_the_title_is_the_first_para
     assert records and all(r["answer"] not in r["instruction"] for r in records)
 
 
-def test_context_carries_the_answer_and_a_distractor_from_another_document():
+def test_writing_samples_have_background_from_the_same_document_but_never_their_answer():
+    """A writing sample is the write template answered by the author's passage; its notes are two
+    sentences of another passage of the same document, so the twin learns to write beside its notes,
+    not to copy them (the grounded samples teach answering from notes)."""
     records = build_records(DOCUMENTS)
-    with_context = [r for r in records if r["context"]]
+    writing = [r for r in records if r["kind"] == "style"]
+    with_context = [r for r in writing if r["context"]]
 
-    assert with_context and len(with_context) < len(records)
+    assert with_context and len(with_context) < len(writing)
     for record in with_context:
-        assert record["answer"] in record["context"]
-        assert len(record["context"]) == 2
+        assert len(record["context"]) <= 2 and all(note not in record["answer"] for note in record["context"])
+        document = next(text for doc_id, _, text in DOCUMENTS if doc_id == record["document_id"])
+        assert all(note in document for note in record["context"])
+    assert all(r["form"] == "paragraph" and r["words"] >= 40 for r in writing)
 
 
 def test_section_headings_shape_the_instruction():
@@ -203,3 +209,20 @@ def test_many_documents_build_in_linear_time():
     started = time.perf_counter()
     records = build_records(documents)
     assert len(records) > 800 and time.perf_counter() - started < 20
+
+
+def test_grounded_questions_are_ones_a_reader_would_ask():
+    """The gate's held-out questions come from these: no "What do you say about The?" and no question
+    made of the author's own rhetorical question."""
+    from features.grounded_samples import fact_sentences, question_for
+
+    text = (
+        "It rained for a week. Finally: The Carrow bridge opened in spring and I crossed it daily. "
+        "Is it mind-boggling that all of the above inferences come from 3 samples? "
+        "I walked with Sarah along the canal every Sunday morning."
+    )
+    questions = [question_for(s) for s in fact_sentences(text)]
+
+    assert "What do you say about Sarah?" in questions
+    assert not any(q.endswith(("about The?", "about Finally?")) for q in questions)
+    assert not any("mind-boggling" in q for q in questions)

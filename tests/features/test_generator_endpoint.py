@@ -160,7 +160,8 @@ def test_the_endpoint_writes_the_rejected_answers_of_the_preference_dataset(owne
     pairs = read_records(run.dataset_version.file_path)
     assert len(pairs) == 6
     for pair in pairs:
-        assert pair["rejected"][0]["content"] == f"A generic answer to: {pair['instruction']}"
+        asked = pair["prompt"][-1]["content"]  # the write template around the brief
+        assert pair["rejected"][0]["content"] == f"A generic answer to: {asked}" and pair["instruction"] in asked
         assert pair["chosen"][0]["content"] != pair["rejected"][0]["content"]
     assert run.dataset_version.lineage["generator"] == f"endpoint:fake-writer@{endpoint.base_url}"
 

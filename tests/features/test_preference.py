@@ -53,8 +53,9 @@ def test_each_pair_prefers_the_authors_passage_to_the_base_models_answer(owner, 
         chosen, rejected = pair["chosen"][0]["content"], pair["rejected"][0]["content"]
         assert (pair["instruction"], chosen) in style  # the author's own passage, verbatim
         assert rejected.strip() and rejected != chosen
-        assert pair["prompt"][1]["content"] == pair["instruction"]
-        assert "You are Alice." in pair["prompt"][0]["content"]  # the twin's serving system prompt
+        # the twin's serving write template: the brief, asked as the Write page asks it
+        assert pair["prompt"][1]["content"].endswith(f"Brief: {pair['instruction']}")
+        assert "You are Alice." in pair["prompt"][0]["content"]
     assert preference.lineage["generator"] == "base:tiny:greedy-12"
     assert run.generator == "base:tiny:greedy-12" and run.pairs_generated == 12
 
