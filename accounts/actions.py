@@ -5,6 +5,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth import authenticate
 from django.db import transaction
 from django.utils import timezone
 
@@ -50,6 +51,18 @@ def do_issue_api_token(user: User, name: str, *, scopes=(), expires_in_days: int
             raise TokenRefused(f"A token expires in 1 to {MAX_TOKEN_DAYS} days.")
         expires_at = timezone.now() + timedelta(days=expires_in_days)
     return ApiToken.issue(user, name, scopes=scopes, expires_at=expires_at)
+
+
+def password_checks_out(request, user: User, password: str) -> bool:
+    """Whether `password` is the signed-in user's, asked through the login lockout (django-axes).
+
+    A password check outside `authenticate` is an unlimited guessing oracle for whoever holds a
+    session: through it, each wrong password counts as a failed login and, past the limit, the
+    caller is locked out (axes flags the Django request; its middleware answers 429).
+    """
+    django_request = getattr(request, "_request", request)  # DRF's wrapper: axes flags the Django request
+    found = authenticate(django_request, username=user.get_username(), password=password)
+    return found is not None and found.pk == user.pk
 
 
 # Where the apps keep each user's files, as <area>/<user id>/...: uploads under MEDIA_ROOT

@@ -5,7 +5,7 @@ from rest_framework.decorators import action, api_view, authentication_classes, 
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
-from .actions import MAX_TOKEN_DAYS, TokenRefused, do_delete_account, do_issue_api_token
+from .actions import MAX_TOKEN_DAYS, TokenRefused, do_delete_account, do_issue_api_token, password_checks_out
 from .models import ApiToken
 from .throttling import TokenThrottle
 
@@ -89,7 +89,8 @@ class DeleteAccountSerializer(serializers.Serializer):
     )
 
     def validate_password(self, password):
-        if not self.context["user"].check_password(password):
+        request = self.context["request"]
+        if not password_checks_out(request, request.user, password):
             raise serializers.ValidationError("That is not your password; nothing was deleted.")
         return password
 
@@ -98,7 +99,7 @@ class DeleteAccountSerializer(serializers.Serializer):
 @api_view(["POST"])
 def delete_account(request):
     """Delete your account: every row and file of your twin, for good. Needs your password and a full-access token."""
-    body = DeleteAccountSerializer(data=request.data, context={"user": request.user})
+    body = DeleteAccountSerializer(data=request.data, context={"request": request})
     body.is_valid(raise_exception=True)
     do_delete_account(request.user)
     return Response(status=status.HTTP_204_NO_CONTENT)

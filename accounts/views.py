@@ -89,7 +89,7 @@ def owned_counts(user) -> dict[str, int]:
 @require_form_methods
 def delete_account(request):
     """A confirmation page; the POST with the password deletes every row and file, then signs out."""
-    form = DeleteAccountForm(request.POST or None, user=request.user)
+    form = DeleteAccountForm(request.POST or None, request=request)
     if request.method == "POST" and form.is_valid():
         user = request.user
         logout(request)

@@ -315,12 +315,15 @@ CELERY_BEAT_SCHEDULE = {
 # forged header cannot pick a fresh address.
 TWIN_NUM_PROXIES = envint("TWIN_NUM_PROXIES", 0)
 
-# Login lockout (web login, admin login and the API token endpoint), per username and
-# per address: a failure limit, then a fixed cool-off that further guesses do not extend.
+# Login lockout (web login, admin login, the API token endpoint and the password asked again to
+# delete an account), per client address: a failure limit, then a fixed cool-off that further
+# guesses do not extend. Not per username alone: anyone could then lock a known user out from
+# anywhere. The address counts every username it guesses, so it also covers (username, address)
+# pairs and password spraying; the owner signs in from their own address meanwhile.
 AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
 AXES_FAILURE_LIMIT = envint("TWIN_LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=envint("TWIN_LOGIN_COOLOFF_MINUTES", 15))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_CLIENT_IP_CALLABLE = "accounts.throttling.client_ip"
 AXES_LOCKOUT_CALLABLE = "accounts.throttling.lockout_response"
