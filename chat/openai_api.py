@@ -12,11 +12,14 @@ import json
 import time
 from contextlib import closing
 
+from django.conf import settings
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.decorators import api_view, throttle_classes
 from rest_framework.response import Response
+
+from accounts.quotas import QuotaReached, check_storage
 
 from .actions import AnswerFailed, ChatRefused, do_ask, reserve_stream, wait_for_answer
 from .api import refusal
@@ -53,7 +56,19 @@ def parse_messages(messages) -> tuple[str, list[dict]]:
             turns.append({"role": ROLES[message["role"]], "content": text})
     if not turns or messages[-1].get("role") != "user" or turns[-1]["role"] != "user":
         raise ValueError("The last message must be a user message with text.")
-    return turns[-1]["content"], turns[:-1]
+    history = turns[:-1]
+    check_history_limits(history)
+    return turns[-1]["content"], history
+
+
+def check_history_limits(history: list[dict]):
+    """The earlier turns are stored with the conversation: bounded in count and size (ValueError)."""
+    most, longest = settings.TWIN_MAX_HISTORY_MESSAGES, settings.TWIN_MAX_HISTORY_CHARS
+    if len(history) > most:
+        raise ValueError(f"At most {most} earlier messages are accepted; this request has {len(history)}.")
+    chars = sum(len(turn["content"]) for turn in history)
+    if chars > longest:
+        raise ValueError(f"The earlier messages may total {longest} characters; these total {chars}.")
 
 
 def _chunk(completion_id: str, created: int, model: str, delta: dict, finish_reason=None, **extra) -> str:
@@ -91,8 +106,10 @@ def chat_completions(request):
         if request.data.get("stream") is True:  # JSON true only: the string "false" must not stream
             slot = reserve_stream(request.user)  # before asking: a refused stream leaves no answer behind
         question, history = parse_messages(request.data.get("messages"))
+        # The history is stored: it counts against the owner's storage quota like a document.
+        check_storage(request.user, adding=sum(len(turn["content"].encode()) for turn in history))
         answer = do_ask(request.user, question, history=history)
-    except (ValueError, ChatRefused) as exc:
+    except (ValueError, ChatRefused, QuotaReached) as exc:
         if slot:
             slot.release()
         if isinstance(exc, ChatRefused):

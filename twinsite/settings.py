@@ -161,6 +161,10 @@ TWIN_KEEP_DATASET_VERSIONS = envint("TWIN_KEEP_DATASET_VERSIONS", 3)  # per user
 TWIN_KEEP_FAILED_CHECKPOINTS_DAYS = envint("TWIN_KEEP_FAILED_CHECKPOINTS_DAYS", 7)  # a failed run resumes from them
 TWIN_KEEP_REJECTED_ADAPTERS_DAYS = envint("TWIN_KEEP_REJECTED_ADAPTERS_DAYS", 7)
 TWIN_MAX_QUESTION_CHARS = envint("TWIN_MAX_QUESTION_CHARS", 2000)
+# The history an OpenAI client sends with a question is stored with the conversation (and counted in
+# TWIN_MAX_STORED_BYTES): at most this many earlier messages, of at most this many characters together.
+TWIN_MAX_HISTORY_MESSAGES = envint("TWIN_MAX_HISTORY_MESSAGES", 50)
+TWIN_MAX_HISTORY_CHARS = envint("TWIN_MAX_HISTORY_CHARS", 20_000)
 # Hosts that the crawler may fetch even though they resolve to private addresses
 # (tests serve pages on loopback; an intranet blog could be added here).
 TWIN_CRAWL_ALLOWED_HOSTS = envlist("TWIN_CRAWL_ALLOWED_HOSTS", "")
