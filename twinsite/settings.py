@@ -439,4 +439,6 @@ TWIN_GITHUB_API_URL = os.environ.get("TWIN_GITHUB_API_URL", "https://api.github.
 TWIN_GITHUB_TOKEN = os.environ.get("TWIN_GITHUB_TOKEN", "")  # optional: a higher API rate limit
 TWIN_GIT_MAX_REPOS = envint("TWIN_GIT_MAX_REPOS", 20)
 TWIN_GIT_MAX_FILE_BYTES = envint("TWIN_GIT_MAX_FILE_BYTES", 200 * 1024)
+TWIN_GIT_MAX_FILES = envint("TWIN_GIT_MAX_FILES", 5000)  # source and docs files one sync takes, all repositories
+TWIN_GIT_MAX_CLONE_BYTES = envint("TWIN_GIT_MAX_CLONE_BYTES", 500 * 1024 * 1024)  # one clone on disk, .git included
 TWIN_GIT_ALLOW_LOCAL = envbool("TWIN_GIT_ALLOW_LOCAL", "0")  # file:// and paths: tests only
