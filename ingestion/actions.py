@@ -18,6 +18,10 @@ class SourceRefused(Exception):
     """The user cannot add this source; the message says why."""
 
 
+class StorageFull(SourceRefused):
+    """A sync reached the owner's storage quota while storing: it stops there, keeping what it stored."""
+
+
 def _check_source_limit(owner, adding: int = 0):
     """Call inside the transaction that adds the source: the owner's row lock serialises adds."""
     get_user_model().objects.select_for_update().get(pk=owner.pk)
@@ -139,6 +143,13 @@ def do_upsert_document(source: Source, item) -> tuple[str, int | None, str]:
             duplicate = duplicate.exclude(pk=existing.pk)
         if twin := duplicate.first():
             return "skipped", None, f"Same text as “{twin.title}”, which is already stored."
+        # The quota is checked as documents are stored, not only when the sync starts: one sync can bring gigabytes.
+        growth = len(text.encode()) - (len(existing.raw_text.encode()) if existing else 0)
+        if growth > 0:
+            try:
+                check_storage(source.owner, growth)
+            except QuotaReached as exc:
+                raise StorageFull(f"The sync stopped: {exc} What it stored before is kept.") from None
         values = {
             "title": item.title[:500],
             "raw_text": text,

@@ -4,7 +4,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from .actions import SourceRefused, do_finish_crawl, do_sync_source
+from .actions import SourceRefused, StorageFull, do_finish_crawl, do_sync_source
 from .connectors import CONNECTORS, ConnectorError, connector_for
 from .crawling import Crawl, RunStopped
 from .models import CrawlRun, Source
@@ -38,7 +38,7 @@ def _sync(run, crawl):
         cancelled = run.cancelled_meanwhile()
         do_finish_crawl(run, crawl, error="" if cancelled else str(exc), cancelled=cancelled)
         return
-    except ConnectorError as exc:
+    except (ConnectorError, StorageFull) as exc:
         do_finish_crawl(run, crawl, error=str(exc))
         return
     except SoftTimeLimitExceeded:
