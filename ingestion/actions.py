@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.quotas import QuotaReached, check_storage
-from core.jobs import JobStatus
+from core.jobs import ACTIVE_STATUSES, JobStatus
 
 from .models import CrawlRun, Document, Source, content_hash
 from .signals import documents_changed, documents_gone
@@ -79,21 +79,71 @@ def do_add_article_source(owner, url: str, *, category: str) -> Source:
 
 def do_sync_source(source: Source, *, check_quota: bool = True) -> CrawlRun:
     """Queue a crawl of the source, or return the one already queued or running.
-    SourceRefused when the owner's storage quota is used up (adding a source checked it already)."""
+    SourceRefused when the owner's storage quota is used up (adding a source checked it already).
+
+    The crawl is sent to the workers at once while its owner has fewer than
+    TWIN_MAX_ACTIVE_SYNCS_PER_USER syncs sent and not finished; otherwise it waits, queued,
+    and is sent when one of them ends (do_dispatch_syncs)."""
     active = source.crawl_runs.active().first()
     if active:
         return active
     if check_quota:
         _check_storage(source.owner)
-    run = CrawlRun.objects.create(owner=source.owner, source=source, message="Waiting for a worker")
-    run.send_when_committed()
+    run = CrawlRun.objects.create(owner=source.owner, source=source, message=_waiting_message())
+    do_dispatch_syncs([source.owner_id])
+    run.refresh_from_db()
     return run
 
 
+def _waiting_message() -> str:
+    limit = settings.TWIN_MAX_ACTIVE_SYNCS_PER_USER
+    return f"Waiting for one of your other syncs to finish (at most {limit} run at once)"
+
+
+def do_dispatch_syncs(owner_ids=None) -> int:
+    """Send held syncs to the workers, fairly: each owner up to TWIN_MAX_ACTIVE_SYNCS_PER_USER syncs
+    sent and not finished, in rounds of one sync per owner (oldest request first), so that the
+    queue, first in first out, alternates between owners. Called when a sync is requested or
+    ends, and by beat. Returns how many were sent."""
+    held = CrawlRun.objects.filter(status=JobStatus.QUEUED, dispatched_at__isnull=True)
+    if owner_ids is not None:
+        held = held.filter(owner_id__in=owner_ids)
+    limit = settings.TWIN_MAX_ACTIVE_SYNCS_PER_USER
+    sent = 0
+    with transaction.atomic():
+        owners = sorted(set(held.values_list("owner_id", flat=True)))
+        # The owners' rows serialise dispatchers (a sync ending while another is requested, beat).
+        list(get_user_model().objects.select_for_update().filter(pk__in=owners).order_by("pk").values("pk"))
+        turns: dict[int, list[CrawlRun]] = {}
+        for owner_id in owners:
+            running = CrawlRun.objects.filter(
+                owner_id=owner_id, status__in=ACTIVE_STATUSES, dispatched_at__isnull=False
+            ).count()
+            if limit - running > 0:
+                turns[owner_id] = list(held.filter(owner_id=owner_id).order_by("created_at", "pk")[: limit - running])
+        order = sorted(turns, key=lambda owner_id: (turns[owner_id][0].created_at, owner_id))
+        while any(turns.values()):
+            for owner_id in order:
+                if turns[owner_id]:
+                    sent += _dispatch(turns[owner_id].pop(0))
+    return sent
+
+
+def _dispatch(run: CrawlRun) -> int:
+    won = CrawlRun.objects.filter(pk=run.pk, status=JobStatus.QUEUED, dispatched_at__isnull=True).update(
+        dispatched_at=timezone.now(), message="Waiting for a worker"
+    )
+    if won:
+        run.send_when_committed()
+    return won
+
+
 def do_cancel_sync(source: Source) -> CrawlRun | None:
-    """Cancel the source's queued or running crawl; it stops at its next item, keeping what it stored."""
+    """Cancel the source's queued or running crawl; it stops at its next item, keeping what it stored.
+    Its owner's next held sync, if any, takes its place."""
     run = source.crawl_runs.active().first()
     if run and run.request_cancel():
+        do_dispatch_syncs([source.owner_id])
         return run
     return None
 

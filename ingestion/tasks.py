@@ -4,7 +4,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from .actions import SourceRefused, StorageFull, do_finish_crawl, do_sync_source
+from .actions import SourceRefused, StorageFull, do_dispatch_syncs, do_finish_crawl, do_sync_source
 from .connectors import CONNECTORS, ConnectorError, connector_for
 from .crawling import Crawl, RunStopped
 from .models import CrawlRun, Source
@@ -28,6 +28,13 @@ def crawl_source(run_id: int):
         _sync(run, crawl)
     finally:
         crawl.close()
+        do_dispatch_syncs([run.owner_id])  # its owner's next held sync takes its place
+
+
+@shared_task
+def dispatch_syncs():
+    """Beat: send held syncs whose owner has a free place (after a run failed outside its task, say)."""
+    do_dispatch_syncs()
 
 
 def _sync(run, crawl):

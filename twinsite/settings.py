@@ -303,6 +303,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "training.tasks.prune_artifacts",
         "schedule": timedelta(days=1),
     },
+    "dispatch-syncs": {
+        "task": "ingestion.tasks.dispatch_syncs",
+        "schedule": timedelta(minutes=1),
+    },
     "resume-stalled-jobs": {
         "task": "twinsite.resume_stalled_jobs",
         "schedule": timedelta(minutes=1),
@@ -418,6 +422,9 @@ TWIN_CRAWL_ALLOWED_PORTS = [int(port) for port in envlist("TWIN_CRAWL_ALLOWED_PO
 TWIN_DNS_TIMEOUT = envint("TWIN_DNS_TIMEOUT", 5)
 TWIN_FETCH_DEADLINE = envint("TWIN_FETCH_DEADLINE", 2 * TWIN_FETCH_TIMEOUT)  # wall clock for one download
 TWIN_CRAWL_RUN_SECONDS = envint("TWIN_CRAWL_RUN_SECONDS", 30 * 60)  # wall clock for one sync
+# Fair share: syncs of one owner sent to the workers and not finished; more wait, queued, and are sent
+# (one owner at a time, in turn) as those end, so one owner's many syncs cannot hold up everyone else's.
+TWIN_MAX_ACTIVE_SYNCS_PER_USER = envint("TWIN_MAX_ACTIVE_SYNCS_PER_USER", 3)
 TWIN_CRAWL_DELAY_SECONDS = float(os.environ.get("TWIN_CRAWL_DELAY_SECONDS", "1.0"))  # between requests to a host
 TWIN_CRAWL_RETRIES = envint("TWIN_CRAWL_RETRIES", 2)  # on 429 and 5xx
 TWIN_CRAWL_BACKOFF_SECONDS = float(os.environ.get("TWIN_CRAWL_BACKOFF_SECONDS", "5"))
