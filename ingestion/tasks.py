@@ -28,7 +28,10 @@ def crawl_source(run_id: int):
         _sync(run, crawl)
     finally:
         crawl.close()
-        do_dispatch_syncs([run.owner_id])  # its owner's next held sync takes its place
+        try:
+            do_dispatch_syncs([run.owner_id])  # its owner's next held sync takes its place
+        except Exception:  # never hide how the sync ended; beat's dispatch_syncs sends it within a minute
+            logger.exception("could not send the next held sync of user %s", run.owner_id)
 
 
 @shared_task
