@@ -79,16 +79,23 @@ def user_data_dirs(user_id: int) -> list[Path]:
     return [Path(settings.MEDIA_ROOT) / str(user_id), *(root / area / str(user_id) for area in USER_DATA_AREAS)]
 
 
-def do_delete_account(user: User) -> None:
-    """Delete the user, every row they own (by cascade) and every file they own.
+def do_delete_account(user: User):
+    """Delete the user, every row they own (by cascade), every file they own and their twin's
+    Hub repository; returns what happened to that repository (None: no Hub is configured).
 
     Rows go first, in one transaction; the files go once it has committed, so a failed
-    delete leaves the account whole, and no row is left pointing at a removed file.
+    delete leaves the account whole, and no row is left pointing at a removed file. A
+    training run in progress notices at its next step and removes what it wrote since
+    (training.tasks). The Hub repository goes last: its failure is reported, not fatal.
     """
-    folders = user_data_dirs(user.pk)
+    from .hub import delete_twin_repository
+
+    user_id = user.pk
+    folders = user_data_dirs(user_id)
     with transaction.atomic():
-        User.objects.filter(pk=user.pk).delete()
+        User.objects.filter(pk=user_id).delete()
         transaction.on_commit(lambda: _remove_folders(folders))
+    return delete_twin_repository(user_id)
 
 
 def _remove_folders(folders: list[Path]) -> None:

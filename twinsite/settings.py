@@ -141,9 +141,11 @@ TWIN_MODEL_CACHE = Path(os.environ.get("TWIN_MODEL_CACHE", TWIN_DATA_DIR / "mode
 TWIN_BASE_MODEL = os.environ.get("TWIN_BASE_MODEL", "smollm2")
 TWIN_EMBEDDING_MODEL = os.environ.get("TWIN_EMBEDDING_MODEL", "packaged")
 TWIN_EMBEDDING_DIM = 384  # fixed by the Chunk.embedding column; a new model needs a migration
-# Packaged models never need the hub: stay offline so nothing waits on an unreachable host.
+# Packaged models never need the hub: stay offline so nothing waits on an unreachable host, unless
+# adapters are pushed to a Hub repository (TWIN_HF_TOKEN, below), which needs it reachable.
 _all_local = TWIN_BASE_MODEL in ("smollm2", "tiny") and TWIN_EMBEDDING_MODEL == "packaged"
-os.environ.setdefault("HF_HUB_OFFLINE", "1" if _all_local else "0")
+_hub_push = bool(os.environ.get("TWIN_HF_TOKEN") and os.environ.get("TWIN_HF_REPO_PREFIX"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1" if _all_local and not _hub_push else "0")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # tokenizers must not fork-deadlock in Celery
 
@@ -226,6 +228,7 @@ TWIN_GATE_GROUNDING_QUESTIONS = envint("TWIN_GATE_GROUNDING_QUESTIONS", 6)  # he
 # Optional push of approved adapters to a private Hugging Face Hub repository.
 TWIN_HF_TOKEN = os.environ.get("TWIN_HF_TOKEN", "")
 TWIN_HF_REPO_PREFIX = os.environ.get("TWIN_HF_REPO_PREFIX", "")  # "org/twinsite-"; the twin's id is appended
+TWIN_HF_ENDPOINT = os.environ.get("TWIN_HF_ENDPOINT", "https://huggingface.co")  # pushes, and deletion with the account
 TWIN_AUTO_TRAIN_MIN_SAMPLES = envint("TWIN_AUTO_TRAIN_MIN_SAMPLES", 8)  # new samples since the last run
 TWIN_AUTO_TRAIN_SETTLE_SECONDS = envint("TWIN_AUTO_TRAIN_SETTLE_SECONDS", 60)
 
