@@ -111,16 +111,15 @@ def do_dispatch_syncs(owner_ids=None) -> int:
     limit = settings.TWIN_MAX_ACTIVE_SYNCS_PER_USER
     sent = 0
     with transaction.atomic():
-        owners = sorted(set(held.values_list("owner_id", flat=True)))
+        owner_ids = set(held.values_list("owner_id", flat=True))
         # The owners' rows serialise dispatchers (a sync ending while another is requested, beat).
-        list(get_user_model().objects.select_for_update().filter(pk__in=owners).order_by("pk").values("pk"))
+        owners = list(get_user_model().objects.select_for_update().filter(pk__in=owner_ids).order_by("pk"))
         turns: dict[int, list[CrawlRun]] = {}
-        for owner_id in owners:
-            running = CrawlRun.objects.filter(
-                owner_id=owner_id, status__in=ACTIVE_STATUSES, dispatched_at__isnull=False
-            ).count()
-            if limit - running > 0:
-                turns[owner_id] = list(held.filter(owner_id=owner_id).order_by("created_at", "pk")[: limit - running])
+        for owner in owners:
+            running = CrawlRun.objects.for_user(owner).filter(status__in=ACTIVE_STATUSES, dispatched_at__isnull=False)
+            free = limit - running.count()
+            if free > 0 and (waiting := list(held.for_user(owner).order_by("created_at", "pk")[:free])):
+                turns[owner.pk] = waiting
         order = sorted(turns, key=lambda owner_id: (turns[owner_id][0].created_at, owner_id))
         while any(turns.values()):
             for owner_id in order:
