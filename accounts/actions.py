@@ -5,6 +5,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth import authenticate
 from django.db import transaction
 from django.utils import timezone
 
@@ -52,6 +53,18 @@ def do_issue_api_token(user: User, name: str, *, scopes=(), expires_in_days: int
     return ApiToken.issue(user, name, scopes=scopes, expires_at=expires_at)
 
 
+def password_checks_out(request, user: User, password: str) -> bool:
+    """Whether `password` is the signed-in user's, asked through the login lockout (django-axes).
+
+    A password check outside `authenticate` is an unlimited guessing oracle for whoever holds a
+    session: through it, each wrong password counts as a failed login and, past the limit, the
+    caller is locked out (axes flags the Django request; its middleware answers 429).
+    """
+    django_request = getattr(request, "_request", request)  # DRF's wrapper: axes flags the Django request
+    found = authenticate(django_request, username=user.get_username(), password=password)
+    return found is not None and found.pk == user.pk
+
+
 # Where the apps keep each user's files, as <area>/<user id>/...: uploads under MEDIA_ROOT
 # (ingestion.models.upload_path), datasets (features.actions), adapters (training.tasks)
 # and run directories with checkpoints (training.models.TrainingRun.run_dir).
@@ -66,16 +79,23 @@ def user_data_dirs(user_id: int) -> list[Path]:
     return [Path(settings.MEDIA_ROOT) / str(user_id), *(root / area / str(user_id) for area in USER_DATA_AREAS)]
 
 
-def do_delete_account(user: User) -> None:
-    """Delete the user, every row they own (by cascade) and every file they own.
+def do_delete_account(user: User):
+    """Delete the user, every row they own (by cascade), every file they own and their twin's
+    Hub repository; returns what happened to that repository (None: no Hub is configured).
 
     Rows go first, in one transaction; the files go once it has committed, so a failed
-    delete leaves the account whole, and no row is left pointing at a removed file.
+    delete leaves the account whole, and no row is left pointing at a removed file. A
+    training run in progress notices at its next step and removes what it wrote since
+    (training.tasks). The Hub repository goes last: its failure is reported, not fatal.
     """
-    folders = user_data_dirs(user.pk)
+    from .hub import delete_twin_repository
+
+    user_id = user.pk
+    folders = user_data_dirs(user_id)
     with transaction.atomic():
-        User.objects.filter(pk=user.pk).delete()
+        User.objects.filter(pk=user_id).delete()
         transaction.on_commit(lambda: _remove_folders(folders))
+    return delete_twin_repository(user_id)
 
 
 def _remove_folders(folders: list[Path]) -> None:

@@ -5,7 +5,7 @@ from rest_framework.decorators import action, api_view, authentication_classes, 
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
-from .actions import MAX_TOKEN_DAYS, TokenRefused, do_delete_account, do_issue_api_token
+from .actions import MAX_TOKEN_DAYS, TokenRefused, do_delete_account, do_issue_api_token, password_checks_out
 from .models import ApiToken
 from .throttling import TokenThrottle
 
@@ -89,16 +89,35 @@ class DeleteAccountSerializer(serializers.Serializer):
     )
 
     def validate_password(self, password):
-        if not self.context["user"].check_password(password):
+        request = self.context["request"]
+        if not password_checks_out(request, request.user, password):
             raise serializers.ValidationError("That is not your password; nothing was deleted.")
         return password
 
 
-@extend_schema(request=DeleteAccountSerializer, responses={204: None})
+class HubDeletionSerializer(serializers.Serializer):
+    repo_id = serializers.CharField()
+    deleted = serializers.BooleanField()
+    error = serializers.CharField(help_text="Why it could not be deleted (staff delete it by hand).")
+
+
+class AccountDeletedSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    hub_repository = HubDeletionSerializer(
+        allow_null=True, help_text="Your twin's Hugging Face Hub repository, deleted too; null: no Hub is configured."
+    )
+
+
+@extend_schema(request=DeleteAccountSerializer, responses={200: AccountDeletedSerializer})
 @api_view(["POST"])
 def delete_account(request):
-    """Delete your account: every row and file of your twin, for good. Needs your password and a full-access token."""
-    body = DeleteAccountSerializer(data=request.data, context={"user": request.user})
+    """Delete your account: every row and file of your twin, for good, and its Hugging Face Hub
+    repository (the answer says whether that worked; the account is deleted either way).
+    Needs your password and a full-access token."""
+    body = DeleteAccountSerializer(data=request.data, context={"request": request})
     body.is_valid(raise_exception=True)
-    do_delete_account(request.user)
-    return Response(status=status.HTTP_204_NO_CONTENT)
+    hub = do_delete_account(request.user)
+    detail = "Your account, your twin and all their data and files are deleted."
+    if hub is not None:
+        detail += " " + hub.message
+    return Response({"detail": detail, "hub_repository": hub.as_dict() if hub else None})

@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib.auth.forms import UserCreationForm
 
-from .actions import MAX_TOKEN_DAYS
+from .actions import MAX_TOKEN_DAYS, password_checks_out
 from .models import ApiToken, Twin, User
 
 
@@ -40,16 +40,17 @@ class TwinForm(forms.ModelForm):
 
 
 class DeleteAccountForm(forms.Form):
-    """Deleting everything asks for the password again: a session left open is not enough."""
+    """Deleting everything asks for the password again: a session left open is not enough.
+    The check counts against the login lockout, like a sign-in."""
 
     password = forms.CharField(widget=forms.PasswordInput, strip=False, help_text="Your current password.")
 
-    def __init__(self, *args, user, **kwargs):
+    def __init__(self, *args, request, **kwargs):
         super().__init__(*args, **kwargs)
-        self.user = user
+        self.request, self.user = request, request.user
 
     def clean_password(self):
         password = self.cleaned_data["password"]
-        if not self.user.check_password(password):
+        if not password_checks_out(self.request, self.user, password):
             raise forms.ValidationError("That is not your password; nothing was deleted.")
         return password

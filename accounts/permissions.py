@@ -4,7 +4,8 @@ Scopes are enforced here, for every DRF view: TokenScope is a default permission
 class, and views that set their own permission classes list it too. Which scope a
 request needs:
 
-- approve / reject of a model version (view names in REVIEW_ROUTES): "review";
+- staff review actions (view names in REVIEW_ROUTES: approve / reject of a model version,
+  a run's hyperparameters): "review";
 - the chat API and the OpenAI-compatible completions (CHAT_ROUTES): "chat";
 - any other GET, HEAD or OPTIONS: "read";
 - any other write (adding sources, starting training, revoking tokens, deleting the
@@ -16,7 +17,11 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 from .models import ApiToken
 
 CHAT_ROUTES = {"api:chat", "openai-chat-completions"}
-REVIEW_ROUTES = {"api:model-version-approve", "api:model-version-reject"}
+REVIEW_ROUTES = {
+    "api:model-version-approve",
+    "api:model-version-reject",
+    "api:training-run-hyperparameters",
+}
 
 
 def required_scope(request) -> str | None:

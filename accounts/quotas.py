@@ -5,7 +5,8 @@ QuotaReached with a message the user can act on; the apps turn it into their own
 refusal (a form error on the page, a 400 with `detail` in the API).
 
 Bytes stored are the user's files (uploads, datasets, adapters, run checkpoints, all
-under their own folders) and the text of their documents in the database.
+under their own folders), the text of their documents and the text of their conversations
+(the OpenAI endpoint stores the history a client sends) in the database.
 """
 
 from datetime import timedelta
@@ -37,8 +38,10 @@ def _folder_bytes(folder: Path) -> int:
 
 def stored_bytes(user) -> int:
     files = sum(_folder_bytes(folder) for folder in user_data_dirs(user.pk))
-    text = user.documents.aggregate(n=Coalesce(Sum(OctetLength("raw_text")), 0))["n"]  # reverse relation: no import
-    return files + text
+    # Reverse relations: no import of the downstream apps.
+    text = user.documents.aggregate(n=Coalesce(Sum(OctetLength("raw_text")), 0))["n"]
+    chats = user.conversations.aggregate(n=Coalesce(Sum(OctetLength("messages__content")), 0))["n"]
+    return files + text + chats
 
 
 def check_storage(user, adding: int = 0) -> None:

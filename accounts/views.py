@@ -8,6 +8,7 @@ from core.decorators import require_form_methods
 
 from .actions import do_create_user, do_delete_account, do_ensure_twin, do_issue_api_token
 from .forms import DeleteAccountForm, SignupForm, TokenForm, TwinForm
+from .hub import hub_configured, twin_repo_id
 from .models import ApiToken
 from .throttling import SignupThrottle
 
@@ -89,12 +90,15 @@ def owned_counts(user) -> dict[str, int]:
 @require_form_methods
 def delete_account(request):
     """A confirmation page; the POST with the password deletes every row and file, then signs out."""
-    form = DeleteAccountForm(request.POST or None, user=request.user)
+    form = DeleteAccountForm(request.POST or None, request=request)
     if request.method == "POST" and form.is_valid():
         user = request.user
         logout(request)
-        do_delete_account(user)
+        hub = do_delete_account(user)
         messages.success(request, "Your account, your twin and all their data and files are deleted.")
+        if hub is not None:
+            (messages.success if hub.deleted else messages.warning)(request, hub.message)
         return redirect("home")
-    context = {"form": form, "counts": owned_counts(request.user)}
+    hub_repo = twin_repo_id(request.user.pk) if hub_configured() else ""
+    context = {"form": form, "counts": owned_counts(request.user), "hub_repo": hub_repo}
     return render(request, "accounts/delete_account.html", context, status=400 if form.errors else 200)

@@ -12,11 +12,14 @@ import json
 import time
 from contextlib import closing
 
+from django.conf import settings
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.decorators import api_view, throttle_classes
 from rest_framework.response import Response
+
+from accounts.quotas import QuotaReached, check_storage
 
 from .actions import do_ask
 from .admission import AnswerFailed, ChatRefused
@@ -58,7 +61,19 @@ def parse_messages(messages) -> tuple[str, list[dict]]:
             turns.append({"role": ROLES[message["role"]], "content": text})
     if not turns or messages[-1].get("role") != "user" or turns[-1]["role"] != "user":
         raise ValueError("The last message must be a user message with text.")
-    return turns[-1]["content"], turns[:-1]
+    history = turns[:-1]
+    check_history_limits(history)
+    return turns[-1]["content"], history
+
+
+def check_history_limits(history: list[dict]):
+    """The earlier turns are stored with the conversation: bounded in count and size (ValueError)."""
+    most, longest = settings.TWIN_MAX_HISTORY_MESSAGES, settings.TWIN_MAX_HISTORY_CHARS
+    if len(history) > most:
+        raise ValueError(f"At most {most} earlier messages are accepted; this request has {len(history)}.")
+    chars = sum(len(turn["content"]) for turn in history)
+    if chars > longest:
+        raise ValueError(f"The earlier messages may total {longest} characters; these total {chars}.")
 
 
 def _chunk(completion_id: str, created: int, model: str, delta: dict, finish_reason=None, **extra) -> str:
@@ -101,8 +116,10 @@ def chat_completions(request):
         mode = (
             MODEL_MODES.get(request.data.get("model"), "auto") if isinstance(request.data.get("model"), str) else "auto"
         )
+        # The history is stored: it counts against the owner's storage quota like a document.
+        check_storage(request.user, adding=sum(len(turn["content"].encode()) for turn in history))
         answer = do_ask(request.user, question, history=history, mode=mode)
-    except (ValueError, ChatRefused) as exc:
+    except (ValueError, ChatRefused, QuotaReached) as exc:
         if slot:
             slot.release()
         if isinstance(exc, ChatRefused):

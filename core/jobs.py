@@ -75,8 +75,11 @@ class JobQuerySet(OwnedQuerySet):
             ):
                 self.model.send_task(pk)
                 done["resumed"] += 1
-        waiting = self.filter(status=JobStatus.QUEUED).annotate(since=Coalesce("heartbeat_at", "created_at"))
-        waiting.filter(created_at__lt=now - timedelta(days=1)).update(
+        # A queued job waits for its message from `queued_since` on (a job kind that holds jobs back before
+        # sending them leaves it empty meanwhile: such a job has no message to lose yet).
+        queued_since = self.model.queued_since
+        waiting = self.filter(status=JobStatus.QUEUED).annotate(since=Coalesce("heartbeat_at", queued_since))
+        waiting.filter(**{f"{queued_since}__lt": now - timedelta(days=1)}).update(
             status=JobStatus.FAILED, finished_at=now, error="No worker picked this job up. Start it again."
         )
         for pk in waiting.filter(since__lt=now - stale_after).values_list("pk", flat=True):
@@ -89,6 +92,8 @@ class JobQuerySet(OwnedQuerySet):
 class Job(models.Model):
     # The Celery task (by name) that runs a job of this kind, given its id; subclasses set it.
     task_name = ""
+    # The field that dates when a queued job's task was sent (resume_stalled resends or fails it after).
+    queued_since = "created_at"
 
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True)
     progress = models.PositiveSmallIntegerField(default=0, help_text="Percent done, 0-100.")

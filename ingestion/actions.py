@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.quotas import QuotaReached, check_storage
-from core.jobs import JobStatus
+from core.jobs import ACTIVE_STATUSES, JobStatus
 
 from .connectors import connector_named
 from .models import CrawlRun, Document, Source, content_hash
@@ -17,6 +17,10 @@ from .signals import documents_changed, documents_gone
 
 class SourceRefused(Exception):
     """The user cannot add this source; the message says why."""
+
+
+class StorageFull(SourceRefused):
+    """A sync reached the owner's storage quota while storing: it stops there, keeping what it stored."""
 
 
 def _check_source_limit(owner, adding: int = 0):
@@ -74,21 +78,70 @@ def do_add_article_source(owner, url: str, *, category: str) -> Source:
 
 def do_sync_source(source: Source, *, check_quota: bool = True) -> CrawlRun:
     """Queue a crawl of the source, or return the one already queued or running.
-    SourceRefused when the owner's storage quota is used up (adding a source checked it already)."""
+    SourceRefused when the owner's storage quota is used up (adding a source checked it already).
+
+    The crawl is sent to the workers at once while its owner has fewer than
+    TWIN_MAX_ACTIVE_SYNCS_PER_USER syncs sent and not finished; otherwise it waits, queued,
+    and is sent when one of them ends (do_dispatch_syncs)."""
     active = source.crawl_runs.active().first()
     if active:
         return active
     if check_quota:
         _check_storage(source.owner)
-    run = CrawlRun.objects.create(owner=source.owner, source=source, message="Waiting for a worker")
-    run.send_when_committed()
+    run = CrawlRun.objects.create(owner=source.owner, source=source, message=_waiting_message())
+    do_dispatch_syncs([source.owner_id])
+    run.refresh_from_db()
     return run
 
 
+def _waiting_message() -> str:
+    limit = settings.TWIN_MAX_ACTIVE_SYNCS_PER_USER
+    return f"Waiting for one of your other syncs to finish (at most {limit} run at once)"
+
+
+def do_dispatch_syncs(owner_ids=None) -> int:
+    """Send held syncs to the workers, fairly: each owner up to TWIN_MAX_ACTIVE_SYNCS_PER_USER syncs
+    sent and not finished, in rounds of one sync per owner (oldest request first), so that the
+    queue, first in first out, alternates between owners. Called when a sync is requested or
+    ends, and by beat. Returns how many were sent."""
+    held = CrawlRun.objects.filter(status=JobStatus.QUEUED, dispatched_at__isnull=True)
+    if owner_ids is not None:
+        held = held.filter(owner_id__in=owner_ids)
+    limit = settings.TWIN_MAX_ACTIVE_SYNCS_PER_USER
+    sent = 0
+    with transaction.atomic():
+        owner_ids = set(held.values_list("owner_id", flat=True))
+        # The owners' rows serialise dispatchers (a sync ending while another is requested, beat).
+        owners = list(get_user_model().objects.select_for_update().filter(pk__in=owner_ids).order_by("pk"))
+        turns: dict[int, list[CrawlRun]] = {}
+        for owner in owners:
+            running = CrawlRun.objects.for_user(owner).filter(status__in=ACTIVE_STATUSES, dispatched_at__isnull=False)
+            free = limit - running.count()
+            if free > 0 and (waiting := list(held.for_user(owner).order_by("created_at", "pk")[:free])):
+                turns[owner.pk] = waiting
+        order = sorted(turns, key=lambda owner_id: (turns[owner_id][0].created_at, owner_id))
+        while any(turns.values()):
+            for owner_id in order:
+                if turns[owner_id]:
+                    sent += _dispatch(turns[owner_id].pop(0))
+    return sent
+
+
+def _dispatch(run: CrawlRun) -> int:
+    won = CrawlRun.objects.filter(pk=run.pk, status=JobStatus.QUEUED, dispatched_at__isnull=True).update(
+        dispatched_at=timezone.now(), message="Waiting for a worker"
+    )
+    if won:
+        run.send_when_committed()
+    return won
+
+
 def do_cancel_sync(source: Source) -> CrawlRun | None:
-    """Cancel the source's queued or running crawl; it stops at its next item, keeping what it stored."""
+    """Cancel the source's queued or running crawl; it stops at its next item, keeping what it stored.
+    Its owner's next held sync, if any, takes its place."""
     run = source.crawl_runs.active().first()
     if run and run.request_cancel():
+        do_dispatch_syncs([source.owner_id])
         return run
     return None
 
@@ -141,6 +194,13 @@ def do_upsert_document(source: Source, item) -> tuple[str, int | None, str]:
             duplicate = duplicate.exclude(pk=existing.pk)
         if twin := duplicate.first():
             return "skipped", None, f"Same text as “{twin.title}”, which is already stored."
+        # The quota is checked as documents are stored, not only when the sync starts: one sync can bring gigabytes.
+        growth = len(text.encode()) - (len(existing.raw_text.encode()) if existing else 0)
+        if growth > 0:
+            try:
+                check_storage(source.owner, growth)
+            except QuotaReached as exc:
+                raise StorageFull(f"The sync stopped: {exc} What it stored before is kept.") from None
         values = {
             "title": item.title[:500],
             "raw_text": text,

@@ -97,7 +97,12 @@ class Source(models.Model):
 
 
 class CrawlRun(Job):
+    """One sync of a source. A queued run is held back (dispatched_at empty) while its owner already has
+    TWIN_MAX_ACTIVE_SYNCS_PER_USER syncs sent and not finished, and sent when one of them ends
+    (ingestion.actions.do_dispatch_syncs): one owner's hundreds of syncs cannot fill the queue ahead of others."""
+
     task_name = "ingestion.tasks.crawl_source"
+    queued_since = "dispatched_at"  # a held run has no message that could be lost
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="crawl_runs")
     source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="crawl_runs")
@@ -109,6 +114,9 @@ class CrawlRun(Job):
     documents_gone = models.PositiveIntegerField(default=0)
     requests_made = models.PositiveIntegerField(default=0, help_text="HTTP requests, robots.txt included.")
     failures = models.JSONField(default=list, blank=True, help_text="[{url, reason}] of the items that failed.")
+    dispatched_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its task was sent; empty while it waits for its owner's other syncs."
+    )
 
     class Meta(Job.Meta):
         pass

@@ -4,7 +4,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from .actions import SourceRefused, do_finish_crawl, do_sync_source
+from .actions import SourceRefused, StorageFull, do_dispatch_syncs, do_finish_crawl, do_sync_source
 from .connectors import CONNECTORS, ConnectorError, connector_for
 from .crawling import Crawl, RunStopped
 from .models import CrawlRun, Source
@@ -28,6 +28,16 @@ def crawl_source(run_id: int):
         _sync(run, crawl)
     finally:
         crawl.close()
+        try:
+            do_dispatch_syncs([run.owner_id])  # its owner's next held sync takes its place
+        except Exception:  # never hide how the sync ended; beat's dispatch_syncs sends it within a minute
+            logger.exception("could not send the next held sync of user %s", run.owner_id)
+
+
+@shared_task
+def dispatch_syncs():
+    """Beat: send held syncs whose owner has a free place (after a run failed outside its task, say)."""
+    do_dispatch_syncs()
 
 
 def _sync(run, crawl):
@@ -38,7 +48,7 @@ def _sync(run, crawl):
         cancelled = run.cancelled_meanwhile()
         do_finish_crawl(run, crawl, error="" if cancelled else str(exc), cancelled=cancelled)
         return
-    except ConnectorError as exc:
+    except (ConnectorError, StorageFull) as exc:
         do_finish_crawl(run, crawl, error=str(exc))
         return
     except SoftTimeLimitExceeded:

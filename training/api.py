@@ -150,7 +150,8 @@ class TrainingRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet)
         return Response(TrainingRunSerializer(run).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=HyperparametersSerializer, responses=TrainingRunSerializer)
-    @action(detail=True, methods=["patch"], permission_classes=[IsAdminUser])
+    # TokenScope again: an action's own permission classes replace the defaults (a read token must not reach it).
+    @action(detail=True, methods=["patch"], permission_classes=[IsAdminUser, TokenScope])
     def hyperparameters(self, request, pk=None):
         run = get_object_or_404(self.get_queryset(), pk=pk)
         body = HyperparametersSerializer(data=request.data)

@@ -12,8 +12,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from django.conf import settings
-
+from accounts.hub import hub_api, hub_configured, twin_repo_id
 from features import prompts
 
 from .base_models import hub_id
@@ -90,7 +89,7 @@ class HubNotConfigured(ExportRefused):
 
 
 def hub_repo_id(model_version) -> str:
-    return f"{settings.TWIN_HF_REPO_PREFIX}{model_version.owner_id}"
+    return twin_repo_id(model_version.owner_id)  # the one repository that deleting the account deletes
 
 
 def push_to_hub(model_version, api=None) -> str:
@@ -99,12 +98,10 @@ def push_to_hub(model_version, api=None) -> str:
     Needs TWIN_HF_TOKEN and TWIN_HF_REPO_PREFIX; `api` is an `HfApi` (made from the token
     when not given). Returns the repository id.
     """
-    if not settings.TWIN_HF_TOKEN or not settings.TWIN_HF_REPO_PREFIX:
+    if not hub_configured():
         raise HubNotConfigured("Hub push is not configured: set TWIN_HF_TOKEN and TWIN_HF_REPO_PREFIX.")
     if api is None:
-        from huggingface_hub import HfApi
-
-        api = HfApi(token=settings.TWIN_HF_TOKEN)
+        api = hub_api()
     repo_id = hub_repo_id(model_version)
     with tempfile.TemporaryDirectory() as tmp:
         folder = write_adapter_dir(model_version, Path(tmp) / folder_name(model_version))

@@ -1,12 +1,15 @@
 import errno
 import logging
+import shutil
 from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import DatabaseError
 from django.utils import timezone
 
-from accounts.actions import do_ensure_twin
+from accounts.actions import do_ensure_twin, user_data_dirs
 from accounts.models import Twin
 from core.jobs import JobStatus
 from features.actions import do_build_preference_version
@@ -71,6 +74,23 @@ def gate_config() -> GateConfig:
     )
 
 
+def run_is_gone(run: TrainingRun) -> bool:
+    """Its row was deleted (with its owner's account, say) while it trained."""
+    return not TrainingRun.objects.filter(pk=run.pk).exists()
+
+
+def discard_deleted_run(run: TrainingRun, adapter_dir) -> None:
+    """The run's row, or its whole account, was deleted while it trained: nothing it wrote may stay
+    (a checkpoint saved after the account deletion removed the folders would write them again)."""
+    if not get_user_model().objects.filter(pk=run.owner_id).exists():
+        folders = user_data_dirs(run.owner_id)  # ids are never reused: these are the deleted account's
+    else:
+        folders = [run.run_dir, adapter_dir, adapter_dir.with_name(adapter_dir.name + ".partial")]
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+    logger.info("training run %s stopped: its row or its owner was deleted; its files are removed", run.pk)
+
+
 @shared_task(acks_late=True)
 def train_model(run_id: int):
     """Train one run (queue "gpu"); a redelivered task resumes from the last checkpoint.
@@ -83,12 +103,23 @@ def train_model(run_id: int):
     if run is None or not run.claim():
         return
     hp = Hyperparameters.from_dict(run.hyperparameters)
+    adapter_dir = settings.TWIN_DATA_DIR / "adapters" / str(run.owner_id) / f"run-{run.pk}"
+
+    def report(progress: float, message: str, **fields):
+        """Progress on the run row; none once the row is gone (should_stop ends the run at the step's end)."""
+        if run_is_gone(run):
+            return
+        try:
+            run.report(progress, message, **fields)
+        except DatabaseError:  # deleted between the look and the write
+            if not run_is_gone(run):
+                raise
 
     def on_step(step: int, total: int, loss: float | None):
         history = [point for point in run.loss_history if point[0] < step]
         if loss is not None:
             history.append([step, round(loss, 4)])
-        run.report(
+        report(
             100 * step / max(1, total),
             f"Step {step} of {total}",
             current_step=step,
@@ -98,10 +129,11 @@ def train_model(run_id: int):
 
     def on_validation(step: int, loss: float):
         history = [point for point in run.val_history if point[0] < step] + [[step, round(loss, 4)]]
-        run.report(run.progress, run.message or "Validating", val_history=history)
+        report(run.progress, run.message or "Validating", val_history=history)
 
-    def cancelled() -> bool:
-        return TrainingRun.objects.filter(pk=run.pk, status=JobStatus.CANCELLED).exists()
+    def should_stop() -> bool:
+        """Cancelled, or deleted (the run, or its owner's whole account): asked at every step."""
+        return not TrainingRun.objects.filter(pk=run.pk).exclude(status=JobStatus.CANCELLED).exists()
 
     with run.keep_alive():
         try:
@@ -110,10 +142,10 @@ def train_model(run_id: int):
                 "base_path": base_models.resolve(run.base_model.identifier),
                 "hp": hp,
                 "work_dir": run.run_dir,
-                "adapter_dir": settings.TWIN_DATA_DIR / "adapters" / str(run.owner_id) / f"run-{run.pk}",
+                "adapter_dir": adapter_dir,
                 "on_step": on_step,
                 "on_validation": on_validation,
-                "should_stop": cancelled,
+                "should_stop": should_stop,
             }
             if run.start_from is not None:  # a preference run: DPO from the adapter it starts from
                 verify_adapter_dir(run.start_from.adapter_dir, run.start_from.sha256)
@@ -123,17 +155,31 @@ def train_model(run_id: int):
                 records, split = load_data(run.dataset_version)
                 result = train_lora(split=split, records=records, twin_name=do_ensure_twin(run.owner).name, **common)
         except Stopped:
+            if run_is_gone(run):
+                discard_deleted_run(run, adapter_dir)
+                return
             remove_checkpoints(run)
             if run.experiment_id:  # cancelling a sweep's run ends the sweep with the runs that finished
                 do_advance_experiment(run.experiment, stop=True)
             return
         except Exception as exc:
+            if run_is_gone(run):  # what failed was writing to a row that is gone
+                discard_deleted_run(run, adapter_dir)
+                return
             logger.exception("training run %s failed", run_id)
             run.fail(f"Training failed: {failure_reason(exc)}. Checkpoints are kept; retry to resume.")
             if run.experiment_id:  # the sweep goes on without it
                 do_advance_experiment(run.experiment)
             raise
-        model_version = do_register_model_version(run, result)
+        try:  # deleted between the last step and here: no model version, no adapter left behind
+            if run_is_gone(run):
+                raise Stopped()
+            model_version = do_register_model_version(run, result)
+        except (Stopped, DatabaseError):
+            if run_is_gone(run):
+                discard_deleted_run(run, adapter_dir)
+                return
+            raise
         remove_checkpoints(run)
         run.succeed(
             f"Model v{model_version.version} is being evaluated",

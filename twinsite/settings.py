@@ -141,9 +141,11 @@ TWIN_MODEL_CACHE = Path(os.environ.get("TWIN_MODEL_CACHE", TWIN_DATA_DIR / "mode
 TWIN_BASE_MODEL = os.environ.get("TWIN_BASE_MODEL", "smollm2")
 TWIN_EMBEDDING_MODEL = os.environ.get("TWIN_EMBEDDING_MODEL", "packaged")
 TWIN_EMBEDDING_DIM = 384  # fixed by the Chunk.embedding column; a new model needs a migration
-# Packaged models never need the hub: stay offline so nothing waits on an unreachable host.
+# Packaged models never need the hub: stay offline so nothing waits on an unreachable host, unless
+# adapters are pushed to a Hub repository (TWIN_HF_TOKEN, below), which needs it reachable.
 _all_local = TWIN_BASE_MODEL in ("smollm2", "tiny") and TWIN_EMBEDDING_MODEL == "packaged"
-os.environ.setdefault("HF_HUB_OFFLINE", "1" if _all_local else "0")
+_hub_push = bool(os.environ.get("TWIN_HF_TOKEN") and os.environ.get("TWIN_HF_REPO_PREFIX"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1" if _all_local and not _hub_push else "0")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # tokenizers must not fork-deadlock in Celery
 
@@ -161,6 +163,10 @@ TWIN_KEEP_DATASET_VERSIONS = envint("TWIN_KEEP_DATASET_VERSIONS", 3)  # per user
 TWIN_KEEP_FAILED_CHECKPOINTS_DAYS = envint("TWIN_KEEP_FAILED_CHECKPOINTS_DAYS", 7)  # a failed run resumes from them
 TWIN_KEEP_REJECTED_ADAPTERS_DAYS = envint("TWIN_KEEP_REJECTED_ADAPTERS_DAYS", 7)
 TWIN_MAX_QUESTION_CHARS = envint("TWIN_MAX_QUESTION_CHARS", 2000)
+# The history an OpenAI client sends with a question is stored with the conversation (and counted in
+# TWIN_MAX_STORED_BYTES): at most this many earlier messages, of at most this many characters together.
+TWIN_MAX_HISTORY_MESSAGES = envint("TWIN_MAX_HISTORY_MESSAGES", 50)
+TWIN_MAX_HISTORY_CHARS = envint("TWIN_MAX_HISTORY_CHARS", 20_000)
 # Hosts that the crawler may fetch even though they resolve to private addresses
 # (tests serve pages on loopback; an intranet blog could be added here). Their ports are
 # checked all the same (80, 443, TWIN_CRAWL_ALLOWED_PORTS): never the app's own.
@@ -230,6 +236,7 @@ TWIN_GATE_GROUNDING_QUESTIONS = envint("TWIN_GATE_GROUNDING_QUESTIONS", 6)  # he
 # Optional push of approved adapters to a private Hugging Face Hub repository.
 TWIN_HF_TOKEN = os.environ.get("TWIN_HF_TOKEN", "")
 TWIN_HF_REPO_PREFIX = os.environ.get("TWIN_HF_REPO_PREFIX", "")  # "org/twinsite-"; the twin's id is appended
+TWIN_HF_ENDPOINT = os.environ.get("TWIN_HF_ENDPOINT", "https://huggingface.co")  # pushes, and deletion with the account
 TWIN_AUTO_TRAIN_MIN_SAMPLES = envint("TWIN_AUTO_TRAIN_MIN_SAMPLES", 8)  # new samples since the last run
 TWIN_AUTO_TRAIN_SETTLE_SECONDS = envint("TWIN_AUTO_TRAIN_SETTLE_SECONDS", 60)
 
@@ -307,6 +314,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "training.tasks.prune_artifacts",
         "schedule": timedelta(days=1),
     },
+    "dispatch-syncs": {
+        "task": "ingestion.tasks.dispatch_syncs",
+        "schedule": timedelta(minutes=1),
+    },
     "resume-stalled-jobs": {
         "task": "twinsite.resume_stalled_jobs",
         "schedule": timedelta(minutes=1),
@@ -323,12 +334,15 @@ CELERY_BEAT_SCHEDULE = {
 # forged header cannot pick a fresh address.
 TWIN_NUM_PROXIES = envint("TWIN_NUM_PROXIES", 0)
 
-# Login lockout (web login, admin login and the API token endpoint), per username and
-# per address: a failure limit, then a fixed cool-off that further guesses do not extend.
+# Login lockout (web login, admin login, the API token endpoint and the password asked again to
+# delete an account), per client address: a failure limit, then a fixed cool-off that further
+# guesses do not extend. Not per username alone: anyone could then lock a known user out from
+# anywhere. The address counts every username it guesses, so it also covers (username, address)
+# pairs and password spraying; the owner signs in from their own address meanwhile.
 AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
 AXES_FAILURE_LIMIT = envint("TWIN_LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=envint("TWIN_LOGIN_COOLOFF_MINUTES", 15))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_CLIENT_IP_CALLABLE = "accounts.throttling.client_ip"
 AXES_LOCKOUT_CALLABLE = "accounts.throttling.lockout_response"
@@ -419,6 +433,9 @@ TWIN_CRAWL_ALLOWED_PORTS = [int(port) for port in envlist("TWIN_CRAWL_ALLOWED_PO
 TWIN_DNS_TIMEOUT = envint("TWIN_DNS_TIMEOUT", 5)
 TWIN_FETCH_DEADLINE = envint("TWIN_FETCH_DEADLINE", 2 * TWIN_FETCH_TIMEOUT)  # wall clock for one download
 TWIN_CRAWL_RUN_SECONDS = envint("TWIN_CRAWL_RUN_SECONDS", 30 * 60)  # wall clock for one sync
+# Fair share: syncs of one owner sent to the workers and not finished; more wait, queued, and are sent
+# (one owner at a time, in turn) as those end, so one owner's many syncs cannot hold up everyone else's.
+TWIN_MAX_ACTIVE_SYNCS_PER_USER = envint("TWIN_MAX_ACTIVE_SYNCS_PER_USER", 3)
 TWIN_CRAWL_DELAY_SECONDS = float(os.environ.get("TWIN_CRAWL_DELAY_SECONDS", "1.0"))  # between requests to a host
 TWIN_CRAWL_RETRIES = envint("TWIN_CRAWL_RETRIES", 2)  # on 429 and 5xx
 TWIN_CRAWL_BACKOFF_SECONDS = float(os.environ.get("TWIN_CRAWL_BACKOFF_SECONDS", "5"))
@@ -447,4 +464,6 @@ TWIN_GITHUB_API_URL = os.environ.get("TWIN_GITHUB_API_URL", "https://api.github.
 TWIN_GITHUB_TOKEN = os.environ.get("TWIN_GITHUB_TOKEN", "")  # optional: a higher API rate limit
 TWIN_GIT_MAX_REPOS = envint("TWIN_GIT_MAX_REPOS", 20)
 TWIN_GIT_MAX_FILE_BYTES = envint("TWIN_GIT_MAX_FILE_BYTES", 200 * 1024)
+TWIN_GIT_MAX_FILES = envint("TWIN_GIT_MAX_FILES", 5000)  # source and docs files one sync takes, all repositories
+TWIN_GIT_MAX_CLONE_BYTES = envint("TWIN_GIT_MAX_CLONE_BYTES", 500 * 1024 * 1024)  # one clone on disk, .git included
 TWIN_GIT_ALLOW_LOCAL = envbool("TWIN_GIT_ALLOW_LOCAL", "0")  # file:// and paths: tests only

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from django.apps import apps
+from django.conf import settings
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -125,7 +126,7 @@ def test_deleting_through_the_api_needs_the_password_and_a_full_access_token(dat
 
     response = full.post("/api/v1/account/delete/", {"password": PASSWORD}, format="json")
 
-    assert response.status_code == 204
+    assert response.status_code == 200 and response.json()["hub_repository"] is None  # no Hub configured
     assert not User.objects.filter(pk=owner.pk).exists()
     assert all(count == 0 for count in rows_of(owner.pk).values())
     assert files_under(data_dir) == {path: sha for path, sha in others_files.items() if f"/{owner.pk}/" not in path}
@@ -137,4 +138,33 @@ def test_deleting_through_the_api_needs_the_password_and_a_full_access_token(dat
 def test_anonymous_callers_delete_nothing(anon_client, owner):
     assert anon_client.post(reverse("delete-account"), {"password": PASSWORD}).status_code == 302
     assert APIClient().post("/api/v1/account/delete/", {"password": PASSWORD}, format="json").status_code == 401
+    assert User.objects.filter(pk=owner.pk).exists()
+
+
+def test_guessing_the_password_to_delete_is_locked_out_like_a_login(owner, owner_source):
+    """A stolen session is no unlimited guessing oracle: each wrong password counts as a failed login."""
+    from django.test import Client
+
+    limit = settings.AXES_FAILURE_LIMIT
+    client = Client(REMOTE_ADDR="198.51.100.23")
+    client.force_login(owner)
+    for _ in range(limit - 1):
+        assert client.post(reverse("delete-account"), {"password": "guess"}).status_code == 400
+
+    locked = client.post(reverse("delete-account"), {"password": "guess"})  # the failure that reaches the limit
+    right = client.post(reverse("delete-account"), {"password": PASSWORD})
+
+    assert locked.status_code == right.status_code == 429
+    assert "Too many failed sign-in attempts" in right.content.decode()
+    assert User.objects.filter(pk=owner.pk).exists() and Path(owner_source.upload.path).exists()
+
+
+def test_guessing_through_the_api_is_locked_out_too(owner):
+    full, _ = client_with(owner)
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        full.post("/api/v1/account/delete/", {"password": "guess"}, format="json")
+
+    response = full.post("/api/v1/account/delete/", {"password": PASSWORD}, format="json")
+
+    assert response.status_code == 429 and "Too many failed sign-in attempts" in response.json()["detail"]
     assert User.objects.filter(pk=owner.pk).exists()

@@ -114,3 +114,25 @@ def test_yesterdays_runs_do_not_count(owner_api, owner_source, settings):
     TrainingRun.objects.update(created_at=timezone.now() - timedelta(hours=25))
 
     assert owner_api.post("/api/v1/training-runs/", {}, format="json").status_code == 201
+
+
+def test_a_sync_that_reaches_the_quota_while_storing_stops_there_keeping_what_it_stored(owner, settings, tmp_path):
+    """The quota was checked only when a sync started: one sync could store far past it."""
+    from ingestion.actions import do_add_source
+    from ingestion.models import Document
+    from tests.ingestion.connectors.test_github import make_repo
+
+    settings.TWIN_GIT_ALLOW_LOCAL = True
+    notes = {f"notes/{i}.md": f"# Note {i}\n\n" + f"Bees and hives, part {i}. " * 80 for i in range(6)}
+    size = len(notes["notes/0.md"].encode())
+    settings.TWIN_MAX_STORED_BYTES = stored_bytes(owner) + 2 * size + size // 2  # room for two and a half notes
+
+    source = do_add_source(owner, "github", {"url": make_repo(tmp_path / "notes", notes)})
+
+    run = source.last_run
+    assert run.status == "failed"
+    assert run.error.startswith("The sync stopped: Your twin stores") and "What it stored before is kept." in run.error
+    stored = Document.objects.filter(source=source).order_by("metadata__path")
+    assert [d.metadata["path"] for d in stored] == ["notes/0.md", "notes/1.md"]
+    assert all(d.raw_text == notes[d.metadata["path"]] for d in stored)  # whole documents, nothing half-written
+    assert run.documents_created == 2

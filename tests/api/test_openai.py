@@ -176,3 +176,36 @@ def test_answers_use_only_the_callers_own_writing(other_api, owner_source, other
     # Alice's notes answer the first question exactly, but Bob has none on bees: no notes, no sources
     assert bees["grounding"]["no_notes"] is True and bees["sources"] == []
     assert sailing["sources"] and {s["title"] for s in sailing["sources"]} == {"Sailing notes"}
+
+
+@pytest.mark.parametrize(
+    ("history", "says"),
+    [
+        ([user(f"Question {i}?") for i in range(51)], "At most 50 earlier messages"),
+        ([user("bees " * 2000), user("hives " * 2000)], "may total 20000 characters"),
+    ],
+)
+def test_a_history_past_the_limits_is_refused_in_openai_format(owner_api, owner_source, history, says):
+    """The history is stored with the conversation: a client must not store megabytes through it."""
+    response = complete(owner_api, [*history, user("Why tilt the hives?")])
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error" and says in error["message"]
+    assert not Conversation.objects.exists()
+
+
+def test_the_stored_history_counts_against_the_storage_quota(owner_api, owner, owner_source, settings):
+    from accounts.quotas import stored_bytes
+
+    before = stored_bytes(owner)
+    history = [user("Tell me about the roof " + "and the bees " * 100)]
+    settings.TWIN_MAX_STORED_BYTES = before + len(history[0]["content"]) // 2
+
+    refused = complete(owner_api, [*history, user("Why tilt the hives?")])
+
+    assert refused.status_code == 400 and "its limit is" in refused.json()["error"]["message"]
+    assert not Conversation.objects.exists()
+    settings.TWIN_MAX_STORED_BYTES = before + 10 * len(history[0]["content"])
+    assert complete(owner_api, [*history, user("Why tilt the hives?")]).status_code == 200
+    assert stored_bytes(owner) >= before + len(history[0]["content"])  # the stored history counts

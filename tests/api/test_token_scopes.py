@@ -201,3 +201,24 @@ def test_an_expired_token_shows_as_expired_with_no_revoke_button(owner_client, o
     page = owner_client.get(reverse("tokens")).content.decode()
 
     assert "expired" in page and reverse("revoke-token", args=[token.pk]) not in page
+
+
+def test_the_hyperparameters_action_needs_the_review_scope(owner, staff, owner_dataset, monkeypatch):
+    """Staff-only like approval: a staff member's read or chat token must not change a run."""
+    monkeypatch.setattr("training.tasks.train_model.delay", lambda run_id: None)  # the run stays queued
+    from training.actions import do_start_training_run
+
+    run = do_start_training_run(owner, owner_dataset)
+    url = f"/api/v1/training-runs/{run.pk}/hyperparameters/"
+    body = {"hyperparameters": {"lora_r": 4}}
+    read_client, _ = client_with(staff, scopes=["read", "chat"])
+    review_client, _ = client_with(staff, scopes=["review"])
+
+    refused = read_client.patch(url, body, format="json")
+
+    assert refused.status_code == 403 and "“review” scope" in refused.json()["detail"]
+    run.refresh_from_db()
+    assert run.hyperparameters["lora_r"] != 4
+    assert review_client.patch(url, body, format="json").status_code == 200
+    run.refresh_from_db()
+    assert run.hyperparameters["lora_r"] == 4

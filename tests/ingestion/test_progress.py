@@ -143,10 +143,13 @@ def test_each_source_keeps_its_own_recrawl_interval(owner, site, settings, monke
 
 def test_a_queued_run_whose_message_was_lost_is_sent_again(owner, site):
     source = Source.objects.create(owner=owner, kind="blog", url=build_blog(site, feed="full"), name="blog")
-    lost = CrawlRun.objects.create(owner=owner, source=source)  # no task was ever sent for it
-    ancient = CrawlRun.objects.create(owner=owner, source=source)
-    CrawlRun.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(minutes=30))
-    CrawlRun.objects.filter(pk=ancient.pk).update(created_at=timezone.now() - timedelta(days=2))
+    # Their tasks were sent (dispatched), and the messages lost (a broker restart without persistence).
+    lost = CrawlRun.objects.create(owner=owner, source=source, dispatched_at=timezone.now())
+    ancient = CrawlRun.objects.create(owner=owner, source=source, dispatched_at=timezone.now())
+    sent = timezone.now() - timedelta(minutes=30)
+    CrawlRun.objects.filter(pk=lost.pk).update(created_at=sent, dispatched_at=sent)
+    sent = timezone.now() - timedelta(days=2)
+    CrawlRun.objects.filter(pk=ancient.pk).update(created_at=sent, dispatched_at=sent)
 
     CrawlRun.objects.resume_stalled()  # beat: twinsite.resume_stalled_jobs
 

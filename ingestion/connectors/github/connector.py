@@ -3,6 +3,8 @@ repository, listed through the REST API (TWIN_GITHUB_API_URL, optional
 TWIN_GITHUB_TOKEN), then shallow-cloned (git.py). Source and docs files become
 documents of category `code` with their path and language; files.py says what is
 skipped. A repository whose HEAD has not moved since the last sync is not cloned again.
+A clone is capped in size (git.py) and a sync in the files it takes (TWIN_GIT_MAX_FILES):
+a repository past either fails with the reason, and what was stored from it before stays.
 """
 
 import json
@@ -55,13 +57,14 @@ class GitHubConnector(Connector):
         repos = self._repositories(crawl)
         crawl.source.state.setdefault("heads", {})
         failures = []
+        budget = [settings.TWIN_GIT_MAX_FILES]  # files this sync may still take, across its repositories
         for i, repo in enumerate(repos):
             crawl.progress(5 + 90 * i / max(1, len(repos)), f"Repository {repo['name']} ({i + 1}/{len(repos)})")
             if repo.get("skip"):
                 crawl.skip(repo["html_url"], repo["skip"])
                 continue
             try:
-                self._sync_repository(crawl, repo)
+                self._sync_repository(crawl, repo, budget)
             except ConnectorError as exc:
                 failures.append(exc)
                 crawl.fail(repo["html_url"], str(exc))
@@ -121,7 +124,7 @@ class GitHubConnector(Connector):
     def _time_left(self, crawl) -> float:
         return max(1.0, crawl.deadline - time.monotonic())
 
-    def _sync_repository(self, crawl, repo):
+    def _sync_repository(self, crawl, repo, budget: list[int]):
         heads = crawl.source.state["heads"]
         head = head_commit(repo["clone_url"], self._time_left(crawl))
         mine = [url for url, doc in crawl.known.items() if doc.metadata.get("repo") == repo["name"]]
@@ -135,14 +138,25 @@ class GitHubConnector(Connector):
         with tempfile.TemporaryDirectory(prefix="twinsite-git-") as tmp:
             checkout = Path(tmp) / "repo"
             commit = shallow_clone(repo["clone_url"], checkout, self._time_left(crawl))
-            for path in tracked_files(checkout, self._time_left(crawl)):
+            paths = tracked_files(checkout, self._time_left(crawl))
+            takes = sum(1 for path in paths if not self._skip_reason(checkout, path))
+            if takes > budget[0]:  # refused before storing any of it: its documents stay as they were
+                raise ConnectorError(
+                    f"The repository has {takes} source and docs files, more than the {budget[0]} this sync "
+                    f"may still take (at most {settings.TWIN_GIT_MAX_FILES} per sync); nothing of it was read."
+                )
+            budget[0] -= takes
+            for path in paths:
                 self._take_file(crawl, repo, checkout, path, commit)
         heads[repo["clone_url"]] = head or commit
 
+    @staticmethod
+    def _skip_reason(checkout: Path, path: str) -> str:
+        return skip_reason(path, os.path.getsize(checkout / path), settings.TWIN_GIT_MAX_FILE_BYTES)
+
     def _take_file(self, crawl, repo, checkout: Path, path: str, commit: str):
         url = repo["blob"] + path
-        size = os.path.getsize(checkout / path)
-        if reason := skip_reason(path, size, settings.TWIN_GIT_MAX_FILE_BYTES):
+        if reason := self._skip_reason(checkout, path):
             crawl.skip(url, reason)
             return
         data = (checkout / path).read_bytes()

@@ -5,11 +5,13 @@ like any crawl (safe_http.vetted_addresses), and git is told to use exactly that
 address (http.curloptResolve): no second lookup can point it inside the network.
 Only https is allowed (and, for tests only, TWIN_GIT_ALLOW_LOCAL: local paths and
 file://), redirects are not followed, no credentials are asked for, and the clone
-has a wall-clock limit.
+has a wall-clock limit and a size limit (TWIN_GIT_MAX_CLONE_BYTES: git is stopped as
+soon as what it wrote passes it, so a huge repository cannot fill the worker's disk).
 """
 
 import os
 import subprocess
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,7 +27,29 @@ def is_local(url: str) -> bool:
     return url.startswith("file://") or url.startswith("/")
 
 
-def _git(args: list[str], *, cwd=None, timeout: float) -> str:
+SIZE_POLL_SECONDS = 0.2
+
+
+def folder_bytes(folder: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except FileNotFoundError:  # git renames its temporary files as it goes
+                pass
+    return total
+
+
+def _too_large(max_bytes: int) -> ConnectorError:
+    return ConnectorError(
+        f"The repository is larger than the limit of {max_bytes // (1024 * 1024)} MB for one clone; "
+        "nothing of it was read."
+    )
+
+
+def _git(args: list[str], *, cwd=None, timeout: float, watch: Path | None = None, max_bytes: int = 0) -> str:
+    """Run git; with `watch`, stop it once that folder holds more than `max_bytes`."""
     env = {
         "PATH": "/usr/bin:/bin",
         "HOME": "/nonexistent",
@@ -34,16 +58,26 @@ def _git(args: list[str], *, cwd=None, timeout: float) -> str:
         "GIT_ASKPASS": "/bin/false",
         "LANG": "C",
     }
-    try:
-        done = subprocess.run(  # noqa: S603 (fixed program, arguments are not a shell line)
-            [GIT, *args], cwd=cwd, env=env, capture_output=True, timeout=max(1.0, timeout), check=False
-        )
-    except subprocess.TimeoutExpired:
-        raise ConnectorError(f"git took longer than {int(timeout)} seconds.") from None
-    if done.returncode != 0:
-        message = done.stderr.decode("utf-8", "replace").strip().splitlines()
+    deadline = time.monotonic() + max(1.0, timeout)
+    process = subprocess.Popen(  # noqa: S603 (fixed program, arguments are not a shell line)
+        [GIT, *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    with process:
+        while True:
+            try:
+                stdout, stderr = process.communicate(timeout=SIZE_POLL_SECONDS)
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() > deadline:
+                    process.kill()
+                    raise ConnectorError(f"git took longer than {int(timeout)} seconds.") from None
+                if watch is not None and folder_bytes(watch) > max_bytes:
+                    process.kill()
+                    raise _too_large(max_bytes) from None
+    if process.returncode != 0:
+        message = stderr.decode("utf-8", "replace").strip().splitlines()
         raise ConnectorError(f"git failed: {message[-1] if message else 'no reason given'}")
-    return done.stdout.decode("utf-8", "replace")
+    return stdout.decode("utf-8", "replace")
 
 
 def _pinned_options(url: str) -> list[str]:
@@ -76,10 +110,14 @@ def head_commit(url: str, timeout: float) -> str:
     return out.split()[0] if out.strip() else ""
 
 
-def shallow_clone(url: str, into: Path, timeout: float) -> str:
-    """Clone the default branch at depth 1 into `into`; returns its commit."""
+def shallow_clone(url: str, into: Path, timeout: float, max_bytes: int | None = None) -> str:
+    """Clone the default branch at depth 1 into `into`, at most `max_bytes` (TWIN_GIT_MAX_CLONE_BYTES)
+    on disk; returns its commit."""
+    max_bytes = settings.TWIN_GIT_MAX_CLONE_BYTES if max_bytes is None else max_bytes
     args = [*_pinned_options(url), "clone", "--depth", "1", "--single-branch", "--no-tags", "--quiet"]
-    _git([*args, url, str(into)], timeout=timeout)
+    _git([*args, url, str(into)], timeout=timeout, watch=into, max_bytes=max_bytes)
+    if folder_bytes(into) > max_bytes:  # it finished between two looks
+        raise _too_large(max_bytes)
     return _git(["rev-parse", "HEAD"], cwd=into, timeout=timeout).strip()
 
 

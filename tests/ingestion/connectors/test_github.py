@@ -168,3 +168,34 @@ def test_a_git_host_inside_the_network_is_refused_before_git_runs(owner, monkeyp
 
     run.refresh_from_db()
     assert run.status == "failed" and "resolves to a private network address" in run.error
+
+
+def test_a_repository_past_the_file_cap_fails_the_sync_and_keeps_what_was_stored(owner, github, settings):
+    source = do_add_source(owner, "github", {"url": "https://github.com/ada/tools"})
+    stored = {d.pk: d.raw_text for d in Document.objects.filter(source=source)}
+    assert len(stored) == 3
+    commit_files(github.tools_path, {f"notes/{i}.md": f"# Note {i}\n\nA note.\n" for i in range(5)})
+    settings.TWIN_GIT_MAX_FILES = 6  # the repository now has 9 files to take (one of them binary)
+
+    run = do_sync_source(source)
+
+    run.refresh_from_db()
+    assert run.status == "failed"
+    assert "has 9 source and docs files, more than the 6" in run.error
+    assert {d.pk: d.raw_text for d in Document.objects.filter(source=source, gone_at__isnull=True)} == stored
+
+
+def test_a_clone_past_the_size_cap_fails_the_sync_and_keeps_what_was_stored(owner, github, settings):
+    import os
+
+    source = do_add_source(owner, "github", {"url": "https://github.com/ada/tools"})
+    stored = {d.pk: d.raw_text for d in Document.objects.filter(source=source)}
+    commit_files(github.tools_path, {"assets/noise.bin": os.urandom(3 * 1024 * 1024)})  # incompressible
+    settings.TWIN_GIT_MAX_CLONE_BYTES = 1024 * 1024
+
+    run = do_sync_source(source)
+
+    run.refresh_from_db()
+    assert run.status == "failed"
+    assert run.error == "The repository is larger than the limit of 1 MB for one clone; nothing of it was read."
+    assert {d.pk: d.raw_text for d in Document.objects.filter(source=source, gone_at__isnull=True)} == stored
