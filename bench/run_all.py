@@ -25,6 +25,7 @@ BENCHMARKS = [
     "grounding",
     "crawl",
     "fidelity",
+    "writing",
     "load",
 ]
 

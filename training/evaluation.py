@@ -118,7 +118,7 @@ def _generate(model, tokenizer, prompts: list[str], config: GateConfig) -> list[
     return [tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in output]
 
 
-def _drafts(model, tokenizer, twin_name: str, prompts: list[Prompt], notes, guard, embed, config: GateConfig):
+def write_drafts(model, tokenizer, twin_name: str, prompts: list[Prompt], notes, guard, embed, config: GateConfig):
     """Each brief written by chat's write path (features.grounding.generate.write_stream): the brief's
     closest notes among the training passages as background, sampled, the copy guard on."""
     write = config.grounding
@@ -251,7 +251,7 @@ def evaluate(
         with model.disable_adapter() if name == "base" else nullcontext():
             loss = mean_loss(model, windows, pad_id, 8) if windows else None
             continuations = _generate(model, tokenizer, openings, config) if openings else []
-            outputs = _drafts(model, tokenizer, twin_name, prompts, notes, guard, embed, config)
+            outputs = write_drafts(model, tokenizer, twin_name, prompts, notes, guard, embed, config)
             grounded[name] = grounding_metrics(model, tokenizer, twin_name, questions, embed, config.grounding)
         generations[name], continued[name] = outputs, continuations
         pooled = "\n\n".join(continuations or outputs)
