@@ -37,7 +37,10 @@ SPECIAL_TOKENS = 2  # [CLS] and [SEP], which the model adds to every input
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[A-Z0-9])")
 PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
-HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
+# The title runs to the line's last character that is not a space, tab or "#" (the closing "##"
+# trimmed); a line of only those keeps one, as the lazy "(.+?)[ \t#]*$" did. Written so that nothing
+# is re-read: the lazy form tried the rest of the line after every character ("# a # # # …x": quadratic).
+HEADING = re.compile(r"^(#{1,6})[ \t]+((?:[ \t#]*+[^ \t#\n])++|[ \t#])[ \t#]*+$", re.MULTILINE)
 HASHTAG = re.compile(r"(?<![\w#])#(\w+)")
 MENTION = re.compile(r"(?<![\w@])@(\w+)")
 # Code in a file with one of these suffixes is not tried as Python (anything else is, and
