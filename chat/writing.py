@@ -38,8 +38,9 @@ logger = logging.getLogger(__name__)
 # A request to write something: an imperative writing verb, or "a post/paragraph/email… about".
 WRITE_VERB = re.compile(r"^\s*(please\s+|can you\s+|could you\s+)?(write|draft|compose|rewrite|pen)\b", re.IGNORECASE)
 WRITE_FORM = re.compile(
-    r"^\s*(a|an|the)?\s*(short\s+|long\s+)?(linkedin\s+|blog\s+|social\s+)?"
-    r"(post|paragraph|email|reply|thread|tweet|essay|article|intro|introduction|opening)\s+(about|on)\b",
+    # Possessive blanks: with "\s*(a|an|the)?\s*" two runs shared the leading blanks, every split tried (quadratic).
+    r"^\s*+(a|an|the)?\s*+(short\s++|long\s++)?(linkedin\s++|blog\s++|social\s++)?"
+    r"(post|paragraph|email|reply|thread|tweet|essay|article|intro|introduction|opening)\s++(about|on)\b",
     re.IGNORECASE,
 )
 ALTERNATIVE_BREAK = "\n\n---\n\n"

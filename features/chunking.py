@@ -31,13 +31,19 @@ import re
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 
+from syntok import segmenter
+
 TARGET_TOKENS = 180
 OVERLAP_TOKENS = 48
 SPECIAL_TOKENS = 2  # [CLS] and [SEP], which the model adds to every input
 
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[A-Z0-9])")
+SENTENCE_FINAL = (".", "!", "?", "…")
+CLOSERS = "\"'”’)]"
 PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
-HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
+# The title runs to the line's last character that is not a space, tab or "#" (the closing "##"
+# trimmed); a line of only those keeps one, as the lazy "(.+?)[ \t#]*$" did. Written so that nothing
+# is re-read: the lazy form tried the rest of the line after every character ("# a # # # …x": quadratic).
+HEADING = re.compile(r"^(#{1,6})[ \t]+((?:[ \t#]*+[^ \t#\n])++|[ \t#])[ \t#]*+$", re.MULTILINE)
 HASHTAG = re.compile(r"(?<![\w#])#(\w+)")
 MENTION = re.compile(r"(?<![\w@])@(\w+)")
 # Code in a file with one of these suffixes is not tried as Python (anything else is, and
@@ -144,7 +150,24 @@ def _sentences(text, start, end):
     block = text[start:end]
     if "```" in block or re.search(r"^(    |\t)\S", block, re.MULTILINE):  # code in an article: by lines
         return _lines(text, start, end)
-    return _split_at(text, start, end, SENTENCE_END)
+    return _prose_sentences(text, start, end)
+
+
+def _prose_sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """The sentences of text[start:end], by syntok's rule-based segmenter: a full stop that ends an
+    abbreviation ("Dr. Evans", "9 a.m. Monday", "e.g."), a decimal point, an ellipsis followed by
+    lower case or a stop inside quotes does not end the sentence, and '"Why?" she asked' is one.
+    Cut where each sentence's first token starts, so that every character stays in a span, and only
+    after a full stop, "!", "?" or "…" (syntok also ends a sentence at ";": half a sentence states
+    half a fact)."""
+    starts = [start + sentence[0].offset for paragraph in segmenter.analyze(text[start:end]) for sentence in paragraph]
+    spans, cursor = [], start
+    for cut in starts[1:]:
+        if text[cursor:cut].rstrip().rstrip(CLOSERS).endswith(SENTENCE_FINAL):
+            spans.append(_trimmed(text, cursor, cut))
+            cursor = cut
+    spans.append(_trimmed(text, cursor, end))
+    return [span for span in spans if span]
 
 
 def _paragraphs(text, start, end):
@@ -374,5 +397,5 @@ def split_sentences(text: str) -> list[str]:
         if paragraph.startswith("#") or "```" in paragraph:
             pieces.append(paragraph)
         else:
-            pieces.extend(" ".join(text[a:b].split()) for a, b in _split_at(text, start, end, SENTENCE_END))
+            pieces.extend(" ".join(text[a:b].split()) for a, b in _prose_sentences(text, start, end))
     return pieces

@@ -23,7 +23,10 @@ MARKDOWN_LINK = re.compile(r"\[([^\[\]]+)\]" + _TARGET)
 HTML_TAG = re.compile(r"</?[a-zA-Z][^<>]{0,200}>")
 SPACES = re.compile(r"[ \t\u00a0]+")
 BLANK_LINES = re.compile(r"\n{3,}")
-URL_TAIL = re.compile(r"(https?://[^\s?#]+)[?#]\S*")  # a URL's query string and fragment
+# A URL's query string and fragment. The host and path stop before another "http(s)://x" in the same
+# run ("http://http://…" was read to its end from every "http", quadratic); that later URL then
+# matches instead, and since it ends where the first would have, the same tail is dropped.
+URL_TAIL = re.compile(r"(https?://(?:(?!https?://[^\s?#])[^\s?#])++)[?#]\S*+")
 
 
 def _clean_line(line: str, keep_indent: bool) -> str:

@@ -26,7 +26,9 @@ from features.chunking import split_sentences
 
 MIN_SENTENCE_CHARS = 12
 LABEL_WORDS = 5
-BYLINE = re.compile(r"\s*([Bb]y|[Ww]ritten by)\s+[A-Z][\w.'-]*(\s+[A-Z][\w.'-]*){0,3}\s*$")
+# Linear under search as well as match: a run of spaces is entered only at its start ((?<!\s)), and
+# no quantifier gives back what it took (*+, ++), so a long run of blanks is read once, not once per start.
+BYLINE = re.compile(r"(?<!\s)\s*+([Bb]y|[Ww]ritten by)\s++[A-Z][\w.'-]*+(\s++[A-Z][\w.'-]*+){0,3}\s*+$")
 PROSE_SHARE = 0.85
 # What prose is made of besides letters, digits and spaces: "It cost me £1,340." is prose, a
 # cron line or a shell command ("0 3 * * * pg_dump -Fc > /srv/db.dump") is not.
@@ -64,7 +66,13 @@ TIME = re.compile(
 )
 TEMPERATURE_QUESTION = re.compile(r"\b(temperature|how (hot|cold|warm))\b", re.IGNORECASE)
 TEMPERATURE = re.compile(r"\d ?°|\bdegrees?\b|\d ?[CF]\b")
-NUMBER = r"(\d[\d,.]*|a|an|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty)"
+# A run of digits, commas and points is read from its start only ((?<![\d,.])) and never given back:
+# "1,1,1,…" tried from every digit, each read to the end of the run, took seconds (quadratic). Only
+# whether DISTANCE or DURATION match is used, and a unit must follow the run's end either way.
+NUMBER = (
+    r"((?<![\d,.])[,.]*+\d[\d,.]*+"
+    r"|a|an|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty)"
+)
 MONEY_QUESTION = re.compile(
     r"\b(price|cost|costs|costing|pay|pays|paying|paid|spend|spending|spent|charge|charged|charging|earn|earned|"
     r"earning|sell for)\b",

@@ -275,5 +275,40 @@ def test_split_sentences_keeps_headings_and_code_blocks_whole():
     assert split_sentences(text) == ["# A heading. With a stop.", "One.", "Two!", "```\nx = 1. y = 2.\n```"]
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I met Dr. Evans at 9 a.m. Monday.", ["I met Dr. Evans at 9 a.m. Monday."]),
+        ("We left at 5 p.m. The rain had stopped.", ["We left at 5 p.m.", "The rain had stopped."]),
+        (
+            "It weighs 2.5 kg, e.g. a bag of flour. Mr. Smith agreed.",
+            ["It weighs 2.5 kg, e.g. a bag of flour.", "Mr. Smith agreed."],
+        ),
+        # A question inside quotes ends the sentence only when the next one starts.
+        (
+            '"He never left," she said, "so why would his books?" A man came twice.',
+            ['"He never left," she said, "so why would his books?"', "A man came twice."],
+        ),
+        ('It is "why so dear?", usually said kindly. Fine.', ['It is "why so dear?", usually said kindly.', "Fine."]),
+        ("He went... Later he came back. Wait... what?", ["He went...", "Later he came back.", "Wait... what?"]),
+        ("I checked the cones; they bent where they should.", ["I checked the cones; they bent where they should."]),
+        ("A hard-wrapped\nline. And another\none.", ["A hard-wrapped line.", "And another one."]),
+    ],
+)
+def test_split_sentences_cuts_where_a_sentence_ends(text, expected):
+    assert split_sentences(text) == expected
+
+
+def test_a_long_paragraph_is_not_cut_after_an_abbreviation():
+    """Chunking cuts a paragraph past the window by the same sentences: never inside "Dr. Evans"."""
+    text = " ".join(f"Dr. Evans came at {i} a.m. Monday to check the {WORDS[i % len(WORDS)]} hive." for i in range(40))
+
+    pieces = chunk(text)
+
+    assert len(pieces) > 1
+    assert_sound(text, pieces)
+    assert all(piece.text.startswith("Dr. Evans") and piece.text.endswith("hive.") for piece in pieces)
+
+
 def test_empty_text_has_no_chunks():
     assert chunk("") == [] and chunk("\n\n  \n") == [] and chunk("  ", "code") == [] and chunk("", "post") == []
