@@ -7,7 +7,7 @@ from django.db import models
 from django.utils import timezone
 from pgvector.django import HnswIndex, VectorField
 
-from core.jobs import ACTIVE_STATUSES, Job, JobStatus
+from core.jobs import Job, JobStatus
 from core.ownership import OwnedQuerySet
 from ingestion.models import Category, Document, Source
 
@@ -266,28 +266,3 @@ class FeatureRun(Job):
         """Another run of this owner waits in the queue and will rebuild the dataset anyway."""
         later = FeatureRun.objects.for_user(self.owner).filter(status=JobStatus.QUEUED, pk__gt=self.pk)
         return later.exists()
-
-
-class PreferenceRun(Job):
-    """Build a preference dataset from an instruct version: a model answers each prompt
-    (queue "gpu": the base model generates), the author's passage is the chosen answer."""
-
-    task_name = "training.tasks.build_preference_dataset"
-
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preference_runs")
-    instruct_dataset = models.ForeignKey(DatasetVersion, on_delete=models.CASCADE, related_name="preference_runs")
-    generator = models.CharField(max_length=200, blank=True, help_text="The model that wrote the rejected answers.")
-    pairs_generated = models.PositiveIntegerField(default=0, help_text="New answers (earlier ones are reused).")
-    dataset_version = models.ForeignKey(
-        DatasetVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-
-    class Meta(Job.Meta):
-        constraints = [  # one build at a time per twin: a second request joins the active one
-            models.UniqueConstraint(
-                fields=["owner"], condition=models.Q(status__in=ACTIVE_STATUSES), name="one_active_preference_run"
-            )
-        ]
-
-    def __str__(self):
-        return f"Preference run {self.pk} ({self.status})"

@@ -15,7 +15,7 @@ from core.queue import send_on_commit
 from features.models import DatasetKind, DatasetVersion
 
 from .hyperparameters import Hyperparameters, defaults_for
-from .models import BaseModel, ModelVersion, ModelVersionEvent, TrainingRun
+from .models import BaseModel, ModelVersion, ModelVersionEvent, PreferenceRun, TrainingRun
 
 EVALUATE_TASK = "training.tasks.evaluate_model_version"
 
@@ -98,6 +98,27 @@ def do_start_training_run(owner, dataset: DatasetVersion | None = None, *, exper
         if active is None:
             raise
         raise _active_run_refusal(active) from None
+    run.send_when_committed()
+    return run
+
+
+def do_queue_preference_run(instruct_dataset: DatasetVersion) -> PreferenceRun:
+    """Queue the build of a preference dataset from an instruct version (queue "gpu"); while one
+    is queued or running for this twin, that one is returned instead."""
+    if instruct_dataset.kind != DatasetKind.INSTRUCT:
+        raise ValueError("a preference dataset is built from an instruct dataset")
+    try:
+        with transaction.atomic():
+            run = PreferenceRun.objects.create(
+                owner_id=instruct_dataset.owner_id,
+                instruct_dataset=instruct_dataset,
+                message="Waiting for a GPU (or CPU) worker",
+            )
+    except IntegrityError:
+        active = PreferenceRun.objects.for_user(instruct_dataset.owner).active().first()
+        if active is None:
+            raise
+        return active
     run.send_when_committed()
     return run
 

@@ -18,12 +18,23 @@ from .actions import (
 )
 from .export import ExportRefused, push_to_hub
 from .hyperparameters import Hyperparameters
-from .models import BaseModel, Experiment, ModelVersion, ModelVersionEvent, TrainingRun
+from .models import BaseModel, Experiment, ModelVersion, ModelVersionEvent, PreferenceRun, TrainingRun
 
 
 @admin.register(BaseModel)
 class BaseModelAdmin(admin.ModelAdmin):
     list_display = ("name", "identifier", "created_at")
+
+
+@admin.register(PreferenceRun)
+class PreferenceRunAdmin(admin.ModelAdmin):
+    list_display = ("id", "owner", "status", "progress", "instruct_dataset", "pairs_generated", "created_at")
+    list_filter = ("status",)
+    search_fields = ("owner__username",)
+    readonly_fields = ("owner", "instruct_dataset", "dataset_version", "generator")
+
+    def has_add_permission(self, request):
+        return False  # builds start from an instruct dataset's page or the API
 
 
 class TrainingRunForm(forms.ModelForm):

@@ -55,6 +55,33 @@ class Experiment(models.Model):
         return f"Experiment {self.pk} ({len(self.trials)} runs)"
 
 
+class PreferenceRun(Job):
+    """Build a preference dataset from an instruct version: a model answers each prompt
+    (queue "gpu": the base model generates), the author's passage is the chosen answer
+    (features/actions.py writes the dataset)."""
+
+    task_name = "training.tasks.build_preference_dataset"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preference_runs")
+    instruct_dataset = models.ForeignKey(DatasetVersion, on_delete=models.CASCADE, related_name="preference_runs")
+    generator = models.CharField(max_length=200, blank=True, help_text="The model that wrote the rejected answers.")
+    pairs_generated = models.PositiveIntegerField(default=0, help_text="New answers (earlier ones are reused).")
+    dataset_version = models.ForeignKey(
+        DatasetVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta(Job.Meta):
+        db_table = "features_preferencerun"  # moved here from features with its rows (training 0008)
+        constraints = [  # one build at a time per twin: a second request joins the active one
+            models.UniqueConstraint(
+                fields=["owner"], condition=models.Q(status__in=ACTIVE_STATUSES), name="one_active_preference_run"
+            )
+        ]
+
+    def __str__(self):
+        return f"Preference run {self.pk} ({self.status})"
+
+
 class TrainingRun(Job):
     task_name = "training.tasks.train_model"
 

@@ -12,7 +12,7 @@ from core.jobs import JobStatus
 from features.actions import do_build_preference_version
 from features.datasets import read_records
 from features.generators import GeneratorError, endpoint_generator
-from features.models import CleanDocument, DatasetVersion, PreferenceRun
+from features.models import CleanDocument, DatasetVersion
 
 from . import base_models
 from .actions import (
@@ -26,7 +26,7 @@ from .dpo import train_dpo
 from .evaluation import GateConfig, evaluate
 from .experiments import do_advance_experiment
 from .lora import AdapterSaveFailed, Hyperparameters, Stopped, train_lora, verify_adapter_dir
-from .models import ModelVersion, TrainingRun
+from .models import ModelVersion, PreferenceRun, TrainingRun
 from .preference import BaseModelGenerator
 from .prompts import build_messages
 from .samples import DataSplit, split_documents
@@ -228,8 +228,7 @@ def train_when_due():
 def build_preference_dataset(run_id: int):
     """Build a preference dataset from an instruct version (queue "gpu"): the base model (or the
     configured OpenAI-compatible endpoint) answers each prompt; the author's passage is preferred.
-    Queued by features (by name); a redelivered task starts over, reusing the answers of the
-    previous version."""
+    A redelivered task starts over, reusing the answers of the previous version."""
     run = PreferenceRun.objects.select_related("owner", "instruct_dataset").filter(pk=run_id).first()
     if run is None or not run.claim():
         return
@@ -238,10 +237,11 @@ def build_preference_dataset(run_id: int):
         generator = endpoint_generator() or BaseModelGenerator()
         run.report(1, f"Answering with {generator.name}", generator=generator.name)
         dataset, created = do_build_preference_version(
-            run,
+            run.instruct_dataset,
             messages_for=lambda instruction: build_messages(twin_name, instruction, []),
             answer=generator.answer,
             generator=generator.name,
+            report=run.report,
         )
     except GeneratorError as exc:
         run.fail(f"{exc} No preference dataset was written; retry when the endpoint works.")

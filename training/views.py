@@ -7,7 +7,13 @@ from django.views.decorators.http import require_POST, require_safe
 from core.decorators import require_form_methods
 from features.models import DatasetVersion
 
-from .actions import TrainingRefused, do_cancel_training_run, do_retry_training_run, do_start_training_run
+from .actions import (
+    TrainingRefused,
+    do_cancel_training_run,
+    do_queue_preference_run,
+    do_retry_training_run,
+    do_start_training_run,
+)
 from .experiments import do_start_experiment
 from .forms import ExperimentForm, HyperparametersForm
 from .hyperparameters import Hyperparameters
@@ -151,3 +157,16 @@ def model_detail(request, model_id):
         "fidelity_points": [[v.version, v.fidelity_score] for v in versions],
     }
     return render(request, "training/model_detail.html", context)
+
+
+@login_required
+@require_POST
+def build_preference(request, dataset_id):
+    """Build a preference dataset from an instruct dataset (its page shows the build: training/receivers.py)."""
+    dataset = get_object_or_404(DatasetVersion.objects.for_user(request.user), pk=dataset_id)
+    if dataset.is_preference:
+        messages.error(request, "A preference dataset is built from an instruct dataset.")
+    else:
+        run = do_queue_preference_run(dataset)
+        messages.success(request, f"Preference dataset build {run.pk} is {run.get_status_display().lower()}.")
+    return redirect("dataset-detail", dataset_id=dataset.pk)

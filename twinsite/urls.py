@@ -8,7 +8,7 @@ from chat import openai_api
 from chat.api import ConversationViewSet, chat
 from features.api import DatasetVersionViewSet, search
 from ingestion.api import DocumentViewSet, SourceViewSet
-from training.api import ExperimentViewSet, ModelVersionViewSet, TrainingRunViewSet
+from training.api import ExperimentViewSet, ModelVersionViewSet, TrainingRunViewSet, dataset_preference
 
 from . import dashboard
 
@@ -34,6 +34,8 @@ api_v1 = [
     path("account/delete/", delete_account, name="account-delete"),
     path("search/", search, name="search"),
     path("chat/", chat, name="chat"),
+    # Training's job on one of features' datasets: before the router, whose routes it extends.
+    path("datasets/<int:id>/preference/", dataset_preference, name="dataset-preference"),
     *router.urls,
 ]
 
