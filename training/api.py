@@ -74,6 +74,7 @@ class ModelVersionEventSerializer(serializers.ModelSerializer):
 
 class ModelVersionSerializer(serializers.ModelSerializer):
     base_model = serializers.CharField(source="base_model.name", read_only=True)
+    evaluation_status = serializers.ChoiceField(choices=ModelVersion.Evaluation.choices, read_only=True)
     events = ModelVersionEventSerializer(many=True, read_only=True)
 
     class Meta:
@@ -216,8 +217,8 @@ class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         if self.action in ("approve", "reject", "rollback") or (self.action == "export" and self.request.user.is_staff):
-            return ModelVersion.objects.select_related("base_model")  # staff only
-        return ModelVersion.objects.for_user(self.request.user).select_related("base_model")
+            return ModelVersion.objects.select_related("base_model", "evaluation_run")  # staff only
+        return ModelVersion.objects.for_user(self.request.user).select_related("base_model", "evaluation_run")
 
     def _review(self, request, pk, review):
         model_version = get_object_or_404(self.get_queryset(), pk=pk)

@@ -35,7 +35,7 @@ def training_home(request):
         "runs": TrainingRun.objects.for_user(request.user).select_related(
             "dataset_version", "base_model", "start_from"
         )[:20],
-        "model_versions": ModelVersion.objects.for_user(request.user),
+        "model_versions": ModelVersion.objects.for_user(request.user).select_related("evaluation_run"),
         "latest_dataset": DatasetVersion.objects.for_user(request.user).instruct().current(),
         "experiments": Experiment.objects.for_user(request.user)[:10],
         "experiment_form": ExperimentForm() if request.user.is_staff else None,
