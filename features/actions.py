@@ -4,7 +4,7 @@ import os
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -15,10 +15,8 @@ from .chunking import chunk_document
 from .cleaning import clean_text
 from .datasets import build_records, read_records, serialise, with_written_instructions
 from .generators import endpoint_generator
-from .models import Chunk, CleanDocument, Correction, DatasetKind, DatasetVersion, FeatureRun, PreferenceRun
+from .models import Chunk, CleanDocument, Correction, DatasetKind, DatasetVersion, FeatureRun
 from .preference import build_pairs, earlier_answers, preference_prompts, prompt_key
-
-PREFERENCE_TASK = PreferenceRun.task_name
 
 
 def do_queue_feature_run(owner_id: int, document_ids: list[int]) -> FeatureRun:
@@ -146,53 +144,34 @@ def do_build_dataset_version(owner) -> tuple[DatasetVersion | None, bool]:
     return _store_dataset_version(owner, DatasetKind.INSTRUCT, records, len(documents), lineage)
 
 
-def do_queue_preference_run(instruct_dataset: DatasetVersion) -> PreferenceRun:
-    """Queue the build of a preference dataset from an instruct version (queue "gpu"); while one
-    is queued or running for this twin, that one is returned instead."""
-    if instruct_dataset.kind != DatasetKind.INSTRUCT:
-        raise ValueError("a preference dataset is built from an instruct dataset")
-    owner_id = instruct_dataset.owner_id
-    try:
-        with transaction.atomic():
-            run = PreferenceRun.objects.create(
-                owner_id=owner_id, instruct_dataset=instruct_dataset, message="Waiting for a GPU (or CPU) worker"
-            )
-    except IntegrityError:
-        active = PreferenceRun.objects.for_user(instruct_dataset.owner).active().first()
-        if active is None:
-            raise
-        return active
-    run.send_when_committed()  # by name: the task lives in training, which features may not import
-    return run
-
-
 def do_build_preference_version(
-    run: PreferenceRun, *, messages_for, answer, generator: str, batch_size: int = 8
+    instruct: DatasetVersion, *, messages_for, answer, generator: str, report=None, batch_size: int = 8
 ) -> tuple[DatasetVersion | None, bool]:
     """Pair the instruct version's passages with `answer`'s replies (features/preference.py).
 
     messages_for(record) -> the chat messages to ask with (the record's mode's template); answer(list of messages) ->
     replies, in order; generator: what wrote them (lineage, and the key for reusing the
-    replies of the previous version by the same generator, so only new prompts cost time).
-    Nothing is written before every reply is in.
+    replies of the previous version by the same generator, so only new prompts cost time);
+    report(percent, message, pairs_generated=n): progress, for the job that asked (training's
+    PreferenceRun). Nothing is written before every reply is in.
     """
-    instruct = run.instruct_dataset
+    report = report or (lambda percent, message, **fields: None)
     samples = preference_prompts(read_records(instruct.file_path), settings.TWIN_PREFERENCE_MAX_PAIRS)
     prompts = [messages_for(sample) for sample in samples]
-    previous = DatasetVersion.objects.for_user(run.owner).preference().filter(lineage__generator=generator).first()
-    known = earlier_answers(_readable_records(previous))
+    previous = DatasetVersion.objects.for_user(instruct.owner).preference().filter(lineage__generator=generator)
+    known = earlier_answers(_readable_records(previous.first()))
     answers = [known.get(prompt_key(messages)) for messages in prompts]
     missing = [i for i, reply in enumerate(answers) if reply is None]
     for done in range(0, len(missing), batch_size):
         batch = missing[done : done + batch_size]
-        run.report(
+        report(
             95 * done / len(missing),
             f"Answering prompt {done + 1}-{done + len(batch)} of {len(missing)} ({len(samples) - len(missing)} reused)",
             pairs_generated=done,
         )
         for i, reply in zip(batch, answer([prompts[i] for i in batch]), strict=True):
             answers[i] = reply
-    run.report(97, "Writing the preference dataset", pairs_generated=len(missing))
+    report(97, "Writing the preference dataset", pairs_generated=len(missing))
     pairs = build_pairs(samples, prompts, answers)
     if not pairs:
         return None, False

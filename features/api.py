@@ -1,12 +1,11 @@
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
-from rest_framework import serializers, status, viewsets
-from rest_framework.decorators import action, api_view
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework import serializers, viewsets
+from rest_framework.decorators import api_view
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from .actions import do_queue_preference_run
 from .forms import SearchForm
-from .models import Chunk, DatasetKind, DatasetVersion, PreferenceRun
+from .models import Chunk, DatasetKind, DatasetVersion
 
 MAX_K = 50
 
@@ -85,30 +84,12 @@ class DatasetVersionSerializer(serializers.ModelSerializer):
         extra_kwargs = {"instruct_dataset": {"help_text": "Preference datasets: the instruct dataset built from."}}
 
 
-class PreferenceRunSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = PreferenceRun
-        fields = [
-            "id",
-            "instruct_dataset",
-            "status",
-            "progress",
-            "message",
-            "error",
-            "generator",
-            "pairs_generated",
-            "dataset_version",
-            "created_at",
-            "finished_at",
-        ]
-
-
 @extend_schema_view(
     list=extend_schema(parameters=[OpenApiParameter("kind", str, enum=[k.value for k in DatasetKind])]),
 )
 class DatasetVersionViewSet(viewsets.ReadOnlyModelViewSet):
     """Your versioned datasets (immutable, content-hashed): instruct, and preference (DPO) pairs
-    built from an instruct version. `?kind=` lists one kind."""
+    built from an instruct version (`{id}/preference/`, training/api.py). `?kind=` lists one kind."""
 
     serializer_class = DatasetVersionSerializer
 
@@ -120,20 +101,3 @@ class DatasetVersionViewSet(viewsets.ReadOnlyModelViewSet):
                 raise ValidationError({"kind": [f"kind must be one of: {', '.join(DatasetKind.values)}."]})
             datasets = datasets.filter(kind=kind)
         return datasets
-
-    @extend_schema(request=None, responses={200: PreferenceRunSerializer, 202: PreferenceRunSerializer})
-    @action(detail=True, methods=["get", "post"])
-    def preference(self, request, pk=None):
-        """POST: build a preference dataset from this instruct dataset (queue "gpu"; a build already
-        queued or running is returned instead). GET: the latest build from it."""
-        dataset = self.get_object()
-        if dataset.kind != DatasetKind.INSTRUCT:
-            raise ValidationError({"detail": "A preference dataset is built from an instruct dataset."})
-        if request.method == "POST":
-            run = do_queue_preference_run(dataset)
-            run.refresh_from_db()  # the task may have started already (an eager or a fast worker)
-            return Response(PreferenceRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
-        run = PreferenceRun.objects.for_user(request.user).filter(instruct_dataset=dataset).first()
-        if run is None:
-            raise NotFound("No preference dataset was built from this dataset yet.")
-        return Response(PreferenceRunSerializer(run).data)

@@ -7,11 +7,12 @@ from django.db import models
 from django.utils import timezone
 from pgvector.django import HnswIndex, VectorField
 
-from core.jobs import ACTIVE_STATUSES, Job, JobStatus
+from core.jobs import Job, JobStatus
 from core.ownership import OwnedQuerySet
-from ingestion.models import Category, Document
+from ingestion.models import Category, Document, Source
 
-TEXT_SEARCH_CONFIG = "english"  # features/search.py queries with the same configuration
+from . import search as hybrid
+from .search import TEXT_SEARCH_CONFIG
 
 
 class CleanDocument(models.Model):
@@ -32,14 +33,32 @@ class CleanDocument(models.Model):
 
 
 class ChunkQuerySet(OwnedQuerySet):
-    """Chunks, and the one retrieval function: `Chunk.objects.for_user(user).search(...)`."""
+    """Chunks, and the one retrieval function: `Chunk.objects.for_user(user).search(...)`,
+    also on a narrower queryset: `Chunk.objects.for_user(user).filter(...).search(...)`."""
+
+    _search_owner = None  # set by for_user; search() refuses a queryset that did not come from it
 
     def for_user(self, user):
         if user is None or not getattr(user, "is_authenticated", False) or not getattr(user, "pk", None):
             return self.none()
         scoped = super().for_user(user)
-        scoped._search_owner = user  # search() refuses a queryset that did not come from for_user
+        scoped._search_owner = user
         return scoped
+
+    def _clone(self):
+        # Every chained call (filter, exclude, all, order_by...) clones: the owner goes along.
+        clone = super()._clone()
+        clone._search_owner = self._search_owner
+        return clone
+
+    def _narrowed_to(self, owner) -> tuple[str, tuple] | None:
+        """This queryset's own filters beyond the owner's, as a query of chunk ids; None when it has
+        none, so that plain retrieval keeps its statement (and plan) unchanged."""
+        if self.query.where == type(self)(self.model, using=self._db).for_user(owner).query.where:
+            return None
+        ids = self.values("pk").query
+        ids.clear_ordering(force=False)  # Meta.ordering would join the documents for nothing
+        return ids.get_compiler(using=self.db).as_sql()
 
     def search(
         self, query, k: int = 5, *, category=None, source=None, since=None, until=None, embedding=None
@@ -50,14 +69,16 @@ class ChunkQuerySet(OwnedQuerySet):
         matched word by word with full-text search) or an embedding alone (vector
         search only). Filters: `category` ("article", "post", "code"), `source` (a
         source id), `since` / `until` (the document's date; a bare date covers the day).
-        Near-duplicates are dropped by MMR. Raises ValueError without for_user().
+        Near-duplicates are dropped by MMR. The queryset's own filters apply too (only its
+        chunks are candidates). Raises ValueError without for_user().
         """
-        from . import search as hybrid
         from .embeddings import embed_query
 
-        owner = getattr(self, "_search_owner", None)
+        owner = self._search_owner
         if owner is None:
             raise ValueError("retrieval needs an owner: use Chunk.objects.for_user(user).search(...)")
+        if self.query.is_empty():  # .none(), or a filter that can match nothing
+            return []
         text = query if isinstance(query, str) else None
         if embedding is None:
             embedding = embed_query(text) if text is not None else query
@@ -66,8 +87,10 @@ class ChunkQuerySet(OwnedQuerySet):
             source=source,
             since=hybrid.as_datetime(since),
             until=hybrid.as_datetime(until, end_of_day=True),
+            within=self._narrowed_to(owner),
         )
-        return hybrid.as_chunks(hybrid.mmr(hybrid.ranked_candidates(owner.pk, text, embedding, k, filters), k))
+        candidates = hybrid.ranked_candidates(owner.pk, text, embedding, k, filters)
+        return hybrid.as_chunks(hybrid.mmr(candidates, k), (Chunk, CleanDocument, Document, Source))
 
     def lead_ins(self, chunks) -> dict[int, str]:
         """For each chunk that opens mid-passage with a pronoun ("He pointed out…"): the last
@@ -243,31 +266,6 @@ class FeatureRun(Job):
         """Another run of this owner waits in the queue and will rebuild the dataset anyway."""
         later = FeatureRun.objects.for_user(self.owner).filter(status=JobStatus.QUEUED, pk__gt=self.pk)
         return later.exists()
-
-
-class PreferenceRun(Job):
-    """Build a preference dataset from an instruct version: a model answers each prompt
-    (queue "gpu": the base model generates), the author's passage is the chosen answer."""
-
-    task_name = "training.tasks.build_preference_dataset"
-
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preference_runs")
-    instruct_dataset = models.ForeignKey(DatasetVersion, on_delete=models.CASCADE, related_name="preference_runs")
-    generator = models.CharField(max_length=200, blank=True, help_text="The model that wrote the rejected answers.")
-    pairs_generated = models.PositiveIntegerField(default=0, help_text="New answers (earlier ones are reused).")
-    dataset_version = models.ForeignKey(
-        DatasetVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-
-    class Meta(Job.Meta):
-        constraints = [  # one build at a time per twin: a second request joins the active one
-            models.UniqueConstraint(
-                fields=["owner"], condition=models.Q(status__in=ACTIVE_STATUSES), name="one_active_preference_run"
-            )
-        ]
-
-    def __str__(self):
-        return f"Preference run {self.pk} ({self.status})"
 
 
 class CorrectionQuerySet(OwnedQuerySet):

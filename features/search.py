@@ -26,8 +26,9 @@ from django.db import connection, transaction
 from django.db.models.base import ModelState
 from django.utils import timezone
 
-from .models import TEXT_SEARCH_CONFIG as TEXT_CONFIG
-
+# No import of the models: they import this module (TEXT_SEARCH_CONFIG, the search itself), and
+# what it gives back is rows and model instances of the classes the caller names (`as_chunks`).
+TEXT_SEARCH_CONFIG = "english"  # Chunk.search_vector is generated with the same configuration
 RRF_K = 60
 CANDIDATES_PER_LIST = 40  # per list, before fusion
 # Up to this many candidate rows an exact scan beats HNSW (bench/retrieval.py measures both).
@@ -82,9 +83,20 @@ class Filters:
     source: int | None = None
     since: datetime | None = None
     until: datetime | None = None
+    # A query of chunk ids (SQL with %s placeholders, its parameters): the chunks of a filtered
+    # queryset, `for_user(user).filter(...).search(...)`. The owner is compared on its own anyway.
+    within: tuple[str, tuple] | None = None
 
     def sql(self, owner_id: int) -> tuple[str, list]:
-        """A clause restricting chunks to matching documents ("" when there are no filters)."""
+        """A clause restricting chunks to matching documents and to `within` ("" when there are no filters)."""
+        clause, params = "", []
+        if self.within is not None:
+            subquery, subquery_params = self.within
+            clause, params = f" AND c.id IN ({subquery})", list(subquery_params)
+        documents, document_params = self._documents(owner_id)
+        return clause + documents, params + document_params
+
+    def _documents(self, owner_id: int) -> tuple[str, list]:
         conditions, params = [], []
         if self.category:
             conditions.append("cd.category = %s")
@@ -152,7 +164,8 @@ def _statement(with_text: bool, clause: str) -> str:
         # which passage is meant and are left to the vector side (which also bounds the scan).
         # A lexeme becomes a one-word tsquery by quoting: quote and backslash doubled.
         quoted = "(chr(39) || replace(replace(l, chr(92), repeat(chr(92), 2)), chr(39), repeat(chr(39), 2)) || chr(39))"
-        query = f"""q AS MATERIALIZED (SELECT tsvector_to_array(to_tsvector('{TEXT_CONFIG}', %(text)s)) AS lexemes),
+        lexemes = f"tsvector_to_array(to_tsvector('{TEXT_SEARCH_CONFIG}', %(text)s))"
+        query = f"""q AS MATERIALIZED (SELECT {lexemes} AS lexemes),
         counted AS MATERIALIZED (
             SELECT l, tq, (SELECT count(*) FROM (SELECT 1 FROM features_chunk c
                 WHERE c.owner_id = %(owner)s::bigint AND c.search_vector @@ tq{clause} LIMIT {DF_CAP}) s) AS df
@@ -231,10 +244,13 @@ def _prepared(owner_id: int, text: str | None, embedding, k: int, filters: Filte
     params = {"vector": np.asarray(embedding, dtype=np.float32), "owner": owner_id, "text": text}
     params |= {"n": max(CANDIDATES_PER_LIST, k), "m": max(2 * k, 10)}
     params |= {"exact_max": EXACT_SEARCH_MAX_ROWS, "hnsw_cost": HNSW_FILTER_COST}
-    for i, value in enumerate(filter_params):
-        clause = clause.replace("%s", f"%(f{i})s", 1)
-        params[f"f{i}"] = value
+    names = iter(range(len(filter_params)))
+    clause = PLACEHOLDER.sub(lambda found: found[0] if found[0] == "%%" else f"%(f{next(names)})s", clause)
+    params |= {f"f{i}": value for i, value in enumerate(filter_params)}
     return _statement(bool(text and text.strip()), clause), params
+
+
+PLACEHOLDER = re.compile("%%|%s")  # a positional parameter; "%%" is a literal percent sign
 
 
 def _fetch(sql: str, params: dict) -> list[tuple]:
@@ -325,14 +341,11 @@ def _loaded(model, names: tuple, row) -> object:
     return instance
 
 
-def as_chunks(candidates: list[tuple]) -> list:
+def as_chunks(candidates: list[tuple], models: tuple) -> list:
     """Chunk instances with their document and source attached (no further queries), and
-    `.match`; the columns left out (the vector, whole texts) load lazily if ever read."""
-    from ingestion.models import Document, Source
-
-    from .models import Chunk, CleanDocument
-
-    models = (Chunk, CleanDocument, Document, Source)
+    `.match`; the columns left out (the vector, whole texts) load lazily if ever read.
+    `models`: the classes of SHOWN_COLUMNS' tables, in its order (chunk, clean document,
+    document, source)."""
     results = []
     for match, _, values in candidates:
         instances, offset = [], 0

@@ -1,13 +1,13 @@
 import logging
 
 from celery import shared_task
-from django.conf import settings
 
 from ingestion.models import Document
 
-from .actions import do_build_dataset_version, do_build_features, do_queue_preference_run, do_reembed_stale
+from .actions import do_build_dataset_version, do_build_features, do_reembed_stale
 from .generators import GeneratorError
 from .models import FeatureRun
+from .signals import instruct_dataset_built
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +42,8 @@ def run_features(run_id: int):
         raise
     outcome = f"dataset v{dataset.version} {'built' if created else 'unchanged'}" if dataset else "no dataset yet"
     run.succeed(f"{summary}; {outcome}", dataset_version=dataset)
-    if created and settings.TWIN_PREFERENCE_AUTO:
-        do_queue_preference_run(dataset)
+    if created:
+        instruct_dataset_built.send(sender=FeatureRun, dataset=dataset)
 
 
 @shared_task(acks_late=True)

@@ -7,6 +7,5 @@ urlpatterns = [
     path("datasets/", views.datasets, name="datasets"),
     path("datasets/<int:dataset_id>/", views.dataset_detail, name="dataset-detail"),
     path("datasets/<int:dataset_id>/download/", views.dataset_download, name="dataset-download"),
-    path("datasets/<int:dataset_id>/preference/", views.build_preference, name="dataset-build-preference"),
     path("search/", views.search, name="search"),
 ]

@@ -1,15 +1,14 @@
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404
-from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST, require_safe
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_safe
 
 from ingestion.models import Document
 
-from .actions import do_queue_preference_run
 from .datasets import read_records
 from .forms import SearchForm
-from .models import Chunk, CleanDocument, DatasetVersion, PreferenceRun
+from .models import Chunk, CleanDocument, DatasetVersion
+from .signals import dataset_page_sections
 
 PREVIEW_SAMPLES = 20
 
@@ -34,7 +33,7 @@ def datasets(request):
     context = {
         "instruct_datasets": mine.instruct(),
         "preference_datasets": mine.preference().select_related("instruct_dataset"),
-        "preference_runs": PreferenceRun.objects.for_user(request.user).select_related("instruct_dataset")[:5],
+        "sections": dataset_page_sections(request),
     }
     return render(request, "features/datasets.html", context)
 
@@ -65,22 +64,8 @@ def dataset_detail(request, dataset_id):
         for sample in samples:
             sample["document"] = documents.get(sample.get("document_id"))
     context = {"dataset": dataset, "samples": samples, "lengths": lengths}
-    if not dataset.is_preference:
-        builds = PreferenceRun.objects.for_user(request.user).filter(instruct_dataset=dataset)
-        context["preference_run"] = builds.select_related("dataset_version").first()
+    context["sections"] = dataset_page_sections(request, dataset)
     return render(request, "features/dataset_detail.html", context)
-
-
-@login_required
-@require_POST
-def build_preference(request, dataset_id):
-    dataset = _get_dataset_for_user(request, dataset_id)
-    if dataset.is_preference:
-        messages.error(request, "A preference dataset is built from an instruct dataset.")
-    else:
-        run = do_queue_preference_run(dataset)
-        messages.success(request, f"Preference dataset build {run.pk} is {run.get_status_display().lower()}.")
-    return redirect("dataset-detail", dataset_id=dataset.pk)
 
 
 @login_required

@@ -81,7 +81,7 @@ def test_a_twin_is_built_and_served_through_a_real_worker(workers, owner, staff,
     assert "chat.tasks.generate_answer" not in tasks_in(workers["default"]) | tasks_in(workers["gpu"])
 
     # The evaluation gate runs next, on queue "default"; staff approve a candidate it passed.
-    evaluated = lambda: ModelVersion.objects.filter(training_run=run, evaluation_status="done").first()  # noqa: E731
+    evaluated = lambda: ModelVersion.objects.filter(training_run=run, evaluation_run__status="succeeded").first()  # noqa: E731
     model_version = wait_for(evaluated, workers, "the evaluation gate")
     assert model_version.verdict == "passed", model_version.eval_report.get("checks")
     client.force_login(staff)

@@ -1,7 +1,6 @@
 """Multi-step writes of the training pipeline and the registry, shared by views, API, admin and tasks."""
 
 import shutil
-from functools import partial
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -10,15 +9,12 @@ from django.db.models import Max
 from django.utils import timezone
 
 from accounts.quotas import QuotaReached, check_runs_today, check_storage
-from core.jobs import JobStatus
-from core.queue import send_on_commit
+from core.jobs import ACTIVE_STATUSES, JobStatus
 from features.actions import do_build_correction_dataset
 from features.models import DatasetKind, DatasetVersion
 
 from .hyperparameters import Hyperparameters, defaults_for
-from .models import BaseModel, ModelVersion, ModelVersionEvent, TrainingRun
-
-EVALUATE_TASK = "training.tasks.evaluate_model_version"
+from .models import BaseModel, EvaluationRun, ModelVersion, ModelVersionEvent, PreferenceRun, TrainingRun
 
 
 class TrainingRefused(Exception):
@@ -103,6 +99,27 @@ def do_start_training_run(owner, dataset: DatasetVersion | None = None, *, exper
     return run
 
 
+def do_queue_preference_run(instruct_dataset: DatasetVersion) -> PreferenceRun:
+    """Queue the build of a preference dataset from an instruct version (queue "gpu"); while one
+    is queued or running for this twin, that one is returned instead."""
+    if instruct_dataset.kind != DatasetKind.INSTRUCT:
+        raise ValueError("a preference dataset is built from an instruct dataset")
+    try:
+        with transaction.atomic():
+            run = PreferenceRun.objects.create(
+                owner_id=instruct_dataset.owner_id,
+                instruct_dataset=instruct_dataset,
+                message="Waiting for a GPU (or CPU) worker",
+            )
+    except IntegrityError:
+        active = PreferenceRun.objects.for_user(instruct_dataset.owner).active().first()
+        if active is None:
+            raise
+        return active
+    run.send_when_committed()
+    return run
+
+
 def do_update_hyperparameters(run: TrainingRun, changes: dict, editor) -> TrainingRun:
     """Staff tune a run that has not started (queued) or will resume (failed)."""
     if not getattr(editor, "is_staff", False):
@@ -150,35 +167,49 @@ def do_register_model_version(run: TrainingRun, result) -> ModelVersion:
     return model_version
 
 
-def do_record_evaluation(model_version: ModelVersion, report: dict) -> ModelVersion:
-    """Store the gate's report and verdict next to what training reported; kept in the history."""
+def do_queue_evaluation(model_version: ModelVersion) -> EvaluationRun:
+    """Queue the evaluation gate on a model version (queue "default"): its evaluation job, new, or
+    the one that ended queued again as a new request (its attempts start over; the verdict is
+    cleared). Refused while the evaluation is queued or running."""
+    with transaction.atomic():
+        evaluation, created = EvaluationRun.objects.get_or_create(
+            model_version=model_version, defaults={"owner_id": model_version.owner_id}
+        )
+        if not created:
+            again = EvaluationRun.objects.filter(pk=evaluation.pk).exclude(status__in=ACTIVE_STATUSES)
+            if not again.update(
+                status=JobStatus.QUEUED,
+                progress=0,
+                message="",
+                error="",
+                attempts=0,
+                created_at=timezone.now(),  # beat fails what waited a day since it was asked for
+                started_at=None,
+                heartbeat_at=None,
+                finished_at=None,
+            ):
+                raise TrainingRefused(f"Model v{model_version.version} is being evaluated already.")
+            evaluation.refresh_from_db()
+        ModelVersion.objects.filter(pk=model_version.pk).update(verdict=ModelVersion.Verdict.NONE)
+        evaluation.send_when_committed()
+    return evaluation
+
+
+def do_record_evaluation(evaluation: EvaluationRun, report: dict) -> ModelVersion:
+    """Store the gate's report and verdict next to what training reported, kept in the history, and
+    end the evaluation job, in one transaction."""
+    model_version = evaluation.model_version
     model_version.eval_report = {"training": model_version.eval_report.get("training", {}), **report}
     model_version.verdict = ModelVersion.Verdict.PASSED if report["passed"] else ModelVersion.Verdict.FAILED
     model_version.fidelity_score = report.get("fidelity_score")
     model_version.grounding_score = report.get("models", {}).get("candidate", {}).get("grounding")
-    model_version.evaluation_status = ModelVersion.Evaluation.DONE
-    model_version.save(
-        update_fields=["eval_report", "verdict", "fidelity_score", "grounding_score", "evaluation_status"]
-    )
     failed = [c["metric"] for c in report["checks"] if not c["passed"]]
     why = f"failed on {', '.join(failed)}" if failed else f"beats the {report['reference']} model"
-    _record(model_version, model_version.status, model_version.status, None, f"Evaluation gate: {why}")
+    with transaction.atomic():
+        model_version.save(update_fields=["eval_report", "verdict", "fidelity_score", "grounding_score"])
+        _record(model_version, model_version.status, model_version.status, None, f"Evaluation gate: {why}")
+        evaluation.succeed(model_version.get_verdict_display())
     return model_version
-
-
-def do_requeue_evaluation(model_version: ModelVersion) -> ModelVersion:
-    """Run the gate again (e.g. after production changed, or after a failed evaluation)."""
-    ModelVersion.objects.filter(pk=model_version.pk).update(
-        evaluation_status=ModelVersion.Evaluation.PENDING, verdict=ModelVersion.Verdict.NONE, evaluation_error=""
-    )
-    send_on_commit(EVALUATE_TASK, model_version.pk, on_failure=partial(_fail_unsent_evaluation, model_version.pk))
-    return model_version
-
-
-def _fail_unsent_evaluation(pk: int, reason: str):
-    ModelVersion.objects.filter(pk=pk, evaluation_status=ModelVersion.Evaluation.PENDING).update(
-        evaluation_status=ModelVersion.Evaluation.FAILED, evaluation_error=reason
-    )
 
 
 def _record(model_version: ModelVersion, from_status: str, to_status: str, actor, reason: str = ""):

@@ -12,18 +12,42 @@ from .actions import (
     TrainingRefused,
     checked_hyperparameters,
     do_approve_model_version,
+    do_queue_evaluation,
     do_reject_model_version,
-    do_requeue_evaluation,
     do_rollback,
 )
 from .export import ExportRefused, push_to_hub
 from .hyperparameters import Hyperparameters
-from .models import BaseModel, Experiment, ModelVersion, ModelVersionEvent, TrainingRun
+from .models import BaseModel, EvaluationRun, Experiment, ModelVersion, ModelVersionEvent, PreferenceRun, TrainingRun
 
 
 @admin.register(BaseModel)
 class BaseModelAdmin(admin.ModelAdmin):
     list_display = ("name", "identifier", "created_at")
+
+
+@admin.register(EvaluationRun)
+class EvaluationRunAdmin(admin.ModelAdmin):
+    """The gate's jobs: state, attempts, heartbeat. Queue one again from its model version's page."""
+
+    list_display = ("id", "owner", "model_version", "status", "attempts", "heartbeat_at", "created_at")
+    list_filter = ("status",)
+    search_fields = ("owner__username",)
+    readonly_fields = ("owner", "model_version")
+
+    def has_add_permission(self, request):
+        return False  # queued when a model version is registered, or by "Run the gate again"
+
+
+@admin.register(PreferenceRun)
+class PreferenceRunAdmin(admin.ModelAdmin):
+    list_display = ("id", "owner", "status", "progress", "instruct_dataset", "pairs_generated", "created_at")
+    list_filter = ("status",)
+    search_fields = ("owner__username",)
+    readonly_fields = ("owner", "instruct_dataset", "dataset_version", "generator")
+
+    def has_add_permission(self, request):
+        return False  # builds start from an instruct dataset's page or the API
 
 
 class TrainingRunForm(forms.ModelForm):
@@ -122,6 +146,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "evaluation",
         "status",
         "evaluation_status",
+        "evaluation_run",
         "verdict",
         "fidelity_score",
         "grounding_score",
@@ -130,7 +155,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "reviewed_at",
         "created_at",
     )
-    exclude = ("eval_report", "evaluation_error")
+    exclude = ("eval_report",)
 
     def has_add_permission(self, request):
         return False  # versions come from training runs only
@@ -186,7 +211,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Run the evaluation gate again", permissions=["change"])
     def evaluate_again(self, request, queryset):
-        self._each(request, queryset, do_requeue_evaluation, "Queued the evaluation of")
+        self._each(request, queryset, do_queue_evaluation, "Queued the evaluation of")
 
     @admin.action(description="Push to the private Hugging Face Hub repository", permissions=["change"])
     def push_to_hub(self, request, queryset):

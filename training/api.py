@@ -2,18 +2,19 @@ from django.db.models import Prefetch
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
-from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.decorators import action, api_view
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.generics import get_object_or_404  # a malformed id is a 404, not a 500
 from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 
 from accounts.permissions import TokenScope, model_permission
-from features.models import DatasetVersion
+from features.models import DatasetKind, DatasetVersion
 
 from .actions import (
     TrainingRefused,
     do_approve_model_version,
+    do_queue_preference_run,
     do_reject_model_version,
     do_rollback,
     do_start_refinement,
@@ -22,7 +23,7 @@ from .actions import (
 )
 from .experiments import do_start_experiment
 from .export import ExportRefused, export_zip, folder_name
-from .models import Experiment, ModelVersion, ModelVersionEvent, TrainingRun
+from .models import Experiment, ModelVersion, ModelVersionEvent, PreferenceRun, TrainingRun
 
 
 class TrainingRunSerializer(serializers.ModelSerializer):
@@ -74,6 +75,7 @@ class ModelVersionEventSerializer(serializers.ModelSerializer):
 
 class ModelVersionSerializer(serializers.ModelSerializer):
     base_model = serializers.CharField(source="base_model.name", read_only=True)
+    evaluation_status = serializers.ChoiceField(choices=ModelVersion.Evaluation.choices, read_only=True)
     events = ModelVersionEventSerializer(many=True, read_only=True)
 
     class Meta:
@@ -227,8 +229,8 @@ class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         if self.action in ("approve", "reject", "rollback") or (self.action == "export" and self.request.user.is_staff):
-            return ModelVersion.objects.select_related("base_model")  # staff only
-        return ModelVersion.objects.for_user(self.request.user).select_related("base_model")
+            return ModelVersion.objects.select_related("base_model", "evaluation_run")  # staff only
+        return ModelVersion.objects.for_user(self.request.user).select_related("base_model", "evaluation_run")
 
     def _review(self, request, pk, review):
         model_version = get_object_or_404(self.get_queryset(), pk=pk)
@@ -277,3 +279,39 @@ class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
         response = HttpResponse(body, content_type="application/zip")
         response["Content-Disposition"] = f'attachment; filename="{folder_name(model_version)}.zip"'
         return response
+
+
+class PreferenceRunSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PreferenceRun
+        fields = [
+            "id",
+            "instruct_dataset",
+            "status",
+            "progress",
+            "message",
+            "error",
+            "generator",
+            "pairs_generated",
+            "dataset_version",
+            "created_at",
+            "finished_at",
+        ]
+
+
+@extend_schema(request=None, responses={200: PreferenceRunSerializer, 202: PreferenceRunSerializer})
+@api_view(["GET", "POST"])
+def dataset_preference(request, id):  # `id`, as the router names the datasets' own paths
+    """POST: build a preference dataset from this instruct dataset (queue "gpu"; a build already
+    queued or running is returned instead). GET: the latest build from it."""
+    dataset = get_object_or_404(DatasetVersion.objects.for_user(request.user), pk=id)
+    if dataset.kind != DatasetKind.INSTRUCT:
+        raise ValidationError({"detail": "A preference dataset is built from an instruct dataset."})
+    if request.method == "POST":
+        run = do_queue_preference_run(dataset)
+        run.refresh_from_db()  # the task may have started already (an eager or a fast worker)
+        return Response(PreferenceRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+    run = PreferenceRun.objects.for_user(request.user).filter(instruct_dataset=dataset).first()
+    if run is None:
+        raise NotFound("No preference dataset was built from this dataset yet.")
+    return Response(PreferenceRunSerializer(run).data)

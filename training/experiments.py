@@ -16,15 +16,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.jobs import JobStatus
-from core.queue import send_on_commit
 from features.models import DatasetVersion
 
 from .actions import (
-    EVALUATE_TASK,
     TrainingRefused,
     _record,
     checked_hyperparameters,
     default_hyperparameters,
+    do_queue_evaluation,
     do_start_training_run,
 )
 from .models import Experiment, ModelVersion
@@ -105,7 +104,7 @@ def _finish(experiment: Experiment) -> Experiment:
         )
         for version in candidates:
             if best is not None and version.training_run_id == best.pk:
-                send_on_commit(EVALUATE_TASK, version.pk)
+                do_queue_evaluation(version)
                 continue
             version.status = ModelVersion.Status.REJECTED
             version.save(update_fields=["status"])

@@ -1,9 +1,10 @@
 """Base models, training runs and the model registry (adapters awaiting approval)."""
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
 
-from core.jobs import ACTIVE_STATUSES, Job
+from core.jobs import ACTIVE_STATUSES, Job, JobStatus
 from core.ownership import OwnedQuerySet
 from features.models import DatasetVersion
 
@@ -53,6 +54,33 @@ class Experiment(models.Model):
 
     def __str__(self):
         return f"Experiment {self.pk} ({len(self.trials)} runs)"
+
+
+class PreferenceRun(Job):
+    """Build a preference dataset from an instruct version: a model answers each prompt
+    (queue "gpu": the base model generates), the author's passage is the chosen answer
+    (features/actions.py writes the dataset)."""
+
+    task_name = "training.tasks.build_preference_dataset"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preference_runs")
+    instruct_dataset = models.ForeignKey(DatasetVersion, on_delete=models.CASCADE, related_name="preference_runs")
+    generator = models.CharField(max_length=200, blank=True, help_text="The model that wrote the rejected answers.")
+    pairs_generated = models.PositiveIntegerField(default=0, help_text="New answers (earlier ones are reused).")
+    dataset_version = models.ForeignKey(
+        DatasetVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta(Job.Meta):
+        db_table = "features_preferencerun"  # moved here from features with its rows (training 0008)
+        constraints = [  # one build at a time per twin: a second request joins the active one
+            models.UniqueConstraint(
+                fields=["owner"], condition=models.Q(status__in=ACTIVE_STATUSES), name="one_active_preference_run"
+            )
+        ]
+
+    def __str__(self):
+        return f"Preference run {self.pk} ({self.status})"
 
 
 class TrainingRun(Job):
@@ -126,10 +154,20 @@ class ModelVersion(models.Model):
         REJECTED = "rejected", "Rejected"
 
     class Evaluation(models.TextChoices):
+        """What pages and the API say of the gate; its job (EvaluationRun) holds the state."""
+
         PENDING = "pending", "Evaluation queued"
         RUNNING = "running", "Evaluating"
         DONE = "done", "Evaluated"
         FAILED = "failed", "Evaluation failed"
+
+    EVALUATION_OF_JOB = {
+        JobStatus.QUEUED: Evaluation.PENDING,
+        JobStatus.RUNNING: Evaluation.RUNNING,
+        JobStatus.SUCCEEDED: Evaluation.DONE,
+        JobStatus.FAILED: Evaluation.FAILED,
+        JobStatus.CANCELLED: Evaluation.FAILED,
+    }
 
     class Verdict(models.TextChoices):
         NONE = "", "No verdict yet"
@@ -148,8 +186,6 @@ class ModelVersion(models.Model):
     )
     hyperparameters = models.JSONField(default=dict)
     eval_report = models.JSONField(default=dict, help_text="The evaluation gate's report (see training.evaluation).")
-    evaluation_status = models.CharField(max_length=16, choices=Evaluation.choices, default=Evaluation.PENDING)
-    evaluation_error = models.TextField(blank=True)
     verdict = models.CharField(max_length=16, choices=Verdict.choices, blank=True, default=Verdict.NONE)
     fidelity_score = models.FloatField(
         null=True, blank=True, help_text="How much closer to the author than the base model, in percent (0: same)."
@@ -200,6 +236,44 @@ class ModelVersion(models.Model):
     @property
     def passed_gate(self) -> bool:
         return self.verdict == self.Verdict.PASSED
+
+    def _evaluation_run(self) -> "EvaluationRun | None":
+        try:
+            return self.evaluation_run
+        except ObjectDoesNotExist:
+            return None
+
+    @property
+    def evaluation_status(self) -> str:
+        """The gate's state in ModelVersion.Evaluation's words; pending until it is first queued
+        (the losing runs of an experiment stay so: they are never evaluated)."""
+        evaluation = self._evaluation_run()
+        return self.Evaluation.PENDING if evaluation is None else self.EVALUATION_OF_JOB[evaluation.status]
+
+    def get_evaluation_status_display(self) -> str:
+        return self.Evaluation(self.evaluation_status).label
+
+    @property
+    def evaluation_error(self) -> str:
+        evaluation = self._evaluation_run()
+        return evaluation.error if evaluation is not None else ""
+
+
+class EvaluationRun(Job):
+    """The evaluation gate on one model version (queue "default", training/evaluation.py): a job
+    like the others, so a redelivered task cannot evaluate twice at once and beat resumes one whose
+    worker died. One per version: "Run the gate again" queues the same row again."""
+
+    task_name = "training.tasks.run_evaluation"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="evaluation_runs")
+    model_version = models.OneToOneField(ModelVersion, on_delete=models.CASCADE, related_name="evaluation_run")
+
+    class Meta(Job.Meta):
+        pass
+
+    def __str__(self):
+        return f"Evaluation {self.pk} of model version {self.model_version_id} ({self.status})"
 
 
 class ModelVersionEvent(models.Model):

@@ -16,12 +16,13 @@ from features.actions import do_build_preference_version
 from features.datasets import read_records
 from features.generators import GeneratorError, endpoint_generator
 from features.grounding.config import GroundingConfig
-from features.models import CleanDocument, DatasetVersion, PreferenceRun
+from features.models import CleanDocument, DatasetVersion
 from features.prompts import record_messages
 
 from . import base_models
 from .actions import (
     TrainingRefused,
+    do_queue_evaluation,
     do_record_evaluation,
     do_register_model_version,
     do_start_training_run,
@@ -31,7 +32,7 @@ from .dpo import train_dpo
 from .evaluation import GateConfig, evaluate
 from .experiments import do_advance_experiment
 from .lora import AdapterSaveFailed, Hyperparameters, Stopped, train_lora, verify_adapter_dir
-from .models import ModelVersion, TrainingRun
+from .models import EvaluationRun, ModelVersion, PreferenceRun, TrainingRun
 from .preference import BaseModelGenerator
 from .samples import DataSplit, split_documents
 
@@ -94,7 +95,7 @@ def discard_deleted_run(run: TrainingRun, adapter_dir) -> None:
 @shared_task(acks_late=True)
 def train_model(run_id: int):
     """Train one run (queue "gpu"); a redelivered task resumes from the last checkpoint.
-    The candidate it registers is then evaluated by `evaluate_model_version` (queue "default")."""
+    The candidate it registers is then evaluated by `run_evaluation` (queue "default")."""
     run = (
         TrainingRun.objects.select_related("owner", "dataset_version", "base_model", "start_from", "experiment")
         .filter(pk=run_id)
@@ -195,49 +196,47 @@ def train_model(run_id: int):
     if run.experiment_id:  # only the sweep's best run is evaluated, once the last one has ended
         do_advance_experiment(run.experiment)
     else:
-        evaluate_model_version.delay(model_version.pk)
+        do_queue_evaluation(model_version)
 
 
 @shared_task(acks_late=True)
-def evaluate_model_version(model_version_id: int):
-    """The evaluation gate on a candidate (queue "default"); idempotent, a redelivery evaluates again."""
-    claimed = (
-        ModelVersion.objects.filter(pk=model_version_id)
-        .exclude(evaluation_status=ModelVersion.Evaluation.DONE)
-        .update(evaluation_status=ModelVersion.Evaluation.RUNNING, evaluation_error="")
-    )
-    if not claimed:
+def run_evaluation(evaluation_id: int):
+    """The evaluation gate on a candidate (queue "default"). A job (core/jobs.py): a redelivered task
+    does nothing while the evaluation runs elsewhere or after it ended, and beat resumes one whose
+    worker died."""
+    evaluation = EvaluationRun.objects.filter(pk=evaluation_id).first()
+    if evaluation is None or not evaluation.claim():
         return
     model_version = ModelVersion.objects.select_related("base_model", "dataset_version", "owner").get(
-        pk=model_version_id
+        pk=evaluation.model_version_id
     )
+    evaluation.model_version = model_version
     production = ModelVersion.objects.for_user(model_version.owner).production()
     if production is not None and production.pk == model_version.pk:
         production = None
-    try:
-        from features.embeddings import embed
+    with evaluation.keep_alive():  # loading and generating with three models reports no progress for minutes
+        try:
+            from features.embeddings import embed
 
-        records, split = load_data(model_version.dataset_version.instruct_source)
-        report = evaluate(
-            base_path=base_models.resolve(model_version.base_model.identifier),
-            candidate_dir=model_version.adapter_dir,
-            production_dir=production.adapter_dir if production else None,
-            split=split,
-            records=records,
-            twin_name=do_ensure_twin(model_version.owner).name,
-            embed=embed,
-            config=gate_config(),
-        )
-    except Exception as exc:
-        logger.exception("evaluation of model version %s failed", model_version_id)
-        ModelVersion.objects.filter(pk=model_version_id).update(
-            evaluation_status=ModelVersion.Evaluation.FAILED,
-            evaluation_error=f"{exc.__class__.__name__}: {str(exc)[:300]}",
-        )
-        raise
+            evaluation.report(1, f"Comparing with the {'production' if production else 'base'} model")
+            records, split = load_data(model_version.dataset_version.instruct_source)
+            report = evaluate(
+                base_path=base_models.resolve(model_version.base_model.identifier),
+                candidate_dir=model_version.adapter_dir,
+                production_dir=production.adapter_dir if production else None,
+                split=split,
+                records=records,
+                twin_name=do_ensure_twin(model_version.owner).name,
+                embed=embed,
+                config=gate_config(),
+            )
+        except Exception as exc:
+            logger.exception("evaluation %s of model version %s failed", evaluation_id, model_version.pk)
+            evaluation.fail(f"{exc.__class__.__name__}: {str(exc)[:300]}")
+            raise
     if production is not None:
         report["production_version"] = production.version
-    do_record_evaluation(model_version, report)
+    do_record_evaluation(evaluation, report)
 
 
 @shared_task
@@ -272,8 +271,7 @@ def train_when_due():
 def build_preference_dataset(run_id: int):
     """Build a preference dataset from an instruct version (queue "gpu"): the base model (or the
     configured OpenAI-compatible endpoint) answers each prompt; the author's passage is preferred.
-    Queued by features (by name); a redelivered task starts over, reusing the answers of the
-    previous version."""
+    A redelivered task starts over, reusing the answers of the previous version."""
     run = PreferenceRun.objects.select_related("owner", "instruct_dataset").filter(pk=run_id).first()
     if run is None or not run.claim():
         return
@@ -282,10 +280,11 @@ def build_preference_dataset(run_id: int):
         generator = endpoint_generator() or BaseModelGenerator()
         run.report(1, f"Answering with {generator.name}", generator=generator.name)
         dataset, created = do_build_preference_version(
-            run,
+            run.instruct_dataset,
             messages_for=lambda record: record_messages(twin_name, record, []),
             answer=generator.answer,
             generator=generator.name,
+            report=run.report,
         )
     except GeneratorError as exc:
         run.fail(f"{exc} No preference dataset was written; retry when the endpoint works.")

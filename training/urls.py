@@ -13,4 +13,5 @@ urlpatterns = [
     path("training/experiments/start/", views.start_experiment, name="start-experiment"),
     path("training/experiments/<int:experiment_id>/", views.experiment_detail, name="experiment"),
     path("models/<int:model_id>/", views.model_detail, name="model-detail"),
+    path("datasets/<int:dataset_id>/preference/", views.build_preference, name="dataset-build-preference"),
 ]

@@ -10,6 +10,7 @@ from features.models import DatasetVersion
 from .actions import (
     TrainingRefused,
     do_cancel_training_run,
+    do_queue_preference_run,
     do_retry_training_run,
     do_start_refinement,
     do_start_training_run,
@@ -35,7 +36,7 @@ def training_home(request):
         "runs": TrainingRun.objects.for_user(request.user).select_related(
             "dataset_version", "base_model", "start_from"
         )[:20],
-        "model_versions": ModelVersion.objects.for_user(request.user),
+        "model_versions": ModelVersion.objects.for_user(request.user).select_related("evaluation_run"),
         "latest_dataset": DatasetVersion.objects.for_user(request.user).instruct().current(),
         "experiments": Experiment.objects.for_user(request.user)[:10],
         "experiment_form": ExperimentForm() if request.user.is_staff else None,
@@ -170,3 +171,16 @@ def model_detail(request, model_id):
         "fidelity_points": [[v.version, v.fidelity_score] for v in versions],
     }
     return render(request, "training/model_detail.html", context)
+
+
+@login_required
+@require_POST
+def build_preference(request, dataset_id):
+    """Build a preference dataset from an instruct dataset (its page shows the build: training/receivers.py)."""
+    dataset = get_object_or_404(DatasetVersion.objects.for_user(request.user), pk=dataset_id)
+    if dataset.is_preference:
+        messages.error(request, "A preference dataset is built from an instruct dataset.")
+    else:
+        run = do_queue_preference_run(dataset)
+        messages.success(request, f"Preference dataset build {run.pk} is {run.get_status_display().lower()}.")
+    return redirect("dataset-detail", dataset_id=dataset.pk)

@@ -265,7 +265,7 @@ CELERY_TASK_ROUTES = {
     "training.tasks.train_model": {"queue": "gpu"},
     "training.tasks.build_preference_dataset": {"queue": "gpu"},
     "chat.tasks.generate_answer": {"queue": "serve"},
-    "training.tasks.evaluate_model_version": {"queue": "default"},
+    "training.tasks.run_evaluation": {"queue": "default"},
 }
 # Every task has a time limit: a pathological input fails its job (the soft limit raises
 # inside the task, whose handler marks the job failed) instead of holding a worker forever.

@@ -9,7 +9,7 @@ from chat.api import ConversationViewSet, chat
 from chat.drafts_api import DraftViewSet, revise_answer
 from features.api import DatasetVersionViewSet, search
 from ingestion.api import DocumentViewSet, SourceViewSet
-from training.api import ExperimentViewSet, ModelVersionViewSet, TrainingRunViewSet
+from training.api import ExperimentViewSet, ModelVersionViewSet, TrainingRunViewSet, dataset_preference
 
 from . import dashboard
 
@@ -37,6 +37,8 @@ api_v1 = [
     path("search/", search, name="search"),
     path("chat/", chat, name="chat"),
     path("messages/<int:message_id>/revise/", revise_answer, name="message-revise"),
+    # Training's job on one of features' datasets: before the router, whose routes it extends.
+    path("datasets/<int:id>/preference/", dataset_preference, name="dataset-preference"),
     *router.urls,
 ]
 

@@ -14,12 +14,11 @@ from accounts.actions import do_issue_api_token, user_data_dirs
 from accounts.models import User
 from chat.actions import do_answer
 from chat.models import Message
-from features.actions import do_queue_preference_run
 from features.models import DatasetVersion
 from tests.api.conftest import SAILING_LOG
 from tests.api.test_token_scopes import client_with
 from tests.conftest import SAMPLE_MARKDOWN, add_markdown_source
-from training.actions import do_start_training_run
+from training.actions import do_queue_preference_run, do_start_training_run
 from training.experiments import do_start_experiment
 
 pytestmark = pytest.mark.django_db

@@ -3,7 +3,7 @@ POST {id}/preference/ builds a preference dataset from an instruct one."""
 
 import pytest
 
-from features.models import PreferenceRun
+from training.models import PreferenceRun
 
 pytestmark = pytest.mark.django_db
 

@@ -5,10 +5,11 @@ import re
 import pytest
 from django.utils.html import escape
 
-from features.actions import do_queue_preference_run
 from features.datasets import read_records
-from features.models import DatasetVersion, PreferenceRun
+from features.models import DatasetVersion
 from features.templatetags.feature_tags import bins, length_histogram
+from training.actions import do_queue_preference_run
+from training.models import PreferenceRun
 
 pytestmark = pytest.mark.django_db
 

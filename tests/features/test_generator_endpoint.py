@@ -9,11 +9,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from core.jobs import JobStatus
-from features.actions import do_build_dataset_version, do_queue_preference_run
+from features.actions import do_build_dataset_version
 from features.datasets import read_records
-from features.models import DatasetVersion, FeatureRun, PreferenceRun
+from features.models import DatasetVersion, FeatureRun
 from tests.conftest import add_markdown_source
 from tests.features.test_datasets import essay
+from training.actions import do_queue_preference_run
+from training.models import PreferenceRun
 
 pytestmark = pytest.mark.django_db
 KEY = "sk-test-key"

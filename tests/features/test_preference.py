@@ -8,14 +8,15 @@ import pytest
 from celery import current_app
 
 from core.jobs import JobStatus
-from features.actions import PREFERENCE_TASK, do_queue_preference_run
 from features.datasets import read_records
-from features.models import DatasetVersion, PreferenceRun
+from features.models import DatasetVersion
 from features.preference import build_pairs, preference_prompts
 from tests.conftest import add_markdown_source
 from tests.features.test_datasets import essay
-from training.actions import TrainingRefused, do_start_training_run
+from training.actions import TrainingRefused, do_queue_preference_run, do_start_training_run
+from training.models import PreferenceRun
 
+PREFERENCE_TASK = PreferenceRun.task_name
 ROLES = {"prompt": ["system", "user"], "chosen": ["assistant"], "rejected": ["assistant"]}
 
 

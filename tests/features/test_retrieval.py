@@ -62,9 +62,59 @@ def test_search_requires_an_owner(nobody, other):
 def test_search_refuses_without_for_user(other):
     store_chunks(other, unit_vectors(5, seed=6))
 
-    for unscoped in (Chunk.objects, Chunk.objects.filter(owner=other), Chunk.objects.for_user(other).filter(index=1)):
+    by_hand = Chunk.objects.filter(owner=other)
+    for unscoped in (Chunk.objects, by_hand, by_hand.filter(index=1), Chunk.objects.all().filter(owner=other)):
         with pytest.raises(ValueError, match="retrieval needs an owner"):
             unscoped.search(unit_vectors(1, seed=7)[0], k=5)
+
+
+def test_a_filtered_queryset_searches_only_its_own_chunks(owner, other):
+    vectors = unit_vectors(30, seed=11)
+    store_chunks(owner, vectors[:10], name="hives.md")
+    wanted = store_chunks(owner, vectors[10:20], name="queens.md")
+    store_chunks(other, vectors[20:], name="queens.md")  # another user's source of the same name
+    source = wanted[0].clean_document.document.source
+
+    for query in (vectors[0], "chunk"):  # nearest to a chunk of hives.md; words every chunk has
+        results = (
+            Chunk.objects.for_user(owner)
+            .filter(clean_document__document__source=source)
+            .search(query, k=5, embedding=vectors[0])
+        )
+        assert len(results) == 5 and {c.pk for c in results} <= {c.pk for c in wanted}
+
+    # Chained further (exclude, order_by): the owner goes along and every filter still applies.
+    narrower = Chunk.objects.for_user(owner).exclude(index__lt=5).order_by("-index")
+    assert {c.index for c in narrower.search(vectors[0], k=20)} == {5, 6, 7, 8, 9}
+    assert Chunk.objects.for_user(owner).filter(index=99).search(vectors[0], k=5) == []
+    assert Chunk.objects.for_user(owner).none().search(vectors[0], k=5) == []
+
+
+def test_a_filtered_search_never_reaches_another_users_chunks(owner, other):
+    vectors = unit_vectors(20, seed=12)
+    mine = store_chunks(owner, vectors[:10])
+    theirs = store_chunks(other, vectors[10:])
+    their_source = theirs[0].clean_document.document.source
+
+    by_their_source = Chunk.objects.for_user(owner).filter(clean_document__document__source=their_source)
+    assert by_their_source.search(vectors[15], k=5) == []
+    widened = Chunk.objects.for_user(owner) | Chunk.objects.all()  # an OR cannot widen retrieval either
+    assert {c.pk for c in widened.search(vectors[15], k=20)} == {c.pk for c in mine}
+
+
+def test_a_filtered_search_past_the_exact_threshold_walks_the_hnsw_index(many_tenants, monkeypatch):
+    monkeypatch.setattr("features.search.EXACT_SEARCH_MAX_ROWS", 10)
+    monkeypatch.setattr("features.search.HNSW_FILTER_COST", 0)
+    owner, chunks, vectors = many_tenants[4]
+    odd = Chunk.objects.for_user(owner).filter(index__in=range(1, len(chunks), 2))
+
+    results = odd.search(vectors[0], k=10)
+
+    assert len(results) == 10 and all(c.index % 2 == 1 for c in results)  # iterative scan filled the list
+    assert results[0].match.plan == "hnsw"
+    odd_chunks = chunks[1::2]
+    expected = exact_top_k(odd_chunks, vectors[1::2], vectors[0], 10)
+    assert len({c.pk for c in results} & set(expected)) >= 9
 
 
 def test_search_results_carry_their_document_without_extra_queries(owner, django_assert_num_queries):

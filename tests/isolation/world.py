@@ -18,10 +18,9 @@ from django.db import models
 
 from accounts.actions import do_issue_api_token
 from chat.actions import do_answer, do_edit_draft, do_write
-from features.actions import do_queue_preference_run
 from features.models import DatasetVersion
 from tests.conftest import add_markdown_source
-from training.actions import do_start_training_run
+from training.actions import do_queue_preference_run, do_start_training_run
 from training.experiments import do_start_experiment
 from training.models import ModelVersion
 

@@ -144,7 +144,7 @@ def test_a_first_version_that_barely_beats_the_base_model_fails_the_margin(
 
 
 def test_a_candidate_cannot_be_approved_before_its_evaluation(owner_source, owner, staff, monkeypatch):
-    monkeypatch.setattr("training.tasks.evaluate_model_version.delay", lambda pk: None)
+    monkeypatch.setattr("training.tasks.run_evaluation.delay", lambda pk: None)
     model_version = ModelVersion.objects.get(training_run=do_start_training_run(owner))
     assert model_version.evaluation_status == "pending"
     with pytest.raises(TrainingRefused, match="evaluation has not run yet"):

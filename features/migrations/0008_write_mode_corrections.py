@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('features', '0006_dataset_current_since'),
+        ('features', '0007_preferencerun_moves_to_training'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
