@@ -104,7 +104,9 @@ def gate_on_perplexity(settings):
 def test_the_gate_blocks_a_worse_candidate_and_an_override_needs_a_reason(
     owner_source, owner, staff, gate_on_perplexity
 ):
-    first = ModelVersion.objects.get(training_run=do_start_training_run(owner))
+    # Four steps of the tiny model at 3e-2 (its default 1e-2 mostly learns the write template's tokens
+    # in four steps) lower the held-out text's loss a little: a first version the gate passes.
+    first = ModelVersion.objects.get(training_run=do_start_training_run(owner, learning_rate=3e-2))
     assert first.verdict == "passed", first.eval_report["checks"]
     do_approve_model_version(first, staff)
 
