@@ -105,11 +105,12 @@ def test_rejected_versions_never_serve(trained, staff):
 def test_a_failed_run_resumes_from_its_last_checkpoint(owner_source, owner, monkeypatch, killed_while_saving):
     real_train = lora.train_lora
     calls = []
+    retried = {"steps": [], "validations": []}  # what the second attempt itself trained and measured
 
     def crash_after_checkpoint(**kwargs):
         calls.append(1)
+        on_step, on_validation = kwargs["on_step"], kwargs["on_validation"]
         if len(calls) == 1:
-            on_step = kwargs["on_step"]
 
             def crashing(step, total, loss):
                 on_step(step, total, loss)
@@ -117,6 +118,17 @@ def test_a_failed_run_resumes_from_its_last_checkpoint(owner_source, owner, monk
                     raise RuntimeError("worker lost power")
 
             kwargs["on_step"] = crashing
+        else:
+
+            def recording_step(step, total, loss):
+                retried["steps"].append(step)
+                on_step(step, total, loss)
+
+            def recording_validation(step, loss):
+                retried["validations"].append(step)
+                on_validation(step, loss)
+
+            kwargs["on_step"], kwargs["on_validation"] = recording_step, recording_validation
         return real_train(**kwargs)
 
     monkeypatch.setattr("training.tasks.train_lora", crash_after_checkpoint)
@@ -137,8 +149,11 @@ def test_a_failed_run_resumes_from_its_last_checkpoint(owner_source, owner, monk
     run.refresh_from_db()
 
     assert run.status == "succeeded", run.error
-    steps = [step for step, _ in run.loss_history]
-    assert steps == [1, 2, 3, 4]  # steps 1-2 from the first attempt, 3-4 after resuming
+    # Only a resume does this: the retry's optimiser starts at step 3 (a run that ignored the
+    # checkpoint trains and reports steps 1-4 again, and validates the base model at step 0 again)...
+    assert retried == {"steps": [3, 4], "validations": [4]}
+    # ...and the stored curves continue the first attempt's: steps 1-2 and validations 0, 2 are its own.
+    assert [step for step, _ in run.loss_history] == [1, 2, 3, 4]
     assert [step for step, _ in run.val_history] == [0, 2, 4]
     assert ModelVersion.objects.filter(training_run=run).exists()
 
