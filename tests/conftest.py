@@ -60,10 +60,13 @@ def _clear_cache(settings):
 
 
 def expected_device() -> str:
-    """What a training run reports: the GPU's name where CUDA is present (a GPU machine), else "cpu"."""
+    """Where a training run must have trained on this machine: its GPU where CUDA is present, else
+    the CPU. Asked of the machine, not of training's own device code: a run records the device its
+    weights were on (training.lora.device_label), so one that fell back to the CPU on a GPU
+    machine fails this."""
     import torch
 
-    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    return torch.cuda.get_device_properties(0).name if torch.cuda.is_available() else "cpu"
 
 
 def make_user(username: str, **extra):

@@ -1,6 +1,9 @@
 """LoRA training on the tiny model (same architecture and tokenizer as SmolLM2), the registry and approval."""
 
+from types import SimpleNamespace
+
 import pytest
+import torch
 from django.conf import settings
 from django.db import IntegrityError
 
@@ -51,6 +54,26 @@ def test_a_run_trains_an_adapter_and_registers_an_evaluated_candidate(trained, o
     assert [c["metric"] for c in report["checks"]] == settings.TWIN_GATE_METRICS
     assert report["samples"] and {"prompt", "base", "candidate", "reference"} <= set(report["samples"][0])
     assert not (trained.run_dir / "checkpoints").exists()  # only kept for resuming
+
+
+def test_training_asks_for_cuda_and_bf16_when_the_machine_has_them(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    assert lora.accelerator() == {"use_cpu": False, "bf16": True}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert lora.accelerator() == {"use_cpu": True, "bf16": False}
+
+
+def test_a_run_records_where_its_weights_were_not_what_the_machine_offers(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 80GB HBM3")
+
+    class OnTheGpu:
+        def parameters(self):
+            return iter([SimpleNamespace(device=torch.device("cuda", 0))])
+
+    assert lora.device_label(OnTheGpu()) == "NVIDIA H100 80GB HBM3"
+    assert lora.device_label(torch.nn.Linear(2, 2)) == "cpu"  # fell back to the CPU on a GPU machine: said
 
 
 def test_the_budget_is_epochs_over_the_data_capped_in_steps(owner_source, owner):
