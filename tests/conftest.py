@@ -6,6 +6,7 @@ Unit tests run Celery eagerly, and `transaction.on_commit` callbacks run at once
 `live_server` keep the real on_commit behaviour: they commit like production.
 """
 
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -40,6 +41,17 @@ def commits_for_real(request) -> bool:
         return True
     marker = request.node.get_closest_marker("django_db")
     return bool(marker and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _reap_stale_processes():
+    """Workers and web servers that an interrupted earlier run left running on this test database;
+    at the end, this run's broker keys."""
+    from tests.processes import forget_broker, reap_stale_processes
+
+    reap_stale_processes()
+    yield
+    forget_broker(os.environ["TWIN_TEST_CACHE_PREFIX"])
 
 
 @pytest.fixture(autouse=True)
