@@ -59,8 +59,9 @@ TWIN_MAX_NEW_TOKENS = int(os.environ.get("TWIN_TEST_MAX_NEW_TOKENS", "12"))  # a
 # The tiny random model's logits span several units (initializer_range 0.2, for "training helps");
 # the suite's steering must dominate them for answers to be checkable. Production's 6 / 4 were
 # calibrated on SmolLM2 (bench/grounding.py).
-TWIN_COPY_BONUS = 30.0
-TWIN_START_BONUS = 30.0
+# A worker may be started with others (TWIN_TEST_*_BONUS), to see what the weights alone say.
+TWIN_COPY_BONUS = float(os.environ.get("TWIN_TEST_COPY_BONUS", "30"))
+TWIN_START_BONUS = float(os.environ.get("TWIN_TEST_START_BONUS", "30"))
 TWIN_AUTO_TRAIN_SETTLE_SECONDS = 0
 WHITENOISE_AUTOREFRESH = True
 # Crawls in tests: no politeness pauses worth waiting for, short backoff.
