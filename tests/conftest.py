@@ -6,6 +6,7 @@ Unit tests run Celery eagerly, and `transaction.on_commit` callbacks run at once
 `live_server` keep the real on_commit behaviour: they commit like production.
 """
 
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -42,6 +43,17 @@ def commits_for_real(request) -> bool:
     return bool(marker and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _reap_stale_processes():
+    """Workers and web servers that an interrupted earlier run left running on this test database;
+    at the end, this run's broker keys."""
+    from tests.processes import forget_broker, reap_stale_processes
+
+    reap_stale_processes()
+    yield
+    forget_broker(os.environ["TWIN_TEST_CACHE_PREFIX"])
+
+
 @pytest.fixture(autouse=True)
 def _immediate_on_commit(request, monkeypatch):
     if commits_for_real(request):
@@ -60,10 +72,13 @@ def _clear_cache(settings):
 
 
 def expected_device() -> str:
-    """What a training run reports: the GPU's name where CUDA is present (a GPU machine), else "cpu"."""
+    """Where a training run must have trained on this machine: its GPU where CUDA is present, else
+    the CPU. Asked of the machine, not of training's own device code: a run records the device its
+    weights were on (training.lora.device_label), so one that fell back to the CPU on a GPU
+    machine fails this."""
     import torch
 
-    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    return torch.cuda.get_device_properties(0).name if torch.cuda.is_available() else "cpu"
 
 
 def make_user(username: str, **extra):

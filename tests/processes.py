@@ -32,15 +32,71 @@ def process_env(**extra) -> dict:
 
 
 def forget_queued_tasks(*queues: str):
-    """No stale messages from an aborted run (kombu keeps each queue in a Redis list of its name)."""
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(*queues, "unacked", "unacked_index")
+    """No messages left by an earlier test of this run (kombu keeps each queue in a Redis list of its
+    name, under the run's own key prefix: tests/settings.py)."""
+    prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "")
+    keys = [prefix + key for key in (*queues, "unacked", "unacked_index")]
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(*keys)
+
+
+def forget_broker(prefix: str):
+    """Every broker key of a run's namespace (its queues, kombu's bindings), once the run is over."""
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    keys = list(client.scan_iter(match=f"{prefix}:broker:*"))
+    if keys:
+        client.delete(*keys)
+
+
+def _pidfile() -> Path:
+    """The processes that test runs on this test database started (one pid a line)."""
+    return Path(tempfile.gettempdir()) / f"twinsite-test-processes-{settings.DATABASES['default']['TEST']['NAME']}"
+
+
+def _environ(pid: int) -> dict[str, str]:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}  # gone (or not ours to read)
+    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+
+
+def reap_stale_processes() -> list[int]:
+    """Kill what an interrupted earlier run on this test database left running (a timeout's SIGKILL
+    skips every fixture's teardown, and each worker sits in its own session): the pids it wrote to
+    the pidfile that are still test processes of that run, on this database. Returns the pids killed."""
+    pidfile = _pidfile()
+    try:
+        pids = {int(line) for line in pidfile.read_text().split() if line.isdigit()}
+    except OSError:
+        return []
+    this_run, database = os.environ["TWIN_TEST_CACHE_PREFIX"], settings.DATABASES["default"]["TEST"]["NAME"]
+    killed = []
+    for pid in sorted(pids):
+        env = _environ(pid)  # a reused pid is some other process: its environment says so
+        previous_run = env.get("TWIN_TEST_CACHE_PREFIX", this_run) != this_run
+        if previous_run and env.get("DATABASE_URL", "").endswith(f"/{database}"):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+                killed.append(pid)
+            except (ProcessLookupError, PermissionError):
+                pass
+    pidfile.write_text("")
+    return killed
+
+
+def spawn(command: list[str], log: Path, env: dict) -> subprocess.Popen:
+    """The command in its own process group, so that a test can kill it with its children; its pid
+    goes to the pidfile, for the next run to reap should this one be killed before its teardown."""
+    with open(log, "w") as output:
+        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    with open(_pidfile(), "a") as pidfile:
+        pidfile.write(f"{process.pid}\n")
+    return process
 
 
 def _spawn(module_args: str, log: Path, env: dict) -> subprocess.Popen:
-    """`python -m <module_args>` in its own process group, so that a test can kill it with its children."""
-    command = [sys.executable, "-m", *module_args.split()]
-    with open(log, "w") as output:
-        return subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    """`python -m <module_args>`, spawned."""
+    return spawn([sys.executable, "-m", *module_args.split()], log, env)
 
 
 def start_worker(queue: str, log: Path, env: dict) -> subprocess.Popen:

@@ -11,7 +11,7 @@ os.environ.setdefault("TWIN_BASE_MODEL", "tiny")
 os.environ.setdefault("DEBUG", "1")  # development mode, as `make run`; production settings have their own tests
 
 from twinsite.settings import *  # noqa: F403
-from twinsite.settings import DATABASES
+from twinsite.settings import CELERY_BROKER_TRANSPORT_OPTIONS, DATABASES
 
 # A subprocess (the real worker) inherits the parent's directory through the environment.
 TWIN_DATA_DIR = Path(os.environ.get("TWIN_TEST_DATA_DIR") or tempfile.mkdtemp(prefix="twinsite-test-"))
@@ -22,7 +22,9 @@ DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TWIN_TEST_DB", "test_twi
 # Fresh connections per request by default; the database restart test runs the web with production's reuse.
 DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("TWIN_TEST_CONN_MAX_AGE", "0"))
 REDIS_URL = os.environ.get("TWIN_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-# One prefix per test run, inherited by its worker and web subprocesses (they share answer streams).
+# One namespace per test run, inherited by its worker and web subprocesses: cache keys, answer
+# streams and the broker's queues. A worker left running by an interrupted run (each sits in its
+# own session, out of reach of the run's end) listens on its own run's queues, never on this one's.
 os.environ.setdefault("TWIN_TEST_CACHE_PREFIX", f"twinsite-test-{os.getpid()}")
 CACHES = {
     "default": {
@@ -32,6 +34,10 @@ CACHES = {
     }
 }
 CELERY_BROKER_URL = REDIS_URL
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    **CELERY_BROKER_TRANSPORT_OPTIONS,
+    "global_keyprefix": f"{os.environ['TWIN_TEST_CACHE_PREFIX']}:broker:",  # every kombu key: queues, unacked
+}
 # The real-worker test runs its worker with TWIN_TEST_EAGER=0.
 CELERY_TASK_ALWAYS_EAGER = os.environ.get("TWIN_TEST_EAGER", "1") == "1"
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -53,8 +59,9 @@ TWIN_MAX_NEW_TOKENS = int(os.environ.get("TWIN_TEST_MAX_NEW_TOKENS", "12"))  # a
 # The tiny random model's logits span several units (initializer_range 0.2, for "training helps");
 # the suite's steering must dominate them for answers to be checkable. Production's 6 / 4 were
 # calibrated on SmolLM2 (bench/grounding.py).
-TWIN_COPY_BONUS = 30.0
-TWIN_START_BONUS = 30.0
+# A worker may be started with others (TWIN_TEST_*_BONUS), to see what the weights alone say.
+TWIN_COPY_BONUS = float(os.environ.get("TWIN_TEST_COPY_BONUS", "30"))
+TWIN_START_BONUS = float(os.environ.get("TWIN_TEST_START_BONUS", "30"))
 TWIN_AUTO_TRAIN_SETTLE_SECONDS = 0
 WHITENOISE_AUTOREFRESH = True
 # Crawls in tests: no politeness pauses worth waiting for, short backoff.

@@ -24,6 +24,7 @@ from .hyperparameters import Hyperparameters
 from .lora import (
     Stopped,
     TrainingResult,
+    device_label,
     directory_sha256,
     evaluating,
     planned_steps,
@@ -196,7 +197,7 @@ def train_dpo(
         adapter_dir=adapter_dir,
         sha256=directory_sha256(adapter_dir),
         steps=steps_done,
-        device=torch.cuda.get_device_name(0) if cuda else "cpu",
+        device=device_label(trainer.model),
         train_seconds=train_seconds,
         train_tokens=int(pairs_seen * mean_tokens),
         eval_report=report,

@@ -160,8 +160,14 @@ def _check(metric: str, candidate, reference, config: GateConfig, reference_name
         passed = candidate is not None and (reference is None or candidate >= config.similarity_floor * reference)
         rule = f"at least {config.similarity_floor:.0%} of the {reference_name}'s"
     elif metric == "grounding":
-        passed = candidate is None or reference is None or candidate >= reference - config.grounding_tolerance
-        rule = f"at least the {reference_name}'s - {config.grounding_tolerance}"
+        # Configured but not measured (no held-out grounded question) is no pass: a gate that
+        # cannot see grounding must not vouch for it; staff can still override with a reason.
+        passed = candidate is not None and (reference is None or candidate >= reference - config.grounding_tolerance)
+        rule = (
+            f"at least the {reference_name}'s - {config.grounding_tolerance}"
+            if candidate is not None
+            else "not measured (no held-out grounded questions), so not passed"
+        )
     else:  # copy_rate
         passed = candidate is None or candidate <= config.max_copy_rate
         rule = f"at most {config.max_copy_rate:.0%} of generated 8-grams copied from training text"

@@ -10,6 +10,7 @@ sweep with the runs that finished.
 """
 
 import itertools
+import json
 import random
 
 from django.db import transaction
@@ -48,7 +49,11 @@ def checked_space(space) -> dict:
     for name, values in space.items():
         if not isinstance(values, list) or not values:
             raise TrainingRefused(f"Give {name} a list of values to try.")
-        checked[name] = list(dict.fromkeys(values))
+        # Distinct by value, whatever its type: a list (target_modules) or a dict is not hashable.
+        distinct = {}
+        for value in values:
+            distinct.setdefault(json.dumps(value, sort_keys=True, default=str), value)
+        checked[name] = list(distinct.values())
     return checked
 
 

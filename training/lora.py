@@ -157,12 +157,25 @@ def lora_config(hp: Hyperparameters):
     )
 
 
+def accelerator() -> dict:
+    """Where a run trains, as TrainingArguments say it: on CUDA when present (bf16 where the card
+    has it), else on the CPU."""
+    cuda = torch.cuda.is_available()
+    return {"use_cpu": not cuda, "bf16": cuda and torch.cuda.is_bf16_supported()}
+
+
+def device_label(model) -> str:
+    """The device the model's weights are on (where it trained, not what the machine offers):
+    the GPU's name, or "cpu". A run that fell back to the CPU on a GPU machine says "cpu"."""
+    device = next(model.parameters()).device
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+
+
 def trainer_arguments(hp: Hyperparameters, total_steps: int, checkpoints: Path, **extra):
     """transformers' TrainingArguments of a run (LoRA or DPO): its schedule, a loss logged every
     step, checkpoints every `save_every` steps (the last one kept, to resume from), bf16 on CUDA."""
     from transformers import TrainingArguments
 
-    cuda = torch.cuda.is_available()
     return TrainingArguments(
         output_dir=str(checkpoints),
         per_device_train_batch_size=hp.batch_size,
@@ -175,8 +188,7 @@ def trainer_arguments(hp: Hyperparameters, total_steps: int, checkpoints: Path, 
         save_steps=hp.save_every,
         save_total_limit=1,
         report_to=[],
-        use_cpu=not cuda,
-        bf16=cuda and torch.cuda.is_bf16_supported(),
+        **accelerator(),
         seed=hp.seed,
         dataloader_num_workers=0,
         remove_unused_columns=False,
@@ -258,7 +270,6 @@ def train_lora(
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer
 
     cuda = torch.cuda.is_available()
-    device = torch.cuda.get_device_name(0) if cuda else "cpu"
     torch.manual_seed(hp.seed)
     tokenizer = AutoTokenizer.from_pretrained(base_path)
     model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
@@ -295,6 +306,7 @@ def train_lora(
     if should_stop():
         raise Stopped()
 
+    device = device_label(trainer.model)  # where the Trainer put the weights it trained
     steps_done = trainer.state.global_step
     sequences_seen = steps_done * hp.batch_size * hp.grad_accumulation
     mean_len = data.real_tokens / len(data.sequences)

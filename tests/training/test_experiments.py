@@ -57,7 +57,19 @@ def test_an_invalid_combination_starts_nothing(owner_source, owner):
         do_start_experiment(owner, {"warp": [1, 2]})
     with pytest.raises(TrainingRefused, match="at least one"):
         do_start_experiment(owner, {})
+    # Values that are not hashable (found by tests/api/test_fuzz.py as staff: a 500 before)
+    with pytest.raises(TrainingRefused, match="Invalid hyperparameters"):
+        do_start_experiment(owner, {"learning_rate": [{"a": 1}, 1e-4]})
+    with pytest.raises(TrainingRefused, match="two combinations"):  # the same list twice is one value
+        do_start_experiment(owner, {"target_modules": [["q_proj"], ["q_proj"]]})
     assert not Experiment.objects.exists() and not TrainingRun.objects.exists()
+
+
+def test_a_sweep_may_try_lists_of_values_such_as_target_modules():
+    from training.experiments import checked_space
+
+    space = checked_space({"target_modules": [["q_proj"], ["q_proj", "v_proj"], ["q_proj"]], "seed": [2, 1, 2]})
+    assert space == {"target_modules": [["q_proj"], ["q_proj", "v_proj"]], "seed": [2, 1]}  # first seen order
 
 
 def test_random_search_draws_distinct_combinations_from_the_grid():

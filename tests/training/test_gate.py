@@ -18,7 +18,8 @@ OTHER = (
 
 
 def models(candidate=None, production=None, base=None):
-    out = {"base": {"perplexity": 40.0, "delta": 1.0, "similarity": 0.5, "copy_rate": 0.0, **(base or {})}}
+    base = {"perplexity": 40.0, "delta": 1.0, "similarity": 0.5, "copy_rate": 0.0, "grounding": 0.8, **(base or {})}
+    out = {"base": base}
     out["candidate"] = {**out["base"], **(candidate or {})}
     if production is not None:
         out["production"] = {**out["base"], **production}
@@ -66,6 +67,7 @@ def test_a_later_candidate_must_beat_production_not_only_the_base():
         ({"perplexity": 30.0, "delta": 1.5}, "style"),  # sounds less like the author
         ({"perplexity": 30.0, "similarity": 0.2}, "similarity"),  # drifts off topic
         ({"perplexity": 30.0, "copy_rate": 0.6}, "copy_rate"),  # regurgitates its training text
+        ({"perplexity": 30.0, "grounding": 0.7}, "grounding"),  # says less of what its notes support
     ],
 )
 def test_each_configured_metric_can_fail_a_candidate(candidate, failing):
@@ -73,6 +75,24 @@ def test_each_configured_metric_can_fail_a_candidate(candidate, failing):
     assert not passed and [c["metric"] for c in checks if not c["passed"]] == [failing]
     passed, _, _ = verdict(models(candidate=candidate), GateConfig(metrics=["perplexity"]))
     assert passed  # a metric that is not configured does not count
+
+
+def test_grounding_within_the_tolerance_passes_and_against_production_too():
+    passed, checks, _ = verdict(models(candidate={"perplexity": 30.0, "grounding": 0.76}), GateConfig())
+    assert passed and next(c for c in checks if c["metric"] == "grounding")["passed"]  # 0.8 - 0.05 <= 0.76
+    worse_than_production = models(candidate={"perplexity": 30.0, "grounding": 0.85}, production={"grounding": 0.95})
+    passed, checks, reference = verdict(worse_than_production, GateConfig())
+    assert not passed and reference == "production"
+    assert [c["metric"] for c in checks if not c["passed"]] == ["grounding"]
+
+
+def test_grounding_that_was_not_measured_does_not_pass_when_it_is_configured():
+    """No held-out grounded question (grounding None): the gate cannot vouch for grounding."""
+    unmeasured = models(candidate={"perplexity": 30.0, "grounding": None}, base={"grounding": None})
+    passed, checks, _ = verdict(unmeasured, GateConfig())
+    check = next(c for c in checks if c["metric"] == "grounding")
+    assert not passed and not check["passed"] and check["candidate"] is None and "not measured" in check["rule"]
+    assert verdict(unmeasured, GateConfig(metrics=["perplexity", "style"]))[0]  # not configured: not counted
 
 
 def test_the_fidelity_score_is_the_mean_gain_over_the_base_model():

@@ -1,6 +1,9 @@
 """LoRA training on the tiny model (same architecture and tokenizer as SmolLM2), the registry and approval."""
 
+from types import SimpleNamespace
+
 import pytest
+import torch
 from django.conf import settings
 from django.db import IntegrityError
 
@@ -51,6 +54,26 @@ def test_a_run_trains_an_adapter_and_registers_an_evaluated_candidate(trained, o
     assert [c["metric"] for c in report["checks"]] == settings.TWIN_GATE_METRICS
     assert report["samples"] and {"prompt", "base", "candidate", "reference"} <= set(report["samples"][0])
     assert not (trained.run_dir / "checkpoints").exists()  # only kept for resuming
+
+
+def test_training_asks_for_cuda_and_bf16_when_the_machine_has_them(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    assert lora.accelerator() == {"use_cpu": False, "bf16": True}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert lora.accelerator() == {"use_cpu": True, "bf16": False}
+
+
+def test_a_run_records_where_its_weights_were_not_what_the_machine_offers(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 80GB HBM3")
+
+    class OnTheGpu:
+        def parameters(self):
+            return iter([SimpleNamespace(device=torch.device("cuda", 0))])
+
+    assert lora.device_label(OnTheGpu()) == "NVIDIA H100 80GB HBM3"
+    assert lora.device_label(torch.nn.Linear(2, 2)) == "cpu"  # fell back to the CPU on a GPU machine: said
 
 
 def test_the_budget_is_epochs_over_the_data_capped_in_steps(owner_source, owner):
@@ -105,11 +128,12 @@ def test_rejected_versions_never_serve(trained, staff):
 def test_a_failed_run_resumes_from_its_last_checkpoint(owner_source, owner, monkeypatch, killed_while_saving):
     real_train = lora.train_lora
     calls = []
+    retried = {"steps": [], "validations": []}  # what the second attempt itself trained and measured
 
     def crash_after_checkpoint(**kwargs):
         calls.append(1)
+        on_step, on_validation = kwargs["on_step"], kwargs["on_validation"]
         if len(calls) == 1:
-            on_step = kwargs["on_step"]
 
             def crashing(step, total, loss):
                 on_step(step, total, loss)
@@ -117,6 +141,17 @@ def test_a_failed_run_resumes_from_its_last_checkpoint(owner_source, owner, monk
                     raise RuntimeError("worker lost power")
 
             kwargs["on_step"] = crashing
+        else:
+
+            def recording_step(step, total, loss):
+                retried["steps"].append(step)
+                on_step(step, total, loss)
+
+            def recording_validation(step, loss):
+                retried["validations"].append(step)
+                on_validation(step, loss)
+
+            kwargs["on_step"], kwargs["on_validation"] = recording_step, recording_validation
         return real_train(**kwargs)
 
     monkeypatch.setattr("training.tasks.train_lora", crash_after_checkpoint)
@@ -137,8 +172,11 @@ def test_a_failed_run_resumes_from_its_last_checkpoint(owner_source, owner, monk
     run.refresh_from_db()
 
     assert run.status == "succeeded", run.error
-    steps = [step for step, _ in run.loss_history]
-    assert steps == [1, 2, 3, 4]  # steps 1-2 from the first attempt, 3-4 after resuming
+    # Only a resume does this: the retry's optimiser starts at step 3 (a run that ignored the
+    # checkpoint trains and reports steps 1-4 again, and validates the base model at step 0 again)...
+    assert retried == {"steps": [3, 4], "validations": [4]}
+    # ...and the stored curves continue the first attempt's: steps 1-2 and validations 0, 2 are its own.
+    assert [step for step, _ in run.loss_history] == [1, 2, 3, 4]
     assert [step for step, _ in run.val_history] == [0, 2, 4]
     assert ModelVersion.objects.filter(training_run=run).exists()
 
