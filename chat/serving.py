@@ -130,13 +130,11 @@ def generate_answer_events(answer: Message, config: GroundingConfig | None = Non
         if not plan.has_notes:
             generation = None  # the model was not asked
     except GeneratorExit:  # the client went away mid-answer: keep what was said, mark it cut short
-        answer.status, answer.error = Message.Status.FAILED, "The answer was interrupted."
-        answer.save(update_fields=["status", "error", "content", "sources"])
+        traces.fail(answer, "The answer was interrupted.")
         raise
     except Exception:
         logger.exception("answering message %s failed", answer.pk)
-        answer.status, answer.error = Message.Status.FAILED, "The twin could not answer just now; please try again."
-        answer.save(update_fields=["status", "error", "content", "sources"])
+        traces.fail(answer, "The twin could not answer just now; please try again.")
         yield Event("error", answer.error)
         return
     answer.content = answer.content.strip() or "(no answer)"

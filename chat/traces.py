@@ -51,3 +51,9 @@ def adapter_notice(model_version, problem: str) -> str:
         f"Your approved adapter v{model_version.version} could not be used: {problem}. The base model "
         "answered instead; the error has been reported."
     )
+
+
+def fail(answer, error: str):
+    """The answer (or draft) failed: keep what it said so far, with the reason."""
+    answer.status, answer.error = Message.Status.FAILED, error
+    answer.save(update_fields=["status", "error", "content", "sources"])

@@ -123,13 +123,11 @@ def draft_events(answer: Message, config) -> Iterator[Event]:
             generation = yield from stream_into(answer, models.serve(model_version, make))
             texts.append(answer.content[before:].strip())
     except GeneratorExit:
-        answer.status, answer.error = Message.Status.FAILED, "The draft was interrupted."
-        answer.save(update_fields=["status", "error", "content", "sources"])
+        traces.fail(answer, "The draft was interrupted.")
         raise
     except Exception:
         logger.exception("writing message %s failed", answer.pk)
-        answer.status, answer.error = Message.Status.FAILED, "The twin could not write just now; please try again."
-        answer.save(update_fields=["status", "error", "content", "sources"])
+        traces.fail(answer, "The twin could not write just now; please try again.")
         yield Event("error", answer.error)
         return
     _, corpus_grams = corpus_indexes.get(owner, models.tokenizer, config.copy_guard_ngram)
