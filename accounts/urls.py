@@ -11,7 +11,8 @@ urlpatterns = [
         auth_views.LoginView.as_view(template_name="accounts/login.html", http_method_names=["get", "head", "post"]),
         name="login",
     ),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # POST only: Django's view also answers OPTIONS, which no route of the site takes
+    path("logout/", auth_views.LogoutView.as_view(http_method_names=["post"]), name="logout"),
     path("account/twin/", views.twin_settings, name="twin-settings"),
     path("account/delete/", views.delete_account, name="delete-account"),
     path("account/tokens/", views.tokens, name="tokens"),

@@ -51,7 +51,7 @@ class SearchResultSerializer(serializers.Serializer):
         "SearchResults", {"query": serializers.CharField(), "results": SearchResultSerializer(many=True)}
     ),
 )
-@api_view(["GET"])
+@api_view(["GET", "HEAD"])  # HEAD as GET, like every other read of the API (viewsets add it themselves)
 def search(request):
     """Hybrid search over your own chunks (meaning and words, fused; near-duplicates dropped), best first."""
     form = SearchForm(request.query_params, user=request.user)

@@ -4,6 +4,7 @@ Redis, as in production; ingestion runs eagerly in the test server."""
 
 import os
 import re
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,20 @@ from twinsite.celery import app as celery_app
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's build, installed by `make setup`; never `playwright install`
+# Records the last answer's text each time the page changes, and whether the grounding event had
+# replaced it yet (checked sentences): the grounding event rewrites the whole text, so the final
+# text alone says nothing of the tokens streamed before it.
+RECORD_ANSWER_FRAMES = """() => {
+    window.answerFrames = [];
+    new MutationObserver(() => {
+        const answer = [...document.querySelectorAll(".bubble.answer")].pop();
+        const text = answer && answer.querySelector(".answer-text");
+        if (!text) return;
+        const frame = {text: text.textContent, grounded: !!answer.querySelector(".answer-text .sentence")};
+        const last = window.answerFrames[window.answerFrames.length - 1];
+        if (!last || last.text !== frame.text || last.grounded !== frame.grounded) window.answerFrames.push(frame);
+    }).observe(document.body, {childList: true, subtree: true, characterData: true});
+}"""
 
 
 @pytest.fixture
@@ -79,6 +94,7 @@ def test_signup_upload_and_chat_with_cited_sources(page, serving_worker):
     serving_worker()
     page.goto("/chat/")
     expect(page.locator(".serving")).to_contain_text("no approved adapter yet")
+    page.evaluate(RECORD_ANSWER_FRAMES)
     page.fill("textarea[name=message]", "What ratio do you feed Gerald?")
     page.click("#chat-form button[type=submit]")
 
@@ -92,6 +108,14 @@ def test_signup_upload_and_chat_with_cited_sources(page, serving_worker):
     expect(answer.locator(".answer-text")).to_contain_text("1:5:5", timeout=60_000)  # the model loads first
     expect(answer.locator(".sentence.supported").first).to_have_attribute("title", re.compile("Gerald"))
     expect(answer.locator(".grounding-score")).to_have_text("Grounded: 100%")
+    # Before that, the answer arrived token by token: the page showed it growing, piece by piece,
+    # to the fact, before the grounding event replaced it with the checked sentences.
+    frames = page.evaluate("window.answerFrames")
+    grounded_at = next(i for i, frame in enumerate(frames) if frame["grounded"])
+    streamed = [frame["text"] for frame in frames[:grounded_at] if frame["text"]]
+    assert len(streamed) >= 3, frames
+    assert all(later.startswith(earlier) for earlier, later in pairwise(streamed)), frames
+    assert "1:5:5" not in streamed[0] and "1:5:5" in streamed[-1], frames
 
     page.fill("textarea[name=message]", "What do you think of the opera in Vienna?")
     page.click("#chat-form button[type=submit]")

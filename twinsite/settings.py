@@ -362,6 +362,10 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "NUM_PROXIES": TWIN_NUM_PROXIES,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # No OPTIONS metadata: DRF answered OPTIONS with 200 (and a view's description) to any caller on
+    # every endpoint, and crashed on /api/docs/; without a metadata class it answers 405, as every
+    # method a route does not list (README, Architecture). No browser client needs CORS preflights.
+    "DEFAULT_METADATA_CLASS": None,
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
         "rest_framework.throttling.UserRateThrottle",

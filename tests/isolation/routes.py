@@ -11,10 +11,11 @@ Kinds of route:
 - PUBLIC: served to anyone (home, login, signup, the schema).
 
 Anonymous callers of anything but PUBLIC are sent to log in (pages) or refused (API);
-an API token opens no page.
+an API token opens no page. HEAD is a row of its own wherever GET is, with GET's rule;
+OPTIONS is taken by no route (405).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 OBJECT, STAFF, MINE, PUBLIC = "object", "staff", "mine", "public"
 # What an identity gets: a status code, a set of them, or one of these words.
@@ -189,4 +190,7 @@ API = [
 ]
 
 
-ROUTES = PAGES + API
+# HEAD wherever GET is, answered as GET (without the body): the same identities reach it.
+HEAD = [replace(row, method="head") for row in PAGES + API if row.method == "get"]
+
+ROUTES = PAGES + API + HEAD

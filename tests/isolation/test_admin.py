@@ -81,7 +81,8 @@ def test_only_staff_reach_the_admin_pages_of_an_owned_model(model, owner_world, 
                 expected = {"bare id": {302}, "add": {200, 403}}.get(page, {200})
                 assert client.get(path).status_code in expected, f"staff: GET {path}"
                 continue
-            assert to_admin_login(client.get(path)), f"{identity}: GET {path}"
+            for method in ("get", "head", "options"):  # the admin's views take any method: all are refused
+                assert to_admin_login(getattr(client, method)(path)), f"{identity}: {method.upper()} {path}"
             data = {"post": "yes", "action": "delete_selected", "_selected_action": [row.pk]}
             assert to_admin_login(client.post(path, data)), f"{identity}: POST {path}"
         if identity != "staff":
