@@ -36,6 +36,12 @@ ENDPOINTS = {
     "/api/v1/conversations/": {"get"},
     "/api/v1/conversations/{id}/": {"get"},
     "/v1/chat/completions": {"post"},
+    "/api/v1/drafts/": {"get", "post"},
+    "/api/v1/drafts/{id}/": {"get", "patch", "delete"},
+    "/api/v1/drafts/{id}/regenerate/": {"post"},
+    "/api/v1/drafts/{id}/export/": {"get"},
+    "/api/v1/messages/{message_id}/revise/": {"post"},
+    "/api/v1/training-runs/refine/": {"post"},
 }
 
 
