@@ -300,7 +300,7 @@ class PreferenceRunSerializer(serializers.ModelSerializer):
 
 
 @extend_schema(request=None, responses={200: PreferenceRunSerializer, 202: PreferenceRunSerializer})
-@api_view(["GET", "POST"])
+@api_view(["GET", "HEAD", "POST"])  # HEAD as GET, like every other read of the API
 def dataset_preference(request, id):  # `id`, as the router names the datasets' own paths
     """POST: build a preference dataset from this instruct dataset (queue "gpu"; a build already
     queued or running is returned instead). GET: the latest build from it."""
