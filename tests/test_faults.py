@@ -218,15 +218,16 @@ def test_tasks_queued_when_the_broker_restarts_are_kept_and_run(owner, tmp_path)
         with celery_app.connection_for_write(url) as connection_:
             for run in runs:
                 celery_app.send_task("ingestion.tasks.crawl_source", args=[run.pk], connection=connection_)
+        queue = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "") + "default"  # the run's namespace
         broker = redis.Redis.from_url(url)
-        assert broker.llen("default") == 3
+        assert broker.llen(queue) == 3
 
         broker.shutdown()  # what a restart of the service or the machine does: the file is synced
         with pytest.raises(redis.ConnectionError):
             redis.Redis.from_url(url).ping()
         start_redis()
 
-        assert redis.Redis.from_url(url).llen("default") == 3
+        assert redis.Redis.from_url(url).llen(queue) == 3
         redis_env = {name: env[name] for name in ("TWIN_REDIS_PORT", "TWIN_REDIS_DIR")}
         worker_env = processes.process_env(**redis_env, TWIN_TEST_REDIS_URL=url)
         worker = Worker("default", tmp_path / "default.log", worker_env)

@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from accounts.actions import do_issue_api_token, user_data_dirs
 from accounts.models import User
-from chat.actions import do_answer
+from chat.actions import do_answer, do_edit_draft, do_write
 from chat.models import Message
 from features.models import DatasetVersion
 from tests.api.conftest import SAILING_LOG
@@ -66,6 +66,9 @@ def build_twin(user, filename, text, question):
     assert run.status == "succeeded", run.error
     do_start_experiment(user, {"max_steps": [1, 2]})  # two more (short) runs, one after the other
     do_answer(user, question)
+    draft = do_write(user, f"a short post: {question}", form="post", length="short")
+    draft.refresh_from_db()
+    do_edit_draft(draft, "My own version of it.")  # a correction too
     do_issue_api_token(user, "laptop")
 
 

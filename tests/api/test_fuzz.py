@@ -41,6 +41,7 @@ PATH_IDS = {
     "/api/v1/conversations/": "conversation",
     "/api/v1/datasets/": "dataset",
     "/api/v1/documents/": "document",
+    "/api/v1/drafts/": "draft",
     "/api/v1/experiments/": "experiment",
     "/api/v1/models/": "model_version",
     "/api/v1/sources/": "source",
@@ -106,4 +107,6 @@ def test_no_operation_answers_with_a_server_error(case, fuzz):
         fuzz.staff_twin()
     if "{id}" in case.operation.path:
         case.path_parameters = {"id": getattr(fuzz.world, real_id(case.operation.path)).pk}
+    if "{message_id}" in case.operation.path:  # revising an answer: the world's own answer
+        case.path_parameters = {"message_id": fuzz.world.answer.pk}
     case.call_and_validate(headers={"Authorization": f"Bearer {fuzz.tokens[caller]}"}, checks=[not_a_server_error])

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def swept(owner_source, owner):
     """A real grid sweep over the learning rate: one that barely moves the tiny model, one that does."""
-    experiment = do_start_experiment(owner, {"learning_rate": [1e-6, 5e-3]})
+    experiment = do_start_experiment(owner, {"learning_rate": [1e-6, 3e-2]})
     experiment.refresh_from_db()
     return experiment
 
@@ -22,7 +22,7 @@ def swept(owner_source, owner):
 def test_a_grid_sweep_trains_each_combination_and_only_the_best_run_goes_to_the_gate(swept):
     runs = list(swept.runs.order_by("pk"))
     assert [r.status for r in runs] == ["succeeded", "succeeded"]
-    assert [r.hyperparameters["learning_rate"] for r in runs] == [1e-6, 5e-3]
+    assert [r.hyperparameters["learning_rate"] for r in runs] == [1e-6, 3e-2]
     best = min(runs, key=lambda r: r.last_val_loss)
     assert runs[1].last_val_loss < runs[0].last_val_loss  # the higher rate learned more
     assert swept.best_run == best and swept.finished_at is not None
@@ -42,7 +42,7 @@ def test_the_page_overlays_the_runs_for_the_owner_only(swept, owner_client, othe
     url = reverse("experiment", args=[swept.pk])
     page = owner_client.get(url).content.decode()
     assert 'aria-label="Loss curves of 2 runs"' in page and page.count('stroke-dasharray="5 3"') == 2
-    assert "<strong>best</strong>" in page and "learning_rate 0.005" in page
+    assert "<strong>best</strong>" in page and "learning_rate 0.03" in page
     assert other_client.get(url).status_code == 404
     response = anon_client.get(url)
     assert response.status_code == 302 and "/login" in response["Location"]

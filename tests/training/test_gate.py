@@ -124,9 +124,7 @@ def gate_on_perplexity(settings):
 def test_the_gate_blocks_a_worse_candidate_and_an_override_needs_a_reason(
     owner_source, owner, staff, gate_on_perplexity
 ):
-    # Four steps of the tiny model at 3e-2 (its default 1e-2 mostly learns the write template's tokens
-    # in four steps) lower the held-out text's loss a little: a first version the gate passes.
-    first = ModelVersion.objects.get(training_run=do_start_training_run(owner, learning_rate=3e-2))
+    first = ModelVersion.objects.get(training_run=do_start_training_run(owner))
     assert first.verdict == "passed", first.eval_report["checks"]
     do_approve_model_version(first, staff)
 
@@ -158,11 +156,12 @@ def test_the_gate_blocks_a_worse_candidate_and_an_override_needs_a_reason(
 def test_a_first_version_that_barely_beats_the_base_model_fails_the_margin(
     owner_source, owner, gate_on_perplexity, settings
 ):
-    settings.TWIN_GATE_FIRST_PERPLEXITY_RATIO = 0.95  # production's margin (the suite's tiny model runs at 1.0)
+    # A margin wider than four tiny-model steps reach (about x0.86; production's is 0.95, the suite's 1.0)
+    settings.TWIN_GATE_FIRST_PERPLEXITY_RATIO = 0.8
     first = ModelVersion.objects.get(training_run=do_start_training_run(owner))
     check = first.eval_report["checks"][0]
     assert check["candidate"] < check["reference"]  # lower than the base model's...
-    assert first.verdict == "failed" and check["rule"] == "under 0.95 x the base's"  # ...but not by 5 %
+    assert first.verdict == "failed" and check["rule"] == "under 0.8 x the base's"  # ...but not by 20 %
 
 
 def test_a_candidate_cannot_be_approved_before_its_evaluation(owner_source, owner, staff, monkeypatch):

@@ -23,7 +23,8 @@ def test_the_report_page_shows_the_gate_side_by_side_answers_plots_and_history(o
     _, second = versions
     page = owner_client.get(reverse("model-detail", args=[second.pk])).content.decode()
 
-    assert "Passed the gate" in page and "twin fidelity <strong>30.5</strong>" in page
+    assert "Passed the gate" in page
+    assert "twin fidelity <strong>30.5 %</strong> closer to your writing than the base model" in page
     assert "<th>base</th>" in page and "<th>candidate</th>" in page and "Bees!" in page  # side by side
     assert "<th>Grounding</th>" in page and "<th>Facts stated</th>" in page
     assert page.count('class="version-chart"') == 3 and 'class="loss-curve"' in page
@@ -45,7 +46,8 @@ def test_the_dashboard_shows_the_twin_fidelity_and_its_trend(owner_client, owner
     assert trend["points"] == [[1, 23.2], [2, 30.5]]
 
     page = owner_client.get(reverse("dashboard")).content.decode()
-    assert "<strong>23.2</strong></span> twin fidelity" in page and "first evaluated version" in page
+    assert "<strong>23.2 %</strong></span> closer to your writing than the base model" in page  # a unit, said
+    assert "first evaluated version" in page
     assert 'aria-label="twin fidelity per model version"' in page
 
 

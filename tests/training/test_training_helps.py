@@ -99,11 +99,9 @@ def test_the_held_out_documents_were_never_trained_on(trained):
     result, _, records, data = trained
     assert result.eval_report["split"]["heldout_document_ids"] == HELDOUT_IDS
     assert result.eval_report["style_sequences"] >= 1 and result.eval_report["qa_sequences"] >= 1  # the mix
-    # The dataset does hold held-out text (answers, and contexts of training documents' records)...
+    # The dataset does hold held-out text (the held-out documents' own records; a writing sample's
+    # background comes from its own document, and grounded distractors only from fact sentences)...
     assert any(r["document_id"] in HELDOUT_IDS for r in records)
-    assert any(
-        r["document_id"] not in HELDOUT_IDS and any(u in c for c in r["context"] for u in UNSEEN) for r in records
-    )
     # ...and none of it reached a training sequence, while the training sentences all did.
     tokenizer = AutoTokenizer.from_pretrained(resolve("tiny"))
     trained_text = "\n".join(tokenizer.decode(s["input_ids"]) for s in data.sequences)
