@@ -55,6 +55,15 @@ def check_can_chat(owner):
         raise ChatRefused("Your sources are still being processed (or had no text); try again in a minute.")
 
 
+def why_blocked(owner) -> str:
+    """What the chat and Write pages say while the twin cannot answer yet ("" when it can)."""
+    try:
+        check_can_chat(owner)
+    except ChatRefused as exc:
+        return str(exc)
+    return ""
+
+
 def admit(owner):
     """Refuse a question beyond the user's or the site's answers in flight. The advisory lock,
     held to the end of the asking transaction, makes counting and adding one step."""

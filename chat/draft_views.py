@@ -8,7 +8,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from features.prompts import LENGTHS
 
 from .actions import do_edit_draft, do_regenerate_draft, do_write
-from .admission import ChatRefused, check_can_chat
+from .admission import ChatRefused, why_blocked
 from .drafts_api import markdown_response
 from .models import Draft
 from .serving import serving_description
@@ -40,18 +40,13 @@ def write(request):
         except (ChatRefused, ValueError) as exc:
             error = str(exc) if isinstance(exc, ChatRefused) else "Ask for 1 to 3 alternatives."
             status = getattr(exc, "status_code", 400)
-    try:
-        check_can_chat(request.user)
-        blocked = ""
-    except ChatRefused as exc:
-        blocked = str(exc)
     context = {
         "forms": Draft.Form.choices,
         "lengths": Draft.Length.choices,
         "posted": request.POST if request.method == "POST" else {},
         "drafts": Draft.objects.for_user(request.user).select_related("message")[:10],
         "serving": serving_description(request.user),
-        "blocked": blocked,
+        "blocked": why_blocked(request.user),
         "error": error,
     }
     return render(request, "chat/write.html", context, status=status)

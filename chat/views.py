@@ -8,7 +8,7 @@ from django.utils.html import escape
 from django.views.decorators.http import require_POST, require_safe
 
 from .actions import do_ask, do_revise_answer
-from .admission import ChatBusy, ChatRefused, check_can_chat
+from .admission import ChatBusy, ChatRefused, why_blocked
 from .following import reserve_stream
 from .models import Conversation, Message
 from .serving import serving_description
@@ -25,11 +25,7 @@ def _get_answer_for_user(request, message_id) -> Message:
 
 
 def _chat_page(request, conversation=None, error="", status=200):
-    try:
-        check_can_chat(request.user)
-        blocked = ""
-    except ChatRefused as exc:
-        blocked = str(exc)
+    blocked = why_blocked(request.user)
     context = {
         "conversation": conversation,
         "chat_messages": conversation.messages.all() if conversation else [],
