@@ -119,3 +119,100 @@ class ApiToken(models.Model):
         if self.revoked_at is None:
             self.revoked_at = timezone.now()
             self.save(update_fields=["revoked_at"])
+
+
+# ---- Sharing: who besides the owner may talk to a twin (issue 21) ----
+#
+# The twin's owner stays the owner of every row an audience creates: an audience
+# conversation is `chat.Conversation(owner=<twin owner>, asker=<invited user>)` or
+# `(owner=<twin owner>, visitor=<widget visitor id>)`, so the owner reads it, the owner's
+# quota pays for it, and serving uses the owner's adapter. Only the sources the owner marks
+# `ingestion.Source.audience` may feed an audience answer, a citation or a search.
+
+
+class AudienceGroup(models.Model):
+    """A named set of invited people ("readers", "students"), to invite and revoke together."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="audience_groups")
+    name = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = OwnedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="audience_group_unique_name")]
+
+    def __str__(self):
+        return self.name
+
+
+class TwinAccessQuerySet(OwnedQuerySet):
+    def active(self):
+        return self.filter(revoked_at__isnull=True)
+
+
+class TwinAccess(models.Model):
+    """An invitation to chat with the owner's twin, by username or by email.
+
+    `member` is the invited user; an invitation by email to someone without an account
+    keeps `email` and gets its member when that address signs up. Revoking sets
+    `revoked_at`; every request checks it, so it takes effect on the next one.
+    """
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="twin_accesses")
+    member = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="twin_invitations"
+    )
+    email = models.EmailField(blank=True)
+    group = models.ForeignKey(AudienceGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="members")
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TwinAccessQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "member"],
+                condition=Q(revoked_at__isnull=True, member__isnull=False),
+                name="twin_access_one_active_per_member",
+            ),
+            models.CheckConstraint(condition=~Q(member__isnull=True, email=""), name="twin_access_names_someone"),
+        ]
+
+    def __str__(self):
+        return f"{self.member or self.email} → twin of {self.owner}"
+
+
+class Publication(models.Model):
+    """The owner's public page and embeddable "Ask my twin" widget.
+
+    Visitors need no account. The widget authenticates with `widget_key`, a public,
+    cookie-less identifier (it sits in the page's HTML); what protects the owner is the
+    origin allow-list, per-visitor rate limits and the monthly answer quota.
+    """
+
+    owner = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="publication")
+    enabled = models.BooleanField(default=False)
+    slug = models.SlugField(max_length=60, unique=True, help_text="The public page lives at /t/<slug>/.")
+    widget_key = models.CharField(max_length=64, unique=True)
+    allowed_origins = ArrayField(
+        models.CharField(max_length=200),
+        default=list,
+        blank=True,
+        help_text="Sites that may embed the widget (https://blog.example). Empty: only this site's public page.",
+    )
+    monthly_quota = models.PositiveIntegerField(default=500, help_text="Visitor answers per calendar month.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = OwnedQuerySet.as_manager()
+
+    def __str__(self):
+        return f"/t/{self.slug}/ ({'on' if self.enabled else 'off'})"
+
+    @staticmethod
+    def new_widget_key() -> str:
+        return "tww_" + secrets.token_urlsafe(24)

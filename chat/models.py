@@ -7,16 +7,44 @@ from core.ownership import OwnedQuerySet
 from training.models import ModelVersion
 
 
+class ConversationQuerySet(OwnedQuerySet):
+    def own(self):
+        """The owner's own conversations with the twin, not its audience's."""
+        return self.filter(asker__isnull=True, visitor="")
+
+    def audience(self):
+        """Conversations an invited user or a visitor had with the owner's twin."""
+        return self.exclude(asker__isnull=True, visitor="")
+
+
 class Conversation(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
+    # An audience conversation is still the twin owner's row (the owner reads and revises it);
+    # it names who asked: an invited user, or an anonymous visitor of the published twin.
+    asker = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="audience_conversations",
+        help_text="The invited user talking to the owner's twin; empty for the owner's own conversations.",
+    )
+    visitor = models.CharField(
+        max_length=64, blank=True, help_text="An anonymous visitor's id (the public page or widget)."
+    )
     title = models.CharField(max_length=200)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = OwnedQuerySet.as_manager()
+    objects = ConversationQuerySet.as_manager()
 
     class Meta:
         ordering = ["-updated_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(asker__isnull=True) | models.Q(visitor=""), name="conversation_one_kind_of_asker"
+            )
+        ]
 
     def __str__(self):
         return self.title

@@ -75,6 +75,10 @@ class Source(models.Model):
     )
     failure_streak = models.PositiveIntegerField(default=0, help_text="Failed syncs in a row.")
     retry_after = models.DateTimeField(null=True, blank=True, help_text="No scheduled sync before this (backoff).")
+    audience = models.BooleanField(
+        default=False,
+        help_text="The twin's audience (invited users, visitors) may draw on this source. Private by default.",
+    )
 
     objects = SourceQuerySet.as_manager()
 
