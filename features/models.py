@@ -167,6 +167,31 @@ class Chunk(models.Model):
         return None if distance is None else 1.0 - distance
 
 
+class LexemeCount(models.Model):
+    """How many of an owner's chunks contain a word (a stemmed lexeme of Chunk.search_vector).
+
+    Hybrid search weighs each query word by its rarity among the owner's chunks. Counting that
+    per search went through the GIN index and the chunk rows (up to DF_CAP of them per word,
+    for nothing when the word is common): most of a search's time for a large owner. Kept by
+    PostgreSQL triggers on features_chunk (migration 0009), so every write path, bulk inserts,
+    COPY and cascading deletes included, keeps it exact within its own transaction.
+    """
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )  # the unique (owner, lexeme) index serves owner lookups
+    lexeme = models.TextField()
+    chunks = models.PositiveIntegerField()
+
+    objects = OwnedQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "lexeme"], name="unique_owner_lexeme")]
+
+    def __str__(self):
+        return f"{self.lexeme}: {self.chunks}"
+
+
 class DatasetKind(models.TextChoices):
     INSTRUCT = "instruct", "Instruct"
     PREFERENCE = "preference", "Preference (DPO)"

@@ -162,26 +162,36 @@ def _statement(with_text: bool, clause: str) -> str:
         # the GIN index, capped): a rare word, a number or a code symbol outweighs common words,
         # which is what vector search misses. Words in DF_CAP or more chunks say little about
         # which passage is meant and are left to the vector side (which also bounds the scan).
+        # The counts come from features_lexemecount (kept by triggers, see LexemeCount): a common
+        # word costs one index lookup instead of a scan of DF_CAP rows. A filtered search counts
+        # among the chunks it may return, so it counts them itself, one scan per word that also
+        # lists the word's chunks. Either way a chunk's score is the sum of the IDFs of the words
+        # it contains, added up from the words' lists of chunks.
         # A lexeme becomes a one-word tsquery by quoting: quote and backslash doubled.
         quoted = "(chr(39) || replace(replace(l, chr(92), repeat(chr(92), 2)), chr(39), repeat(chr(39), 2)) || chr(39))"
         lexemes = f"tsvector_to_array(to_tsvector('{TEXT_SEARCH_CONFIG}', %(text)s))"
-        query = f"""q AS MATERIALIZED (SELECT {lexemes} AS lexemes),
-        counted AS MATERIALIZED (
-            SELECT l, tq, (SELECT count(*) FROM (SELECT 1 FROM features_chunk c
-                WHERE c.owner_id = %(owner)s::bigint AND c.search_vector @@ tq{clause} LIMIT {DF_CAP}) s) AS df
-            FROM q, unnest(q.lexemes) l, LATERAL (SELECT {quoted}::tsquery AS tq) x),
+        chunks_of = f"""SELECT c.id FROM features_chunk c
+                WHERE c.owner_id = %(owner)s::bigint AND c.search_vector @@ {quoted}::tsquery{clause}"""  # noqa: S608 (module constants only; values are parameters)
+        idf = "ln(1 + (greatest((SELECT rows FROM candidates) - df, 0) + 0.5) / (df + 0.5))"
+        if clause:
+            counted = f"""counted AS MATERIALIZED (
+            SELECT l, ids, cardinality(ids) AS df FROM q, unnest(q.lexemes) l,
+            LATERAL (SELECT array_agg(id) AS ids FROM ({chunks_of} LIMIT {DF_CAP}) s) y),
+        terms AS MATERIALIZED (SELECT l, ids, {idf} AS idf FROM counted WHERE df > 0 AND df < {DF_CAP})"""  # noqa: S608 (module constants only; values are parameters)
+        else:
+            counted = f"""counted AS MATERIALIZED (
+            SELECT l, coalesce((SELECT f.chunks FROM features_lexemecount f
+                WHERE f.owner_id = %(owner)s::bigint AND f.lexeme = l), 0) AS df FROM q, unnest(q.lexemes) l),
         terms AS MATERIALIZED (
-            SELECT l, tq, ln(1 + (greatest((SELECT rows FROM candidates) - df, 0) + 0.5) / (df + 0.5)) AS idf
-            FROM counted WHERE df > 0 AND df < {DF_CAP}),
-        textq AS MATERIALIZED (SELECT string_agg(tq::text, ' | ')::tsquery AS tq FROM terms)"""  # noqa: S608 (module constants only; values are parameters)
+            SELECT l, ids, {idf} AS idf FROM counted, LATERAL (SELECT array_agg(id) AS ids FROM ({chunks_of}) s) y
+            WHERE df > 0 AND df < {DF_CAP})"""  # noqa: S608 (module constants only; values are parameters)
+        query = f"q AS MATERIALIZED (SELECT {lexemes} AS lexemes),\n        {counted}"
         text_hits = f"""
         text_hits AS (
             SELECT id, score, row_number() OVER (ORDER BY score DESC, id) AS rank FROM (
                 SELECT id, score, max(score) OVER () AS best FROM (
-                    SELECT c.id, (SELECT sum(idf) FROM terms WHERE c.search_vector @@ terms.tq) AS score
-                    FROM features_chunk c, textq
-                    WHERE c.owner_id = %(owner)s::bigint AND c.search_vector @@ textq.tq{clause}
-                    ORDER BY score DESC, c.id LIMIT %(n)s) s) scored
+                    SELECT id, sum(idf) AS score FROM terms, unnest(terms.ids) id
+                    GROUP BY id ORDER BY score DESC, id LIMIT %(n)s) s) scored
             WHERE score >= {TEXT_MIN_SHARE} * best)"""  # noqa: S608 (module constants only; values are parameters)
     else:
         query = "q AS MATERIALIZED (SELECT '{}'::text[] AS lexemes)"
