@@ -174,9 +174,9 @@ class LexemeCount(models.Model):
 
     Hybrid search weighs each query word by its rarity among the owner's chunks. Counting that
     per search went through the GIN index and the chunk rows (up to DF_CAP of them per word,
-    for nothing when the word is common): most of a search's time for a large owner. Kept by
-    PostgreSQL triggers on features_chunk (migration 0009), so every write path, bulk inserts,
-    COPY and cascading deletes included, keeps it exact within its own transaction.
+    for nothing when the word is common): most of a search's time for a large owner. Kept, with
+    ChunkCount, by PostgreSQL triggers on features_chunk (migration 0009), so every write path,
+    bulk inserts, COPY and cascading deletes included, keeps it exact within its own transaction.
     """
 
     owner = models.ForeignKey(
@@ -192,6 +192,20 @@ class LexemeCount(models.Model):
 
     def __str__(self):
         return f"{self.lexeme}: {self.chunks}"
+
+
+class ChunkCount(models.Model):
+    """How many chunks an owner has: search's choice of plan (exact scan or HNSW) and the IDF's
+    N, without counting the owner's index entries on every search (3,600 of them for a large
+    owner at 100k rows). Kept by the same triggers as LexemeCount."""
+
+    owner = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    chunks = models.PositiveIntegerField()
+
+    objects = OwnedQuerySet.as_manager()
+
+    def __str__(self):
+        return str(self.chunks)
 
 
 class DatasetKind(models.TextChoices):

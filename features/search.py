@@ -198,12 +198,21 @@ def _statement(with_text: bool, clause: str) -> str:
     else:
         query = "q AS MATERIALIZED (SELECT '{}'::text[] AS lexemes)"
         text_hits = "text_hits AS (SELECT NULL::bigint AS id, NULL::float AS score, NULL::bigint AS rank WHERE false)"
-    candidates = f"""exact_max AS MATERIALIZED (
+    # The owner's candidate count, capped past the exact-scan limit: the plan and the IDF's N. A
+    # plain search reads it from features_chunkcount (kept by triggers, see ChunkCount); a
+    # filtered one counts its own candidates (an index-only scan of up to the limit's rows).
+    exact_max = """exact_max AS MATERIALIZED (
             SELECT greatest(%(exact_max)s, sqrt(%(hnsw_cost)s * greatest(reltuples, 0)))::bigint AS rows
-            FROM pg_class WHERE oid = 'features_chunk'::regclass),
+            FROM pg_class WHERE oid = 'features_chunk'::regclass)"""
+    if clause:
+        candidates = f"""{exact_max},
         candidates AS MATERIALIZED (SELECT count(*) AS rows, count(*) <= (SELECT rows FROM exact_max) AS exact
             FROM (SELECT 1 FROM features_chunk c WHERE c.owner_id = %(owner)s::bigint{clause}
                   LIMIT (SELECT rows + 1 FROM exact_max)) s)"""  # noqa: S608 (module constants only; values are parameters)
+    else:
+        candidates = f"""{exact_max},
+        candidates AS MATERIALIZED (SELECT least(n, rows + 1) AS rows, n <= rows AS exact FROM exact_max,
+            (SELECT coalesce((SELECT chunks FROM features_chunkcount WHERE owner_id = %(owner)s::bigint), 0) AS n) x)"""  # noqa: S608 (constants only)
     columns = ", ".join(f"{table}.{column}" for table, names in SHOWN_COLUMNS for column in names)
     return f"""
         WITH {candidates}, {query}, {vector_hits}, {text_hits},

@@ -1,10 +1,11 @@
-"""Word counts for hybrid search (features.LexemeCount): kept exact by the database on every write,
-and the search that reads them answers as the one that counts for itself (a filtered search)."""
+"""Word and chunk counts for hybrid search (features.LexemeCount, ChunkCount): kept exact by the
+database on every write, and the search that reads them answers as the one that counts for itself
+(a filtered search)."""
 
 import pytest
 from django.db import connection
 
-from features.models import Chunk, CleanDocument, LexemeCount
+from features.models import Chunk, ChunkCount, CleanDocument, LexemeCount
 from tests.features.conftest import store_texts
 from tests.features.test_hybrid_search import CODE, INVOICES, ROOFER
 
@@ -12,18 +13,23 @@ pytestmark = pytest.mark.django_db
 
 
 def counted(owner) -> dict[str, int]:
-    """The counts recomputed from the chunks themselves."""
+    """The word counts recomputed from the chunks themselves, and the chunk count as the empty word."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT l, count(*) FROM features_chunk, unnest(tsvector_to_array(search_vector)) l "
             "WHERE owner_id = %s GROUP BY l",
             [owner.pk],
         )
-        return dict(cursor.fetchall())
+        counts = dict(cursor.fetchall())
+    chunks = Chunk.objects.filter(owner=owner).count()
+    return counts | {"": chunks} if chunks else counts
 
 
 def stored(owner) -> dict[str, int]:
-    return dict(LexemeCount.objects.for_user(owner).values_list("lexeme", "chunks"))
+    """What the triggers keep, in the same shape (a lexeme is never empty)."""
+    counts = dict(LexemeCount.objects.for_user(owner).values_list("lexeme", "chunks"))
+    chunks = ChunkCount.objects.for_user(owner).values_list("chunks", flat=True).first()
+    return counts | {"": chunks} if chunks is not None else counts
 
 
 def test_counts_follow_inserts_updates_and_deletes(owner, other):
@@ -31,6 +37,7 @@ def test_counts_follow_inserts_updates_and_deletes(owner, other):
     code = store_texts(owner, CODE, name="tools.py", category="code")
     store_texts(other, [ROOFER], name="roof.md")
     assert stored(owner) == counted(owner) and stored(owner)["invoic"] == len(INVOICES)
+    assert stored(owner)[""] == len(INVOICES) + len(CODE)
     assert stored(other) == counted(other) and "invoic" not in stored(other)
 
     Chunk.objects.filter(pk=ledger[0].pk).update(text="The roofer sent an invoice for the slates, reference 90217.")
@@ -40,6 +47,9 @@ def test_counts_follow_inserts_updates_and_deletes(owner, other):
     assert "frobnitz" not in stored(owner)  # a word no chunk has any more leaves the table
     CleanDocument.objects.filter(pk=ledger[0].clean_document_id).delete()  # cascades to its chunks
     assert stored(owner) == counted(owner) and "invoic" not in stored(owner)
+    assert stored(owner)[""] == len(CODE) - 1
+    CleanDocument.objects.filter(pk=code[0].clean_document_id).delete()
+    assert stored(owner) == counted(owner) == {}  # no chunks: no rows left either
     assert stored(other) == counted(other)
 
 
