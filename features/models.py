@@ -37,24 +37,26 @@ class ChunkQuerySet(OwnedQuerySet):
     also on a narrower queryset: `Chunk.objects.for_user(user).filter(...).search(...)`."""
 
     _search_owner = None  # set by for_user; search() refuses a queryset that did not come from it
+    _owner_where = None  # for_user's own condition: anything more is a narrower queryset
 
     def for_user(self, user):
         if user is None or not getattr(user, "is_authenticated", False) or not getattr(user, "pk", None):
             return self.none()
         scoped = super().for_user(user)
-        scoped._search_owner = user
+        # Filters from before for_user count as narrowing: no plain condition to compare with.
+        scoped._search_owner, scoped._owner_where = user, None if self.query.where else scoped.query.where.clone()
         return scoped
 
     def _clone(self):
         # Every chained call (filter, exclude, all, order_by...) clones: the owner goes along.
         clone = super()._clone()
-        clone._search_owner = self._search_owner
+        clone._search_owner, clone._owner_where = self._search_owner, self._owner_where
         return clone
 
-    def _narrowed_to(self, owner) -> tuple[str, tuple] | None:
+    def _narrowed_to(self) -> tuple[str, tuple] | None:
         """This queryset's own filters beyond the owner's, as a query of chunk ids; None when it has
         none, so that plain retrieval keeps its statement (and plan) unchanged."""
-        if self.query.where == type(self)(self.model, using=self._db).for_user(owner).query.where:
+        if self._owner_where is not None and self.query.where == self._owner_where:
             return None
         ids = self.values("pk").query
         ids.clear_ordering(force=False)  # Meta.ordering would join the documents for nothing
@@ -87,7 +89,7 @@ class ChunkQuerySet(OwnedQuerySet):
             source=source,
             since=hybrid.as_datetime(since),
             until=hybrid.as_datetime(until, end_of_day=True),
-            within=self._narrowed_to(owner),
+            within=self._narrowed_to(),
         )
         candidates = hybrid.ranked_candidates(owner.pk, text, embedding, k, filters)
         return hybrid.as_chunks(hybrid.mmr(candidates, k), (Chunk, CleanDocument, Document, Source))
@@ -165,6 +167,45 @@ class Chunk(models.Model):
     def score(self) -> float | None:
         distance = getattr(self, "distance", None)
         return None if distance is None else 1.0 - distance
+
+
+class LexemeCount(models.Model):
+    """How many of an owner's chunks contain a word (a stemmed lexeme of Chunk.search_vector).
+
+    Hybrid search weighs each query word by its rarity among the owner's chunks. Counting that
+    per search went through the GIN index and the chunk rows (up to DF_CAP of them per word,
+    for nothing when the word is common): most of a search's time for a large owner. Kept, with
+    ChunkCount, by PostgreSQL triggers on features_chunk (migration 0009), so every write path,
+    bulk inserts, COPY and cascading deletes included, keeps it exact within its own transaction.
+    """
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )  # the unique (owner, lexeme) index serves owner lookups
+    lexeme = models.TextField()
+    chunks = models.PositiveIntegerField()
+
+    objects = OwnedQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "lexeme"], name="unique_owner_lexeme")]
+
+    def __str__(self):
+        return f"{self.lexeme}: {self.chunks}"
+
+
+class ChunkCount(models.Model):
+    """How many chunks an owner has: search's choice of plan (exact scan or HNSW) and the IDF's
+    N, without counting the owner's index entries on every search (3,600 of them for a large
+    owner at 100k rows). Kept by the same triggers as LexemeCount."""
+
+    owner = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    chunks = models.PositiveIntegerField()
+
+    objects = OwnedQuerySet.as_manager()
+
+    def __str__(self):
+        return str(self.chunks)
 
 
 class DatasetKind(models.TextChoices):

@@ -25,6 +25,8 @@ import numpy as np
 from django.db import connection, transaction
 from django.db.models.base import ModelState
 from django.utils import timezone
+from psycopg.adapt import Loader
+from psycopg.pq import Format
 
 # No import of the models: they import this module (TEXT_SEARCH_CONFIG, the search itself), and
 # what it gives back is rows and model instances of the classes the caller names (`as_chunks`).
@@ -162,36 +164,55 @@ def _statement(with_text: bool, clause: str) -> str:
         # the GIN index, capped): a rare word, a number or a code symbol outweighs common words,
         # which is what vector search misses. Words in DF_CAP or more chunks say little about
         # which passage is meant and are left to the vector side (which also bounds the scan).
+        # The counts come from features_lexemecount (kept by triggers, see LexemeCount): a common
+        # word costs one index lookup instead of a scan of DF_CAP rows. A filtered search counts
+        # among the chunks it may return, so it counts them itself, one scan per word that also
+        # lists the word's chunks. Either way a chunk's score is the sum of the IDFs of the words
+        # it contains, added up from the words' lists of chunks.
         # A lexeme becomes a one-word tsquery by quoting: quote and backslash doubled.
         quoted = "(chr(39) || replace(replace(l, chr(92), repeat(chr(92), 2)), chr(39), repeat(chr(39), 2)) || chr(39))"
         lexemes = f"tsvector_to_array(to_tsvector('{TEXT_SEARCH_CONFIG}', %(text)s))"
-        query = f"""q AS MATERIALIZED (SELECT {lexemes} AS lexemes),
-        counted AS MATERIALIZED (
-            SELECT l, tq, (SELECT count(*) FROM (SELECT 1 FROM features_chunk c
-                WHERE c.owner_id = %(owner)s::bigint AND c.search_vector @@ tq{clause} LIMIT {DF_CAP}) s) AS df
-            FROM q, unnest(q.lexemes) l, LATERAL (SELECT {quoted}::tsquery AS tq) x),
+        chunks_of = f"""SELECT c.id FROM features_chunk c
+                WHERE c.owner_id = %(owner)s::bigint AND c.search_vector @@ {quoted}::tsquery{clause}"""  # noqa: S608 (module constants only; values are parameters)
+        idf = "ln(1 + (greatest((SELECT rows FROM candidates) - df, 0) + 0.5) / (df + 0.5))"
+        if clause:
+            counted = f"""counted AS MATERIALIZED (
+            SELECT l, ids, cardinality(ids) AS df FROM q, unnest(q.lexemes) l,
+            LATERAL (SELECT array_agg(id) AS ids FROM ({chunks_of} LIMIT {DF_CAP}) s) y),
+        terms AS MATERIALIZED (SELECT l, ids, {idf} AS idf FROM counted WHERE df > 0 AND df < {DF_CAP})"""  # noqa: S608 (module constants only; values are parameters)
+        else:
+            counted = f"""counted AS MATERIALIZED (
+            SELECT l, coalesce((SELECT f.chunks FROM features_lexemecount f
+                WHERE f.owner_id = %(owner)s::bigint AND f.lexeme = l), 0) AS df FROM q, unnest(q.lexemes) l),
         terms AS MATERIALIZED (
-            SELECT l, tq, ln(1 + (greatest((SELECT rows FROM candidates) - df, 0) + 0.5) / (df + 0.5)) AS idf
-            FROM counted WHERE df > 0 AND df < {DF_CAP}),
-        textq AS MATERIALIZED (SELECT string_agg(tq::text, ' | ')::tsquery AS tq FROM terms)"""  # noqa: S608 (module constants only; values are parameters)
+            SELECT l, ids, {idf} AS idf FROM counted, LATERAL (SELECT array_agg(id) AS ids FROM ({chunks_of}) s) y
+            WHERE df > 0 AND df < {DF_CAP})"""  # noqa: S608 (module constants only; values are parameters)
+        query = f"q AS MATERIALIZED (SELECT {lexemes} AS lexemes),\n        {counted}"
         text_hits = f"""
         text_hits AS (
             SELECT id, score, row_number() OVER (ORDER BY score DESC, id) AS rank FROM (
                 SELECT id, score, max(score) OVER () AS best FROM (
-                    SELECT c.id, (SELECT sum(idf) FROM terms WHERE c.search_vector @@ terms.tq) AS score
-                    FROM features_chunk c, textq
-                    WHERE c.owner_id = %(owner)s::bigint AND c.search_vector @@ textq.tq{clause}
-                    ORDER BY score DESC, c.id LIMIT %(n)s) s) scored
+                    SELECT id, sum(idf) AS score FROM terms, unnest(terms.ids) id
+                    GROUP BY id ORDER BY score DESC, id LIMIT %(n)s) s) scored
             WHERE score >= {TEXT_MIN_SHARE} * best)"""  # noqa: S608 (module constants only; values are parameters)
     else:
         query = "q AS MATERIALIZED (SELECT '{}'::text[] AS lexemes)"
         text_hits = "text_hits AS (SELECT NULL::bigint AS id, NULL::float AS score, NULL::bigint AS rank WHERE false)"
-    candidates = f"""exact_max AS MATERIALIZED (
+    # The owner's candidate count, capped past the exact-scan limit: the plan and the IDF's N. A
+    # plain search reads it from features_chunkcount (kept by triggers, see ChunkCount); a
+    # filtered one counts its own candidates (an index-only scan of up to the limit's rows).
+    exact_max = """exact_max AS MATERIALIZED (
             SELECT greatest(%(exact_max)s, sqrt(%(hnsw_cost)s * greatest(reltuples, 0)))::bigint AS rows
-            FROM pg_class WHERE oid = 'features_chunk'::regclass),
+            FROM pg_class WHERE oid = 'features_chunk'::regclass)"""
+    if clause:
+        candidates = f"""{exact_max},
         candidates AS MATERIALIZED (SELECT count(*) AS rows, count(*) <= (SELECT rows FROM exact_max) AS exact
             FROM (SELECT 1 FROM features_chunk c WHERE c.owner_id = %(owner)s::bigint{clause}
                   LIMIT (SELECT rows + 1 FROM exact_max)) s)"""  # noqa: S608 (module constants only; values are parameters)
+    else:
+        candidates = f"""{exact_max},
+        candidates AS MATERIALIZED (SELECT least(n, rows + 1) AS rows, n <= rows AS exact FROM exact_max,
+            (SELECT coalesce((SELECT chunks FROM features_chunkcount WHERE owner_id = %(owner)s::bigint), 0) AS n) x)"""  # noqa: S608 (constants only)
     columns = ", ".join(f"{table}.{column}" for table, names in SHOWN_COLUMNS for column in names)
     return f"""
         WITH {candidates}, {query}, {vector_hits}, {text_hits},
@@ -253,6 +274,16 @@ def _prepared(owner_id: int, text: str | None, embedding, k: int, filters: Filte
 PLACEHOLDER = re.compile("%%|%s")  # a positional parameter; "%%" is a literal percent sign
 
 
+class _JsonbText(Loader):
+    """jsonb in binary results as its text (a version byte, then the JSON), as Django's cursors
+    load it: as_chunks parses the metadata of the chosen chunks only."""
+
+    format = Format.BINARY
+
+    def load(self, data) -> str:
+        return bytes(data[1:]).decode()
+
+
 def _fetch(sql: str, params: dict) -> list[tuple]:
     """Run the statement prepared once per connection, in one round trip.
 
@@ -271,7 +302,11 @@ def _fetch(sql: str, params: dict) -> list[tuple]:
         raw.prepare_threshold = PREPARE_THRESHOLD
     cursor = psycopg.Cursor(raw)
     cursor.adapters.register_dumper(np.ndarray, VectorBinaryDumper)  # this cursor only
-    cursor.execute(sql, params, prepare=True)
+    cursor.adapters.register_loader("jsonb", _JsonbText)
+    # Binary results: psycopg's C loaders instead of Django's text timestamptz loader (pure Python,
+    # 0.4 ms for a search's 100 timestamps). They give the session's zone, UTC (settings.USE_TZ),
+    # as datetime.timezone.utc: what Django's loader gives.
+    cursor.execute(sql, params, prepare=True, binary=True)
     return cursor.fetchall()
 
 
@@ -310,35 +345,46 @@ def _query_word(lexeme: str, words: list[str]) -> str:
 
 
 def mmr(candidates: list[tuple], k: int) -> list[tuple]:
-    """Maximal marginal relevance over the fused candidates, redundancy counted only for near-duplicates."""
+    """Maximal marginal relevance over the fused candidates, redundancy counted only for near-duplicates.
+
+    Each candidate's redundancy (its highest similarity to a chosen one, when a near-duplicate) is
+    kept up to date as candidates are chosen, instead of recomputed over every chosen one for
+    every candidate in every round."""
     if not candidates:
         return []
     top = candidates[0][0].relevance
+    relevance = [MMR_LAMBDA * (match.relevance / top) for match, _, _ in candidates]
+    redundancy = [0.0] * len(candidates)
     chosen, remaining = [], list(range(len(candidates)))
     while remaining and len(chosen) < k:
-
-        def gain(i):
-            relevance = candidates[i][0].relevance / top
-            redundancy = max((candidates[i][1][j] for j in chosen), default=0.0)
-            return MMR_LAMBDA * relevance - (1 - MMR_LAMBDA) * (
-                redundancy if redundancy >= NEAR_DUPLICATE_SIMILARITY else 0.0
-            )
-
-        best = max(remaining, key=lambda i: (gain(i), -i))
+        best = max(remaining, key=lambda i: (relevance[i] - (1 - MMR_LAMBDA) * redundancy[i], -i))
         chosen.append(best)
         remaining.remove(best)
+        for i in remaining:
+            similarity = candidates[i][1][best]
+            if similarity >= NEAR_DUPLICATE_SIMILARITY and similarity > redundancy[i]:
+                redundancy[i] = similarity
     return [candidates[i] for i in chosen]
 
 
-def _loaded(model, names: tuple, row) -> object:
+def _loaded(model, names: tuple, row, alias: str) -> object:
     """What `model.from_db` builds (a saved instance, the other columns deferred), without
     `__init__`'s walk over every field: a search builds 40 instances, and that walk was 0.5 ms
     of the search's client CPU. Nothing listens to these models' post_init (no ImageField)."""
     instance = model.__new__(model)
     instance.__dict__.update(zip(names, row, strict=True))
     instance._state = ModelState()
-    instance._state.adding, instance._state.db = False, connection.alias
+    instance._state.adding, instance._state.db = False, alias
     return instance
+
+
+def _attach(child, name: str, parent):
+    """`child.<name> = parent` for a loaded pair whose foreign key already matches: the related
+    caches only (also the reverse one of a one-to-one), without the descriptor's checks."""
+    field = type(child)._meta.get_field(name)
+    child._state.fields_cache[field.cache_name] = parent
+    if field.one_to_one:
+        parent._state.fields_cache[field.remote_field.cache_name] = child
 
 
 def as_chunks(candidates: list[tuple], models: tuple) -> list:
@@ -346,17 +392,19 @@ def as_chunks(candidates: list[tuple], models: tuple) -> list:
     `.match`; the columns left out (the vector, whole texts) load lazily if ever read.
     `models`: the classes of SHOWN_COLUMNS' tables, in its order (chunk, clean document,
     document, source)."""
-    results = []
+    results, alias = [], connection.alias
     for match, _, values in candidates:
         instances, offset = [], 0
         for model, (_, names) in zip(models, SHOWN_COLUMNS, strict=True):
             row = values[offset : offset + len(names)]
             offset += len(names)
-            instances.append(_loaded(model, names, row))
+            instances.append(_loaded(model, names, row, alias))
         chunk, clean, document, source = instances
-        if isinstance(chunk.metadata, str):  # jsonb as text when no loader parsed it
+        if isinstance(chunk.metadata, str):  # jsonb comes as text (_JsonbText), parsed for the chosen only
             chunk.metadata = json.loads(chunk.metadata)
-        document.source, clean.document, chunk.clean_document = source, document, clean
+        _attach(document, "source", source)
+        _attach(clean, "document", document)
+        _attach(chunk, "clean_document", clean)
         chunk.match, chunk.distance = match, 1.0 - match.similarity
         results.append(chunk)
     return results

@@ -120,3 +120,16 @@ def test_filters_by_category_source_and_date(owner, other):
     assert {c.pk for c in search("invoice", k=20, until=(old + datetime.timedelta(days=1)).date())} == ledger_ids
     assert {c.pk for c in search("invoice", k=20, since=timezone.now().date())} == code_ids
     assert search("invoice", k=5, since=timezone.now().date() + datetime.timedelta(days=1)) == []
+
+
+def test_a_filter_before_or_after_for_user_narrows_the_search(owner):
+    ledger = store_texts(owner, INVOICES, name="ledger.md")
+    code = store_texts(owner, CODE, name="tools.py", category="code")
+    in_code = {"clean_document": code[0].clean_document}
+
+    before = Chunk.objects.filter(**in_code).for_user(owner).search("invoice retry", k=20)
+    after = Chunk.objects.for_user(owner).filter(**in_code).search("invoice retry", k=20)
+    everything = Chunk.objects.for_user(owner).all().search("invoice retry", k=20)
+
+    assert {c.pk for c in before} == {c.pk for c in after} == {c.pk for c in code}
+    assert {c.pk for c in everything} == {c.pk for c in code + ledger}
