@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views
+from . import sharing_views, views
 
 urlpatterns = [
     path("signup/", views.signup, name="signup"),
@@ -17,4 +17,11 @@ urlpatterns = [
     path("account/delete/", views.delete_account, name="delete-account"),
     path("account/tokens/", views.tokens, name="tokens"),
     path("account/tokens/<int:token_id>/revoke/", views.revoke_token, name="revoke-token"),
+    path("sharing/", sharing_views.sharing, name="sharing"),
+    path("sharing/invitations/<int:access_id>/revoke/", sharing_views.revoke_invitation, name="sharing-revoke"),
+    path("sharing/invitations/<int:access_id>/group/", sharing_views.move_invitation, name="sharing-move"),
+    path("sharing/groups/add/", sharing_views.add_group, name="sharing-add-group"),
+    path("sharing/groups/<int:group_id>/rename/", sharing_views.rename_group, name="sharing-rename-group"),
+    path("sharing/groups/<int:group_id>/revoke/", sharing_views.revoke_group, name="sharing-revoke-group"),
+    path("sharing/groups/<int:group_id>/delete/", sharing_views.delete_group, name="sharing-delete-group"),
 ]

@@ -20,13 +20,19 @@ from features.actions import do_record_correction
 from features.prompts import LENGTHS, build_messages, build_write_messages
 
 from .admission import ChatBusy, ChatRefused, admit, check_can_chat, fail_abandoned_answers, fail_unsent_answer
-from .following import wait_for_answer
+from .following import access_check, wait_for_answer
 from .models import Conversation, Draft, Message
 from .writing import writing_request
 
 
 def do_ask(
-    owner, question: str, conversation: Conversation | None = None, history: list[dict] = (), mode: str = "auto"
+    owner,
+    question: str,
+    conversation: Conversation | None = None,
+    history: list[dict] = (),
+    mode: str = "auto",
+    *,
+    asker=None,
 ) -> Message:
     """Store the question and a pending answer; generation happens in chat/serving.py.
 
@@ -34,22 +40,34 @@ def do_ask(
     the new conversation before the question so the answer sees them as any chat would.
     mode: "ask", "write", or "auto" (a request to write something is written, anything else answered).
     A write-mode answer comes with a Draft.
+    asker: an invited user asking `owner`'s twin (the caller checked accounts.sharing.may_chat). Their
+    conversation is the owner's row naming them; it is answered in ask mode from the shared sources only.
     """
     question = (question or "").strip()
     if not question:
         raise ChatRefused("Type a question first.")
     if len(question) > settings.TWIN_MAX_QUESTION_CHARS:
         raise ChatRefused(f"Questions are limited to {settings.TWIN_MAX_QUESTION_CHARS} characters.")
-    if conversation is not None and conversation.owner_id != owner.pk:
+    if asker is not None and asker.pk == owner.pk:
+        asker = None  # the owner asking their own twin
+    if conversation is not None and (
+        conversation.owner_id != owner.pk
+        or conversation.asker_id != (asker.pk if asker else None)
+        or conversation.visitor
+    ):
         raise ChatRefused("That conversation is not yours.")
     if mode not in ("auto", Message.Mode.ASK, Message.Mode.WRITE):
         raise ChatRefused("The mode must be ask, write or auto.")
+    if asker is not None:
+        if mode == Message.Mode.WRITE:
+            raise ChatRefused("Only the twin's owner may have it write; ask it a question instead.")
+        mode = Message.Mode.ASK
     if mode == "auto":
         mode = Message.Mode.WRITE if writing_request(question) else Message.Mode.ASK
     draft = None
     if mode == Message.Mode.WRITE:
         draft = Draft(owner=owner, brief=question, form=Draft.Form.FREE)
-    return _queue(owner, question, conversation, history, mode, draft)
+    return _queue(owner, question, conversation, history, mode, draft, asker)
 
 
 def do_write(owner, brief: str, form: str = "paragraph", length: str = "medium", alternatives: int = 1) -> Draft:
@@ -76,15 +94,15 @@ def do_regenerate_draft(draft: Draft) -> Draft:
     return answer.draft
 
 
-def _queue(owner, question, conversation, history, mode, draft: Draft | None) -> Message:
-    check_can_chat(owner)
+def _queue(owner, question, conversation, history, mode, draft: Draft | None, asker=None) -> Message:
+    check_can_chat(owner, audience=asker is not None)
     fail_abandoned_answers()
     try:
         with transaction.atomic():
-            admit(owner)
+            admit(owner, asker)  # an audience's answers count against the owner's limits too
             if conversation is None:
                 title = f"Draft: {question}" if mode == Message.Mode.WRITE else question
-                conversation = Conversation.objects.create(owner=owner, title=title[:80])
+                conversation = Conversation.objects.create(owner=owner, asker=asker, title=title[:80])
             Message.objects.bulk_create(
                 Message(conversation=conversation, role=turn["role"], content=turn["content"]) for turn in history
             )
@@ -102,9 +120,13 @@ def _queue(owner, question, conversation, history, mode, draft: Draft | None) ->
     return answer
 
 
-def do_answer(owner, question: str, conversation: Conversation | None = None, mode: str = "auto") -> Message:
-    """Ask and wait for the whole answer (the REST API's non-streaming path)."""
-    return wait_for_answer(do_ask(owner, question, conversation, mode=mode))
+def do_answer(
+    owner, question: str, conversation: Conversation | None = None, mode: str = "auto", *, asker=None
+) -> Message:
+    """Ask and wait for the whole answer (the REST API's non-streaming path); an asker's wait ends
+    at once when their access is revoked (AccessRevoked)."""
+    answer = do_ask(owner, question, conversation, mode=mode, asker=asker)
+    return wait_for_answer(answer, still_allowed=access_check(asker, owner))
 
 
 def do_edit_draft(draft: Draft, text: str) -> Draft:

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import Q
 from django.utils import timezone
 
 from features.models import Chunk
@@ -48,7 +49,12 @@ class AnswerFailed(Exception):
         return settings.TWIN_CHAT_RETRY_AFTER_SECONDS
 
 
-def check_can_chat(owner):
+def check_can_chat(owner, audience: bool = False):
+    """Refuse a question the twin has nothing to answer from; for its audience, nothing shared."""
+    if audience:
+        if not Chunk.objects.for_user(owner).audience().exists():
+            raise ChatRefused("This twin has nothing shared to answer from yet; its owner has not shared a source.")
+        return
     if not Source.objects.for_user(owner).exists():
         raise ChatRefused("Your twin has nothing to answer from yet: add a source (a file or an article URL) first.")
     if not Chunk.objects.for_user(owner).exists():
@@ -64,16 +70,32 @@ def why_blocked(owner) -> str:
     return ""
 
 
-def admit(owner):
+def admit(owner, asker=None):
     """Refuse a question beyond the user's or the site's answers in flight. The advisory lock,
-    held to the end of the asking transaction, makes counting and adding one step."""
+    held to the end of the asking transaction, makes counting and adding one step.
+
+    The twin's answers in flight count for its owner, its audience's included (the owner pays);
+    an invited asker is also held to the per-user limit across every twin they ask."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADMISSION_LOCK])
     in_flight = Message.objects.in_flight()
+    if asker is not None:
+        theirs = in_flight.filter(Q(conversation__owner=asker) | Q(conversation__asker=asker)).count()
+        if theirs >= settings.TWIN_MAX_PENDING_ANSWERS_PER_USER:
+            raise ChatBusy(
+                f"Your {theirs} earlier question{'s are' if theirs > 1 else ' is'} still being answered; "
+                "ask again once an answer has arrived.",
+                status_code=429,
+            )
     mine = in_flight.for_user(owner).count()
     if mine >= settings.TWIN_MAX_PENDING_ANSWERS_PER_USER:
         raise ChatBusy(
-            f"Your twin is still answering your {mine} earlier question{'s' if mine > 1 else ''}; "
+            (
+                f"This twin is still answering {mine} earlier question{'s' if mine > 1 else ''}; "
+                "ask again in a few seconds."
+            )
+            if asker is not None
+            else f"Your twin is still answering your {mine} earlier question{'s' if mine > 1 else ''}; "
             "ask again once an answer has arrived.",
             status_code=429,
         )

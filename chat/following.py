@@ -5,31 +5,57 @@ render them in their own format; no web request thread ever generates. Waits are
 answer the serving worker has not started in time, or whose worker died, ends with an error.
 """
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from django.conf import settings
 
+from accounts.sharing import may_chat
+
 from . import streams
-from .admission import AnswerFailed, ChatBusy, fail_abandoned_answers
+from .admission import AnswerFailed, ChatBusy, ChatRefused, fail_abandoned_answers
 from .events import Event, final_events, replay_events
 from .models import Message
 
 FOLLOW_POLL_MS = 1000
+ACCESS_CHECK_SECONDS = 1.0  # how often a stream re-asks whether its audience still may read it
+ACCESS_REVOKED = "Your access to this twin was revoked; its owner no longer shares it with you."
 
 
-def follow_answer(answer: Message) -> Iterator[Event]:
+class AccessRevoked(ChatRefused):
+    """The twin's owner revoked the caller's access while the answer was on its way."""
+
+    status_code = 403
+
+
+def access_check(asker, owner) -> Callable[[], bool] | None:
+    """For an invited asker, what a follower re-asks while the answer comes (None: the owner's own)."""
+    return None if asker is None or asker.pk == owner.pk else (lambda: may_chat(asker, owner))
+
+
+def follow_answer(answer: Message, still_allowed: Callable[[], bool] | None = None) -> Iterator[Event]:
     """The events of an answer as the serving worker publishes them; a finished one replayed.
 
     Never waits unbounded: when nothing arrives, the answer is checked, and one that the
     serving worker did not start in time, or whose worker died, ends here with an error.
+    still_allowed (an invited user's access) is re-asked every ACCESS_CHECK_SECONDS, between
+    polls too: once it says no, the stream ends with a "revoked" event and shows nothing more.
     """
     answer.refresh_from_db()
+    if still_allowed is not None and not still_allowed():
+        yield Event("revoked", ACCESS_REVOKED)
+        return
     if answer.status not in Message.IN_FLIGHT:
         yield from replay_events(answer)
         return
-    after, finished_seen = "0", False
+    after, finished_seen, checked = "0", False, time.monotonic()
     while True:
+        if still_allowed is not None and time.monotonic() - checked >= ACCESS_CHECK_SECONDS:
+            checked = time.monotonic()
+            if not still_allowed():
+                yield Event("revoked", ACCESS_REVOKED)
+                return
         entries = streams.read(answer.pk, after, FOLLOW_POLL_MS)
         for entry_id, kind, data in entries:
             after = entry_id
@@ -61,10 +87,10 @@ class StreamSlot:
     user_id: int
     slot: str
 
-    def follow(self, answer: Message) -> Iterator[Event]:
+    def follow(self, answer: Message, still_allowed: Callable[[], bool] | None = None) -> Iterator[Event]:
         """follow_answer, the slot given back when it ends or the client goes away (the server closes it)."""
         try:
-            yield from follow_answer(answer)
+            yield from follow_answer(answer, still_allowed)
         finally:
             self.release()
 
@@ -83,9 +109,11 @@ def reserve_stream(owner) -> StreamSlot:
     return StreamSlot(owner.pk, slot)
 
 
-def wait_for_answer(answer: Message) -> Message:
+def wait_for_answer(answer: Message, still_allowed: Callable[[], bool] | None = None) -> Message:
     """Follow a pending answer to its end (the non-streaming paths)."""
-    for event in follow_answer(answer):
+    for event in follow_answer(answer, still_allowed):
+        if event.kind == "revoked":
+            raise AccessRevoked(event.data)
         if event.kind == "error":
             raise AnswerFailed(event.data)
     answer.refresh_from_db()

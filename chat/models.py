@@ -16,6 +16,10 @@ class ConversationQuerySet(OwnedQuerySet):
         """Conversations an invited user or a visitor had with the owner's twin."""
         return self.exclude(asker__isnull=True, visitor="")
 
+    def asked_by(self, asker):
+        """An invited user's own conversations (chain on for_user(twin owner), after the access check)."""
+        return self.filter(asker=asker)
+
 
 class Conversation(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
@@ -48,6 +52,11 @@ class Conversation(models.Model):
 
     def __str__(self):
         return self.title
+
+    @property
+    def is_audience(self) -> bool:
+        """Asked by an invited user or a visitor: answered from the shared sources only, never written."""
+        return self.asker_id is not None or bool(self.visitor)
 
 
 class MessageQuerySet(OwnedQuerySet):

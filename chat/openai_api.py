@@ -13,7 +13,7 @@ import time
 from contextlib import closing
 
 from django.conf import settings
-from django.http import StreamingHttpResponse
+from django.http import Http404, StreamingHttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.decorators import api_view, throttle_classes
@@ -23,13 +23,26 @@ from accounts.quotas import QuotaReached, check_storage
 
 from .actions import do_ask
 from .admission import AnswerFailed, ChatRefused
-from .api import refusal
-from .following import reserve_stream, wait_for_answer
+from .api import refusal, twin_for
+from .following import AccessRevoked, access_check, reserve_stream, wait_for_answer
 from .throttling import ChatThrottle
 
 # The model name picks the mode: "twin-write" writes new text in the owner's voice (a draft is kept),
 # "twin-ask" answers from the notes, any other name ("twin", "gpt-4o"…) lets the twin decide.
+# "twin:<username>" (or "twin-ask:<username>", or a `twin` field) asks a twin shared with the caller.
 MODEL_MODES = {"twin-write": "write", "twin-ask": "ask"}
+TWIN_MODELS = ("twin", *MODEL_MODES)
+
+
+def model_target(model, twin_field) -> tuple[str, str | None]:
+    """(mode, username of the twin asked, None for the caller's own) from `model` and the `twin` field."""
+    model = model if isinstance(model, str) else ""
+    name, _, username = model.partition(":") if model.split(":", 1)[0] in TWIN_MODELS else (model, "", "")
+    if isinstance(twin_field, str) and twin_field:
+        username = twin_field
+    return MODEL_MODES.get(name, "auto"), username or None
+
+
 ROLES = {"user": "user", "assistant": "assistant", "system": "user", "developer": "user"}
 
 
@@ -104,21 +117,25 @@ def chat_completions(request):
     far; retrieval supplies the notes. `stream: true` answers with server-sent chunks.
     `model: "twin-write"` writes new text in your voice for the last message (a brief; a draft is
     kept), `model: "twin-ask"` answers it from your notes, any other model name lets the twin decide.
+    `model: "twin:<username>"` (or a `twin` field) asks a twin shared with you, in ask mode, from the
+    sources its owner shares; 404 when it is not (or no longer) shared with you.
     Besides the standard fields, the answer carries `sources`, `grounding`, `mode` and `draft`.
     """
     if not isinstance(request.data, dict):
         return _error("The request body must be a JSON object.")
+    mode, username = model_target(request.data.get("model"), request.data.get("twin"))
+    try:
+        owner, asker = twin_for(request, username)
+    except Http404:
+        return _error(f"No twin “{username}” is shared with you.", status.HTTP_404_NOT_FOUND)
     slot = None
     try:
         if request.data.get("stream") is True:  # JSON true only: the string "false" must not stream
             slot = reserve_stream(request.user)  # before asking: a refused stream leaves no answer behind
         question, history = parse_messages(request.data.get("messages"))
-        mode = (
-            MODEL_MODES.get(request.data.get("model"), "auto") if isinstance(request.data.get("model"), str) else "auto"
-        )
-        # The history is stored: it counts against the owner's storage quota like a document.
-        check_storage(request.user, adding=sum(len(turn["content"].encode()) for turn in history))
-        answer = do_ask(request.user, question, history=history, mode=mode)
+        # The history is stored: it counts against the twin owner's storage quota like a document.
+        check_storage(owner, adding=sum(len(turn["content"].encode()) for turn in history))
+        answer = do_ask(owner, question, history=history, mode=mode, asker=asker)
     except (ValueError, ChatRefused, QuotaReached) as exc:
         if slot:
             slot.release()
@@ -128,8 +145,9 @@ def chat_completions(request):
     completion_id, created = f"chatcmpl-{answer.pk}", int(time.time())
     model = request.data.get("model") if isinstance(request.data.get("model"), str) else "twinsite-twin"
 
+    still_allowed = access_check(asker, owner)  # an invited caller's access, re-asked while the answer comes
     if slot:
-        followed = slot.follow(answer)
+        followed = slot.follow(answer, still_allowed)
 
         def events():
             yield _chunk(completion_id, created, model, {"role": "assistant"})
@@ -140,7 +158,7 @@ def chat_completions(request):
                         yield _chunk(completion_id, created, model, {"content": event.data})
                     elif event.kind == "notice":
                         notice = event.data
-                    elif event.kind == "error":
+                    elif event.kind in ("error", "revoked"):
                         yield f"data: {json.dumps({'error': {'message': event.data}})}\n\n"
                     elif event.kind == "done":
                         finish_reason = _finish_reason(event.data)
@@ -152,7 +170,9 @@ def chat_completions(request):
         return response
 
     try:
-        answer = wait_for_answer(answer)
+        answer = wait_for_answer(answer, still_allowed)
+    except AccessRevoked as exc:
+        return _error(str(exc), exc.status_code)
     except AnswerFailed as exc:
         return _error(str(exc), status.HTTP_503_SERVICE_UNAVAILABLE, exc.retry_after)
     trace = getattr(answer, "trace", None)

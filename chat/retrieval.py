@@ -16,17 +16,24 @@ def is_follow_up(question: str) -> bool:
     return len(question.split()) < 4 or bool(FOLLOW_UP.search(question))
 
 
-def retrieve(owner, question: str, history: list[dict]):
-    """(chunks, query, its vector): the owner's best chunks for the question. A follow-up is
-    also tried with the previous question in front, and the better-scoring list wins. A
-    question on a new topic is not: the old topic would pull its retrieval back."""
+def searchable(owner, *, audience: bool = False):
+    """The chunks an answer may draw on: all the owner's, or for the twin's audience (invited users,
+    visitors) only those of the sources the owner shares with it."""
+    chunks = Chunk.objects.for_user(owner)
+    return chunks.audience() if audience else chunks
+
+
+def retrieve(owner, question: str, history: list[dict], *, audience: bool = False):
+    """(chunks, query, its vector): the owner's best chunks for the question (for an audience, of the
+    shared sources only). A follow-up is also tried with the previous question in front, and the
+    better-scoring list wins. A question on a new topic is not: the old topic would pull its retrieval back."""
     vector = embed_query(question)
-    chunks = Chunk.objects.for_user(owner).search(question, k=settings.TWIN_RETRIEVAL_TOP_K, embedding=vector)
+    chunks = searchable(owner, audience=audience).search(question, k=settings.TWIN_RETRIEVAL_TOP_K, embedding=vector)
     previous = [turn["content"] for turn in history if turn["role"] == "user"]
     if previous and is_follow_up(question):
         joined = f"{previous[-1]} {question}"
         joined_vector = embed_query(joined)
-        joined_chunks = Chunk.objects.for_user(owner).search(
+        joined_chunks = searchable(owner, audience=audience).search(
             joined, k=settings.TWIN_RETRIEVAL_TOP_K, embedding=joined_vector
         )
         if joined_chunks and (not chunks or joined_chunks[0].score > chunks[0].score):

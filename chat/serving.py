@@ -32,7 +32,7 @@ from . import traces, writing
 from .events import Event, replay_events, stream_into
 from .llm import get_models
 from .models import Message
-from .retrieval import cited_first, retrieve, source_entry, with_titles
+from .retrieval import cited_first, retrieve, searchable, source_entry, with_titles
 
 logger = logging.getLogger(__name__)
 
@@ -80,14 +80,17 @@ class Plan:
 def plan_answer(owner, answer: Message, count_tokens, config: GroundingConfig) -> Plan:
     turns = _turns_before(answer)
     history = history_within_budget(turns[:-1], count_tokens, settings.TWIN_HISTORY_TOKENS)
-    return plan_for(owner, turns[-1].content, history, config)
+    return plan_for(owner, turns[-1].content, history, config, audience=answer.conversation.is_audience)
 
 
-def plan_for(owner, question: str, history: list[dict] = (), config: GroundingConfig | None = None) -> Plan:
-    """Retrieval and evidence for a question; `relevance` decides between answering and "no notes"."""
+def plan_for(
+    owner, question: str, history: list[dict] = (), config: GroundingConfig | None = None, *, audience: bool = False
+) -> Plan:
+    """Retrieval and evidence for a question; `relevance` decides between answering and "no notes".
+    For the twin's audience, only the sources the owner shares feed the notes and the citations."""
     config = config or GroundingConfig.from_settings()
-    chunks, query, vector = retrieve(owner, question, history)
-    notes = NoteSentences.from_chunks(chunks, embed, Chunk.objects.for_user(owner).lead_ins(chunks))
+    chunks, query, vector = retrieve(owner, question, history, audience=audience)
+    notes = NoteSentences.from_chunks(chunks, embed, searchable(owner, audience=audience).lead_ins(chunks))
     choice = generate.choose_notes(notes, query, vector, config)
     return Plan(question, history, cited_first(chunks, choice.evidence), notes, choice)
 
@@ -106,7 +109,7 @@ def generate_answer_events(answer: Message, config: GroundingConfig | None = Non
         yield from replay_events(answer)
         return
     config = config or GroundingConfig.from_settings()
-    if answer.mode == Message.Mode.WRITE:
+    if answer.mode == Message.Mode.WRITE and not answer.conversation.is_audience:  # writing is the owner's only
         yield from writing.draft_events(answer, config)
         return
     owner = answer.conversation.owner

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import draft_views, views
+from . import draft_views, shared_views, views
 
 urlpatterns = [
     path("chat/", views.chat_home, name="chat"),
@@ -8,6 +8,13 @@ urlpatterns = [
     path("chat/<int:conversation_id>/", views.conversation, name="conversation"),
     path("chat/messages/<int:message_id>/stream/", views.stream, name="chat-stream"),
     path("chat/messages/<int:message_id>/revise/", views.revise, name="chat-revise"),
+    path("twins/", shared_views.twin_list, name="shared-twins"),
+    path("twins/<str:username>/chat/", shared_views.twin_chat, name="twin-chat"),
+    path("twins/<str:username>/chat/<int:conversation_id>/", shared_views.twin_chat, name="twin-conversation"),
+    path("twins/<str:username>/chat/send/", shared_views.twin_send, name="twin-chat-send"),
+    path(
+        "twins/<str:username>/chat/messages/<int:message_id>/stream/", shared_views.twin_stream, name="twin-chat-stream"
+    ),
     path("write/", draft_views.write, name="write"),
     path("drafts/", draft_views.draft_list, name="drafts"),
     path("drafts/<int:draft_id>/", draft_views.draft, name="draft"),

@@ -16,7 +16,8 @@ from .throttling import ChatThrottle
 
 
 def _get_conversation_for_user(request, conversation_id) -> Conversation:
-    return Conversation.objects.for_user(request.user).get_or_404(conversation_id)  # also a posted form field
+    # The owner's own: an audience's conversations are read on the audience page, never continued here.
+    return Conversation.objects.for_user(request.user).own().get_or_404(conversation_id)  # also a posted form field
 
 
 def _get_answer_for_user(request, message_id) -> Message:
@@ -29,7 +30,7 @@ def _chat_page(request, conversation=None, error="", status=200):
     context = {
         "conversation": conversation,
         "chat_messages": conversation.messages.all() if conversation else [],
-        "conversations": Conversation.objects.for_user(request.user)[:30],
+        "conversations": Conversation.objects.for_user(request.user).own()[:30],
         "serving": serving_description(request.user),
         "blocked": blocked,
         "error": error,
@@ -85,25 +86,28 @@ def send(request):
     return response
 
 
-def _sse(event: str, html: str) -> str:
+def sse(event: str, html: str) -> str:
     data = "\n".join(f"data: {line}" for line in html.split("\n"))
     return f"event: {event}\n{data}\n\n"
 
 
-def _sse_of(event) -> str:
+def sse_of(event, twin_owner=None) -> str:
+    """One event as SSE; for an invited user (twin_owner set) citations link to no owner-only page."""
     if event.kind == "sources":
-        return _sse("sources", render_to_string("chat/_sources.html", {"sources": event.data}))
+        return sse("sources", render_to_string("chat/_sources.html", {"sources": event.data, "twin_owner": twin_owner}))
     if event.kind == "token":
-        return _sse("token", escape(event.data))
+        return sse("token", escape(event.data))
     if event.kind == "notice":
-        return _sse("notice", render_to_string("chat/_notice.html", {"notice": event.data}))
+        return sse("notice", render_to_string("chat/_notice.html", {"notice": event.data}))
     if event.kind == "grounding":
         written = event.data.mode == Message.Mode.WRITE and event.data.grounding.get("alternatives")
         partial = "chat/_written.html" if written else "chat/_grounding.html"
-        return _sse("grounding", render_to_string(partial, {"answer": event.data, "oob": True}))
-    if event.kind == "error":
-        return _sse("error", render_to_string("chat/_error.html", {"error": event.data})) + _sse("done", "")
-    return _sse("done", "")
+        return sse(
+            "grounding", render_to_string(partial, {"answer": event.data, "oob": True, "twin_owner": twin_owner})
+        )
+    if event.kind in ("error", "revoked"):  # revoked: the owner ended an invited user's access mid-answer
+        return sse("error", render_to_string("chat/_error.html", {"error": event.data})) + sse("done", "")
+    return sse("done", "")
 
 
 @login_required
@@ -120,7 +124,7 @@ def stream(request, message_id):
     def events():
         with closing(followed):  # its slot goes back even when the client leaves mid-answer
             for event in followed:
-                yield _sse_of(event)
+                yield sse_of(event)
 
     response = StreamingHttpResponse(events(), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"

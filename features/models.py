@@ -94,6 +94,10 @@ class ChunkQuerySet(OwnedQuerySet):
         candidates = hybrid.ranked_candidates(owner.pk, text, embedding, k, filters)
         return hybrid.as_chunks(hybrid.mmr(candidates, k), (Chunk, CleanDocument, Document, Source))
 
+    def audience(self):
+        """The chunks of the sources the owner lets the twin's audience draw on (Source.audience)."""
+        return self.filter(clean_document__document__source__audience=True)
+
     def lead_ins(self, chunks) -> dict[int, str]:
         """For each chunk that opens mid-passage with a pronoun ("He pointed out…"): the last
         sentence of the chunk before it, where the person is named. One query, none if no chunk

@@ -93,6 +93,13 @@ class Source(models.Model):
     def __str__(self):
         return self.name
 
+    def set_audience(self, shared: bool) -> "Source":
+        """Let the twin's audience draw on this source, or make it private again (the next answer obeys)."""
+        if self.audience != shared:
+            self.audience = shared
+            self.save(update_fields=["audience"])
+        return self
+
     @property
     def last_run(self):
         if hasattr(self, "latest_runs"):  # Source.objects.with_last_run()

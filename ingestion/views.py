@@ -134,6 +134,16 @@ def delete_source(request, source_id):
 
 
 @login_required
+@require_POST
+def source_audience(request, source_id):
+    """The Sharing page's toggle: may the twin's audience draw on this source ("on") or not."""
+    source = _get_source_for_user(request, source_id).set_audience(request.POST.get("audience") == "on")
+    if request.htmx:
+        return render(request, "ingestion/_audience_toggle.html", {"source": source})
+    return redirect("sharing")
+
+
+@login_required
 @require_safe
 def document_detail(request, document_id):
     document = _get_document_for_user(request, document_id)

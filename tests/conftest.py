@@ -175,6 +175,43 @@ def other_source(other):
     )
 
 
+GARDEN_NOTES = """# My allotment by the river
+
+I grow tomatoes and runner beans on an allotment by the river. The tomatoes ripen in late August,
+and I water them every second evening with rain water from two barrels by the shed.
+"""
+
+
+@pytest.fixture
+def invited(owner):
+    """A user the owner invited to chat with their twin (an active invitation)."""
+    from accounts.sharing import do_invite
+
+    user = make_user("dave")
+    do_invite(owner, "dave")
+    return user
+
+
+@pytest.fixture
+def invited_client(db, invited):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(invited)
+    return client
+
+
+@pytest.fixture
+def invited_api(invited):
+    return api_client_for(invited)
+
+
+@pytest.fixture
+def shared_source(owner):
+    """A source of the owner's that the twin's audience may draw on (the owner's other sources stay private)."""
+    return add_markdown_source(owner, "garden.md", GARDEN_NOTES).set_audience(True)
+
+
 class LocalSite:
     """A tiny HTTP server on loopback: path -> (status, headers, body)."""
 

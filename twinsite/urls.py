@@ -4,11 +4,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from accounts.api import ApiTokenViewSet, delete_account, obtain_token
+from accounts.sharing_api import GroupViewSet, InvitationViewSet
 from chat import openai_api
 from chat.api import ConversationViewSet, chat
 from chat.drafts_api import DraftViewSet, revise_answer
 from features.api import DatasetVersionViewSet, search
 from ingestion.api import DocumentViewSet, SourceViewSet
+from ingestion.sharing_api import AudienceSourceViewSet
 from training.api import ExperimentViewSet, ModelVersionViewSet, TrainingRunViewSet, dataset_preference
 
 from . import dashboard
@@ -30,6 +32,9 @@ router.register("experiments", ExperimentViewSet, basename="experiment")
 router.register("conversations", ConversationViewSet, basename="conversation")
 router.register("drafts", DraftViewSet, basename="draft")
 router.register("auth/tokens", ApiTokenViewSet, basename="api-token")
+router.register("sharing/invitations", InvitationViewSet, basename="sharing-invitation")
+router.register("sharing/groups", GroupViewSet, basename="sharing-group")
+router.register("sharing/sources", AudienceSourceViewSet, basename="sharing-source")
 
 api_v1 = [
     path("auth/token/", obtain_token, name="token"),

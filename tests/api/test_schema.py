@@ -42,6 +42,14 @@ ENDPOINTS = {
     "/api/v1/drafts/{id}/export/": {"get"},
     "/api/v1/messages/{message_id}/revise/": {"post"},
     "/api/v1/training-runs/refine/": {"post"},
+    "/api/v1/sharing/invitations/": {"get", "post"},
+    "/api/v1/sharing/invitations/{id}/": {"get", "patch"},
+    "/api/v1/sharing/invitations/{id}/revoke/": {"post"},
+    "/api/v1/sharing/groups/": {"get", "post"},
+    "/api/v1/sharing/groups/{id}/": {"get", "patch", "delete"},
+    "/api/v1/sharing/groups/{id}/revoke/": {"post"},
+    "/api/v1/sharing/sources/": {"get"},
+    "/api/v1/sharing/sources/{id}/": {"get", "patch"},
 }
 
 
@@ -61,6 +69,11 @@ def test_the_schema_lists_every_endpoint_with_its_methods(schema):
     documented = {path: set(operations) - {"parameters"} for path, operations in schema["paths"].items()}
 
     assert documented == ENDPOINTS
+
+
+def test_the_schema_says_how_to_ask_a_shared_twin(schema):
+    assert "twin" in schema["components"]["schemas"]["ChatRequest"]["properties"]
+    assert "twin" in {p["name"] for p in schema["paths"]["/api/v1/conversations/"]["get"]["parameters"]}
 
 
 def test_the_schema_declares_bearer_token_auth(schema):

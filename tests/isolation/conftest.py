@@ -1,9 +1,9 @@
-"""The five identities and the two worlds of the isolation tests.
+"""The six identities and the two worlds of the isolation tests.
 
 Identities: the owner (a session on pages, an API token on the API), another user
-with a session, another user's API token, an anonymous caller, and a staff member
+with a session, another user's API token, an anonymous caller, a staff member
 who owns nothing (a superuser: if one can't read a twin's data outside the admin,
-no lesser staff can).
+no lesser staff can), and a user the owner invited to chat with the twin.
 """
 
 import pytest
@@ -15,7 +15,9 @@ from tests.conftest import SAMPLE_MARKDOWN, api_client_for
 
 from .world import World
 
-IDENTITIES = ("other", "other_token", "anonymous", "staff", "owner")  # the owner last: its requests may change things
+# The owner last: its requests may change things. "invited": a user the owner invited to chat with the twin
+# (a session on pages, their own API token on the API).
+IDENTITIES = ("other", "other_token", "anonymous", "staff", "invited", "owner")
 
 
 @pytest.fixture(autouse=True)
@@ -42,13 +44,23 @@ def other_world(other):
 
 
 @pytest.fixture
-def identity_client(owner, other, staff):
+def invited(owner_world):
+    return owner_world.invited
+
+
+@pytest.fixture
+def identity_client(owner, other, staff, owner_world):
     """identity_client(identity, api) -> a client acting as that identity on a page (api=False) or the API."""
 
     def make(identity: str, api: bool):
         client = APIClient() if api else Client()
         if identity == "owner" and api:
             return api_client_for(owner)
+        if identity == "invited":
+            if api:
+                return api_client_for(owner_world.invited)
+            client.force_login(owner_world.invited)
+            return client
         if identity in ("owner", "other", "staff"):
             client.force_login({"owner": owner, "other": other, "staff": staff}[identity])
         elif identity == "other_token":

@@ -9,6 +9,11 @@ Kinds of route:
 - MINE: no id; each caller acts on their own twin (lists, forms, chat): served to every
   signed-in caller, and nothing of the owner's changes or shows.
 - PUBLIC: served to anyone (home, login, signup, the schema).
+- SHARED: the owner's twin as its audience reaches it (/twins/<username>/…, the chat APIs naming
+  the twin): the owner and the invited user reach it, and the invited user's requests may add to
+  the owner's rows (their conversation is the owner's); anybody else gets 404, anonymous is refused.
+
+The invited identity gets what another user gets everywhere but on SHARED rows.
 
 Anonymous callers of anything but PUBLIC are sent to log in (pages) or refused (API);
 an API token opens no page. HEAD is a row of its own wherever GET is, with GET's rule;
@@ -17,7 +22,7 @@ OPTIONS is taken by no route (405).
 
 from dataclasses import dataclass, field, replace
 
-OBJECT, STAFF, MINE, PUBLIC = "object", "staff", "mine", "public"
+OBJECT, STAFF, MINE, PUBLIC, SHARED = "object", "staff", "mine", "public", "shared"
 # What an identity gets: a status code, a set of them, or one of these words.
 OK = "ok"  # 2xx, or a redirect that is not to the login page
 SERVED = "served"  # anything but a server error or a login redirect (a caller's own 400 is fine)
@@ -42,9 +47,13 @@ class Route:
         return f"{self.method.upper()} {self.path}" + (f" {self.data}" if self.data else "")
 
     def fill(self, world) -> tuple[str, dict]:
+        def filled(key):
+            found = getattr(world, key)
+            return found if isinstance(found, str) else found.pk  # a twin is named by its owner's username
+
         def value(template):
             if isinstance(template, str) and "{" in template:
-                return template.format(**{key: getattr(world, key).pk for key in _placeholders(template)})
+                return template.format(**{key: filled(key) for key in _placeholders(template)})
             return template
 
         return value(self.path), {key: value(item) for key, item in self.data.items()}
@@ -58,6 +67,8 @@ class Route:
             return 403 if self.kind == STAFF else OK
         if identity == "anonymous" or (identity == "other_token" and not self.is_api):
             return REFUSED  # a token opens no page
+        if self.kind == SHARED:
+            return OK if identity == "invited" else 404
         if self.kind == OBJECT:
             return 404
         if self.kind == STAFF:
@@ -66,7 +77,11 @@ class Route:
 
     def may_change_owner_data(self, identity: str) -> bool:
         """The owner's own requests count too, refused or not (a token's last use, a session's last login)."""
-        return identity == "owner" or (identity == "staff" and self.kind == STAFF)
+        return (
+            identity == "owner"
+            or (identity == "staff" and self.kind == STAFF)
+            or (identity == "invited" and self.kind == SHARED)
+        )
 
 
 def _placeholders(template: str) -> list[str]:
@@ -133,6 +148,27 @@ PAGES = [
     Route("post", "/drafts/{draft}/regenerate/", OBJECT),
     Route("get", "/drafts/{draft}/export.md", OBJECT),
     Route("post", "/drafts/{draft}/delete/", OBJECT),
+    Route("get", "/sharing/", MINE),
+    Route("post", "/sharing/", MINE, {"who": ""}),  # refused with a message on the page
+    Route("post", "/sharing/invitations/{invitation}/revoke/", OBJECT),
+    Route("post", "/sharing/invitations/{invitation}/group/", OBJECT, {"group": ""}),
+    Route("post", "/sharing/groups/add/", MINE, {"name": ""}),
+    Route("post", "/sharing/groups/{group}/rename/", OBJECT, {"name": "fans"}),
+    Route("post", "/sharing/groups/{group}/revoke/", OBJECT),
+    Route("post", "/sharing/groups/{group}/delete/", OBJECT),
+    Route("post", "/sources/{source}/audience/", OBJECT, {"audience": "on"}),
+    Route("get", "/twins/", MINE),
+    Route("get", "/twins/{audience}/chat/", SHARED),
+    Route("get", "/twins/{audience}/chat/{audience_conversation}/", SHARED),
+    Route("post", "/twins/{audience}/chat/send/", SHARED, {"message": "When do your beans flower?"}),
+    Route(
+        "post",
+        "/twins/{audience}/chat/send/",
+        SHARED,
+        {"message": "And the beans?", "conversation": "{audience_conversation}"},
+        expect={"owner": 404},  # the owner continues no invited user's conversation
+    ),
+    Route("get", "/twins/{audience}/chat/messages/{audience_answer}/stream/", SHARED, expect={"owner": 404}),
 ]
 
 API = [
@@ -189,6 +225,29 @@ API = [
     Route("post", "/api/v1/drafts/{draft}/regenerate/", OBJECT),
     Route("get", "/api/v1/drafts/{draft}/export/", OBJECT),
     Route("delete", "/api/v1/drafts/{draft}/", OBJECT),
+    Route("get", "/api/v1/sharing/invitations/", MINE),
+    Route("post", "/api/v1/sharing/invitations/", MINE, {"who": ""}, expect={"owner": 400}),
+    Route("get", "/api/v1/sharing/invitations/{invitation}/", OBJECT),
+    Route("patch", "/api/v1/sharing/invitations/{invitation}/", OBJECT, {"group": None}),
+    Route("post", "/api/v1/sharing/invitations/{invitation}/revoke/", OBJECT),
+    Route("get", "/api/v1/sharing/groups/", MINE),
+    Route("post", "/api/v1/sharing/groups/", MINE, {"name": ""}, expect={"owner": 400}),
+    Route("get", "/api/v1/sharing/groups/{group}/", OBJECT),
+    Route("patch", "/api/v1/sharing/groups/{group}/", OBJECT, {"name": "fans"}),
+    Route("delete", "/api/v1/sharing/groups/{group}/", OBJECT),
+    Route("post", "/api/v1/sharing/groups/{group}/revoke/", OBJECT),
+    Route("get", "/api/v1/sharing/sources/", MINE),
+    Route("get", "/api/v1/sharing/sources/{source}/", OBJECT),
+    Route("patch", "/api/v1/sharing/sources/{source}/", OBJECT, {"audience": True}),
+    Route("post", "/api/v1/chat/", SHARED, {"message": "When do your beans flower?", "twin": "{audience}"}),
+    Route("get", "/api/v1/conversations/", SHARED, {"twin": "{audience}"}),
+    Route("get", "/api/v1/conversations/{audience_conversation}/", SHARED, {"twin": "{audience}"}),
+    Route(
+        "post",
+        "/v1/chat/completions",
+        SHARED,
+        {"model": "twin:{audience}", "messages": [{"role": "user", "content": "When do your beans flower?"}]},
+    ),
 ]
 
 

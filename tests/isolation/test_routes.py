@@ -1,9 +1,9 @@
-"""Tenant isolation on every route of the site, for five identities.
+"""Tenant isolation on every route of the site, for six identities.
 
 The routes come from the URL resolver: each one must be a row of the matrix
 (tests/isolation/routes.py) with exactly the methods it accepts, so a new route or
 a new method fails here until it is classified. Each row is hit by another user, their
-API token, an anonymous caller, a staff member who owns nothing, and the owner; after
+API token, an anonymous caller, a staff member who owns nothing, a user the owner invited, and the owner; after
 every request but the owner's (and staff review), every row the owner has and every
 file in the data directory are as they were, and the answer shows none of the owner's data.
 """
@@ -100,7 +100,7 @@ def test_each_identity_gets_what_the_matrix_says_and_changes_nothing_of_the_owne
     else:
         owner_world.build_all()
     row.fill(owner_world)  # builds what the row names before the first snapshot
-    acting_user = {"other": other, "other_token": other, "staff": staff}
+    acting_user = {"other": other, "other_token": other, "staff": staff, "invited": owner_world.invited}
     for identity in IDENTITIES:
         skip = [acting_user[identity]] if identity in acting_user and row.kind in (MINE, PUBLIC) else []
         client = identity_client(identity, row.is_api)  # signing in changes the signed-in user's own row

@@ -17,9 +17,11 @@ from django.contrib.auth import get_user_model
 from django.db import models
 
 from accounts.actions import do_issue_api_token
+from accounts.models import Publication
+from accounts.sharing import do_create_group, do_invite
 from chat.actions import do_answer, do_edit_draft, do_write
 from features.models import DatasetVersion
-from tests.conftest import add_markdown_source
+from tests.conftest import GARDEN_NOTES, add_markdown_source, make_user
 from training.actions import do_queue_preference_run, do_start_training_run
 from training.experiments import do_start_experiment
 from training.models import ModelVersion
@@ -82,6 +84,47 @@ class World:
     def token(self):
         return do_issue_api_token(self.user, f"{self.user.username}'s laptop")[0]
 
+    @cached_property
+    def group(self):
+        return do_create_group(self.user, "readers")
+
+    @cached_property
+    def invitation(self):
+        """The invited identity's invitation (the owner's row): a reader of the owner's twin, in a group."""
+        make_user(f"reader-of-{self.user.username}")
+        return do_invite(self.user, f"reader-of-{self.user.username}", self.group)
+
+    @property
+    def invited(self):
+        return self.invitation.member
+
+    @cached_property
+    def publication(self):
+        return Publication.objects.create(
+            owner=self.user, slug=f"{self.user.username}-twin", widget_key=Publication.new_widget_key()
+        )
+
+    @cached_property
+    def shared_source(self):
+        """A second source, shared with the twin's audience (the world's first one stays private)."""
+        return add_markdown_source(self.user, "garden.md", GARDEN_NOTES).set_audience(True)
+
+    @cached_property
+    def audience(self) -> str:
+        """The twin as its audience names it (the owner's username), with a source to answer from."""
+        self.shared_source  # noqa: B018
+        self.invitation  # noqa: B018
+        return self.user.username
+
+    @cached_property
+    def audience_answer(self):
+        self.audience  # noqa: B018
+        return do_answer(self.user, "When do your tomatoes ripen?", asker=self.invited)
+
+    @cached_property
+    def audience_conversation(self):
+        return self.audience_answer.conversation
+
     def build_all(self):
         for name in (
             "source",
@@ -95,6 +138,8 @@ class World:
             "conversation",
             "draft",
             "token",
+            "invitation",
+            "publication",
         ):
             getattr(self, name)
         return self
