@@ -22,7 +22,11 @@ Per set and model:
   60 % of its content words (stemmed, stopwords out). A labelled quote does not count;
 - fact shown: generated, or in the labelled quote shown under an unsupported answer;
 - citation: the first source is the question's document;
+- first sentence: the answer's first sentence states the fact (issue 23: at least 80 %);
 - off-topic: the twin said it has no notes on that;
+- near miss (nearmiss.txt: on the authors' subjects, the asked detail absent): the answer says its
+  notes do not say (NOT_IN_NOTES) and still gives what they say; and how many got "no notes";
+- verbatim: the share of the answers' word 8-grams found in the corpus (the steering copies notes);
 - grounding: the mean grounding score of the answers.
 
 Cost (demo questions, base model): the app's grounded path (retrieval, the chunks'
@@ -36,6 +40,7 @@ those sets; the held-out set alone, base and adapter, takes about 15 minutes on 
 """
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -61,9 +66,44 @@ def read_questions(path: Path) -> list[tuple[str, str, str]]:
     return [(q.strip(), name.strip(), fact.strip()) for q, name, fact in rows]
 
 
+def read_lines(path: Path) -> list[str]:
+    return [q.strip() for q in path.read_text().splitlines() if q.strip()] if path.exists() else []
+
+
 def evaluation_set(label: str, directory: Path):
-    offtopic = [q for q in (directory / "offtopic.txt").read_text().splitlines() if q.strip()]
-    return label, directory / "corpus", read_questions(directory / "questions.tsv"), offtopic
+    """(label, corpus, answerable questions, off-topic questions, near misses)."""
+    return (
+        label,
+        directory / "corpus",
+        read_questions(directory / "questions.tsv"),
+        read_lines(directory / "offtopic.txt"),
+        read_lines(directory / "nearmiss.txt"),
+    )
+
+
+def first_sentence(text: str) -> str:
+    from features.chunking import split_sentences
+
+    sentences = split_sentences(text.strip())
+    return sentences[0] if sentences else ""
+
+
+# How an answer can say its notes do not hold the asked detail (the issue's "my notes don't say").
+NOT_IN_NOTES = re.compile(
+    r"\b(my notes (don't|do not|never) (say|mention)|(don't|do not) have (a note|notes) on)\b", re.IGNORECASE
+)
+
+
+def says_what_notes_say(answer) -> bool:
+    """A near miss answered as asked: a plain statement that the notes do not say, and what they do say."""
+    return not answer.grounding.get("no_notes") and bool(NOT_IN_NOTES.search(answer.content))
+
+
+def corpus_ngrams(corpus: Path) -> set:
+    """The corpus's word 8-grams, to measure how much of the answers is the owner's text verbatim."""
+    from training.stylometry import training_ngrams
+
+    return training_ngrams([path.read_text(errors="replace") for path in sorted(corpus.iterdir())])
 
 
 def make_twin(username: str, corpus: Path):
@@ -80,17 +120,22 @@ def make_twin(username: str, corpus: Path):
     return owner
 
 
-def ask_all(owner, questions, offtopic) -> dict:
+def ask_all(owner, questions, offtopic, nearmiss=(), corpus_grams=frozenset()) -> dict:
     from chat.actions import do_answer
     from ingestion.models import Document
+    from training.stylometry import copy_rate
 
     names = {d.pk: d.url.removeprefix("upload://") for d in Document.objects.for_user(owner)}
-    counts = {"fact": 0, "shown": 0, "cited": 0, "grounding": [], "refused": 0, "examples": []}
+    counts = {"fact": 0, "first": 0, "flagged": 0, "shown": 0, "cited": 0, "grounding": [], "refused": 0}
+    counts |= {"near": 0, "near_refused": 0, "examples": [], "texts": []}
     for question, name, fact in questions:
         answer = do_answer(owner, question)
         quote = (answer.grounding.get("quote") or {}).get("text", "")
         generated = states_fact(answer.content, fact)
         counts["fact"] += generated
+        counts["first"] += states_fact(first_sentence(answer.content), fact)
+        counts["flagged"] += bool(NOT_IN_NOTES.search(answer.content))
+        counts["texts"].append(answer.content)
         counts["shown"] += generated or states_fact(quote, fact)
         counts["cited"] += bool(answer.sources) and names.get(answer.sources[0]["document_id"]) == name
         if answer.grounding.get("score") is not None:
@@ -98,6 +143,12 @@ def ask_all(owner, questions, offtopic) -> dict:
         counts["examples"].append({"question": question, "fact": fact, "answer": answer.content, "ok": generated})
     for question in offtopic:
         counts["refused"] += bool(do_answer(owner, question).grounding.get("no_notes"))
+    for question in nearmiss:
+        answer = do_answer(owner, question)
+        counts["near"] += says_what_notes_say(answer)
+        counts["near_refused"] += bool(answer.grounding.get("no_notes"))
+        counts["examples"].append({"question": question, "near_miss": True, "answer": answer.content})
+    counts["copy"] = copy_rate(counts["texts"], corpus_grams) if corpus_grams else None
     return counts
 
 
@@ -149,10 +200,12 @@ def train_and_approve(owner, staff):
     return version
 
 
-def quality_rows(label: str, model: str, counts: dict, questions: int, offtopic: int) -> list[dict]:
+def quality_rows(label: str, model: str, counts: dict, questions: int, offtopic: int, nearmiss: int) -> list[dict]:
     mean_grounding = sum(counts["grounding"]) / len(counts["grounding"]) if counts["grounding"] else 0.0
     rows = [
         info_row(f"{label}, {model}: fact in generated answer", counts["fact"], questions, "answers"),
+        info_row(f"{label}, {model}: fact in the first sentence", counts["first"], questions, "answers"),
+        info_row(f"{label}, {model}: answerable, said 'my notes don't say'", counts["flagged"], questions, "answers"),
         info_row(f"{label}, {model}: fact shown (generated or quoted)", counts["shown"], questions, "answers"),
         info_row(f"{label}, {model}: right document cited first", counts["cited"], questions, "answers"),
         info_row(f"{label}, {model}: mean grounding score", round(mean_grounding, 3), 1.0, "score"),
@@ -161,6 +214,14 @@ def quality_rows(label: str, model: str, counts: dict, questions: int, offtopic:
         rows.append(
             info_row(f"{label}, {model}: off-topic answered 'no notes'", counts["refused"], offtopic, "answers")
         )
+    if nearmiss:
+        rows.append(
+            info_row(f"{label}, {model}: near miss: 'notes don't say' + what they say", counts["near"], nearmiss, "")
+        )
+        rows.append(info_row(f"{label}, {model}: near miss answered 'no notes'", counts["near_refused"], nearmiss, ""))
+    if counts.get("copy") is not None:
+        copied = round(counts["copy"], 3)
+        rows.append(info_row(f"{label}, {model}: answers' 8-grams verbatim in the corpus", copied, 1.0, "share"))
     return rows
 
 
@@ -246,7 +307,7 @@ def run(quick: bool = False) -> dict:
 
     app.conf.task_always_eager = True
     settings.CELERY_TASK_ALWAYS_EAGER = True
-    sets = [("demo", DEMO_DIR / "corpus", read_questions(DEMO_DIR / "questions.txt"), [])]
+    sets = [("demo", DEMO_DIR / "corpus", read_questions(DEMO_DIR / "questions.txt"), [], [])]
     if not quick:
         sets += [evaluation_set("dev", DEV_DIR), evaluation_set("dev2", DEV2_DIR), evaluation_set("dev3", DEV3_DIR)]
         sets.append(evaluation_set("held-out", EVAL_DIR))
@@ -256,21 +317,22 @@ def run(quick: bool = False) -> dict:
     rows, examples = [], {}
     with common.scratch_database():
         staff = do_create_user("bench-staff", "bench-password-1", is_staff=True, is_superuser=True)
-        for label, corpus, questions, offtopic in sets:
+        for label, corpus, questions, offtopic, nearmiss in sets:
             owner = make_twin(f"twin-{label}", corpus)
-            log(f"{label}: {len(questions)} questions, {len(offtopic)} off-topic")
+            grams = corpus_ngrams(corpus)
+            log(f"{label}: {len(questions)} questions, {len(offtopic)} off-topic, {len(nearmiss)} near misses")
             rows += relevance_rows(label, owner, questions, offtopic)
             if label == "demo":
                 rows += cost_rows(owner, questions, repetitions=1 if quick else 2)
-            counts = ask_all(owner, questions, offtopic)
-            rows += quality_rows(label, "base", counts, len(questions), len(offtopic))
+            counts = ask_all(owner, questions, offtopic, nearmiss, grams)
+            rows += quality_rows(label, "base", counts, len(questions), len(offtopic), len(nearmiss))
             examples[f"{label}/base"] = counts["examples"]
             log(f"{label} base: {counts['fact']}/{len(questions)} facts, {counts['cited']} cited")
             if quick or label.startswith("dev"):
                 continue
             train_and_approve(owner, staff)
-            counts = ask_all(owner, questions, offtopic)
-            rows += quality_rows(label, "adapter", counts, len(questions), len(offtopic))
+            counts = ask_all(owner, questions, offtopic, nearmiss, grams)
+            rows += quality_rows(label, "adapter", counts, len(questions), len(offtopic), len(nearmiss))
             examples[f"{label}/adapter"] = counts["examples"]
             log(f"{label} adapter: {counts['fact']}/{len(questions)} facts, {counts['cited']} cited")
     return {"name": "grounding", "rows": rows, "examples": examples}
