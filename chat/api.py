@@ -86,7 +86,7 @@ def chat(request):
     conversation = None
     if "conversation" in body.validated_data:
         conversation = get_object_or_404(
-            Conversation.objects.for_user(request.user), pk=body.validated_data["conversation"]
+            Conversation.objects.for_user(request.user).own(), pk=body.validated_data["conversation"]
         )
     try:
         answer = do_answer(request.user, body.validated_data["message"], conversation, body.validated_data["mode"])
@@ -106,10 +106,10 @@ def chat(request):
 
 
 class ConversationViewSet(viewsets.ReadOnlyModelViewSet):
-    """Your conversations with your twin."""
+    """Your own conversations with your twin (your audience's: `audience/conversations/`)."""
 
     def get_queryset(self):
-        return Conversation.objects.for_user(self.request.user).prefetch_related("messages")
+        return Conversation.objects.for_user(self.request.user).own().prefetch_related("messages")
 
     def get_serializer_class(self):
         return ConversationDetailSerializer if self.action == "retrieve" else ConversationSerializer

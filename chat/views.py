@@ -16,7 +16,8 @@ from .throttling import ChatThrottle
 
 
 def _get_conversation_for_user(request, conversation_id) -> Conversation:
-    return Conversation.objects.for_user(request.user).get_or_404(conversation_id)  # also a posted form field
+    """One of the owner's own conversations (the audience's are read on the Audience pages)."""
+    return Conversation.objects.for_user(request.user).own().get_or_404(conversation_id)  # also a posted form field
 
 
 def _get_answer_for_user(request, message_id) -> Message:
@@ -29,7 +30,7 @@ def _chat_page(request, conversation=None, error="", status=200):
     context = {
         "conversation": conversation,
         "chat_messages": conversation.messages.all() if conversation else [],
-        "conversations": Conversation.objects.for_user(request.user)[:30],
+        "conversations": Conversation.objects.for_user(request.user).own()[:30],
         "serving": serving_description(request.user),
         "blocked": blocked,
         "error": error,
@@ -137,4 +138,6 @@ def revise(request, message_id):
         do_revise_answer(answer, request.POST.get("text", ""))
     except ChatRefused as exc:
         return _refused(request, answer.conversation, str(exc), exc.status_code)
+    if answer.conversation.asker_id or answer.conversation.visitor:  # not on the owner's own chat page
+        return redirect("audience-conversation", conversation_id=answer.conversation_id)
     return redirect("conversation", conversation_id=answer.conversation_id)

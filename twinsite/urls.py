@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from accounts.api import ApiTokenViewSet, delete_account, obtain_token
-from chat import openai_api
+from chat import audience_api, openai_api
 from chat.api import ConversationViewSet, chat
 from chat.drafts_api import DraftViewSet, revise_answer
 from features.api import DatasetVersionViewSet, search
@@ -30,6 +30,7 @@ router.register("experiments", ExperimentViewSet, basename="experiment")
 router.register("conversations", ConversationViewSet, basename="conversation")
 router.register("drafts", DraftViewSet, basename="draft")
 router.register("auth/tokens", ApiTokenViewSet, basename="api-token")
+router.register("audience/conversations", audience_api.AudienceConversationViewSet, basename="audience-conversation")
 
 api_v1 = [
     path("auth/token/", obtain_token, name="token"),
@@ -37,6 +38,9 @@ api_v1 = [
     path("search/", search, name="search"),
     path("chat/", chat, name="chat"),
     path("messages/<int:message_id>/revise/", revise_answer, name="message-revise"),
+    path("audience/members/", audience_api.members, name="audience-members"),
+    path("audience/revisions/", audience_api.revisions, name="audience-revisions"),
+    path("audience/unanswered/", audience_api.unanswered_topics, name="audience-unanswered"),
     # Training's job on one of features' datasets: before the router, whose routes it extends.
     path("datasets/<int:id>/preference/", dataset_preference, name="dataset-preference"),
     *router.urls,
