@@ -157,11 +157,16 @@ def members(owner) -> list[Member]:
 
 
 def with_counts(conversations):
-    """Conversations with their questions, finished answers and grounded answers counted."""
-    return conversations.select_related("asker").annotate(
-        questions=Count("messages", filter=Q(messages__role=Message.Role.USER)),
-        answers=_answers("messages__"),
-        grounded=_grounded("messages__"),
+    """Conversations with their questions, finished answers and grounded answers counted, the latest first
+    (ordered here: a grouping query does not take the model's default ordering)."""
+    return (
+        conversations.select_related("asker")
+        .annotate(
+            questions=Count("messages", filter=Q(messages__role=Message.Role.USER)),
+            answers=_answers("messages__"),
+            grounded=_grounded("messages__"),
+        )
+        .order_by("-updated_at", "-pk")
     )
 
 

@@ -4,9 +4,7 @@ topic. Owner-scoped like every list (chat/audience.py); reading needs the "read"
 full-access token (accounts/permissions.py)."""
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers, status, viewsets
-from rest_framework.decorators import api_view
-from rest_framework.pagination import PageNumberPagination
+from rest_framework import generics, serializers, status, viewsets
 from rest_framework.response import Response
 
 from . import audience, unanswered
@@ -89,17 +87,13 @@ class TopicSerializer(serializers.Serializer):
     questions = QuestionSerializer(many=True)
 
 
-def _page(request, rows, serializer_class) -> Response:
-    paginator = PageNumberPagination()
-    page = paginator.paginate_queryset(rows, request)
-    return paginator.get_paginated_response(serializer_class(page, many=True).data)
-
-
-@extend_schema(responses=MemberSerializer(many=True))
-@api_view(["GET"])
-def members(request):
+class MemberList(generics.ListAPIView):
     """Everyone who talked to your twin, the most recent first: invited users and visitors."""
-    return _page(request, audience.members(request.user), MemberSerializer)
+
+    serializer_class = MemberSerializer
+
+    def get_queryset(self):
+        return audience.members(self.request.user)
 
 
 class AudienceConversationViewSet(viewsets.ReadOnlyModelViewSet):
@@ -121,33 +115,36 @@ class AudienceConversationViewSet(viewsets.ReadOnlyModelViewSet):
         return super().list(request, *args, **kwargs)
 
 
-@extend_schema(
-    methods=["GET"], responses=RevisionSerializer(many=True), description="Your revisions of audience answers."
-)
-@extend_schema(
-    methods=["POST"],
-    request=ReviseRequestSerializer,
-    responses={201: RevisionSerializer},
-    description="Revise an answer your twin gave your audience: your text replaces it and becomes a "
-    "correction (a preference pair) for the next refinement. Another id, or your own chat's: 404.",
-)
-@api_view(["GET", "POST"])
-def revisions(request):
-    if request.method == "GET":
-        return _page(request, audience.revisions(request.user), RevisionSerializer)
-    body = ReviseRequestSerializer(data=request.data)
-    body.is_valid(raise_exception=True)
-    answer = audience.audience_answer_or_404(request.user, body.validated_data["answer"])
-    try:
-        do_revise_answer(answer, body.validated_data["text"])
-    except ChatRefused as exc:
-        return refusal({"detail": str(exc)}, exc.status_code)
-    [revision] = audience.revisions(request.user, answer_ids=[answer.pk])
-    return Response(RevisionSerializer(revision).data, status=status.HTTP_201_CREATED)
+class RevisionList(generics.ListCreateAPIView):
+    """Your revisions of the answers your twin gave your audience, the latest first."""
+
+    serializer_class = RevisionSerializer
+
+    def get_queryset(self):
+        return audience.revisions(self.request.user)
+
+    @extend_schema(
+        request=ReviseRequestSerializer,
+        responses={201: RevisionSerializer},
+        description="Revise an answer your twin gave your audience: your text replaces it and becomes a "
+        "correction (a preference pair) for the next refinement. Another id, or your own chat's: 404.",
+    )
+    def post(self, request):
+        body = ReviseRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        answer = audience.audience_answer_or_404(request.user, body.validated_data["answer"])
+        try:
+            do_revise_answer(answer, body.validated_data["text"])
+        except ChatRefused as exc:
+            return refusal({"detail": str(exc)}, exc.status_code)
+        [revision] = audience.revisions(request.user, answer_ids=[answer.pk])
+        return Response(RevisionSerializer(revision).data, status=status.HTTP_201_CREATED)
 
 
-@extend_schema(responses=TopicSerializer(many=True))
-@api_view(["GET"])
-def unanswered_topics(request):
+class UnansweredList(generics.ListAPIView):
     """Your audience's questions that got "no notes", grouped by topic, the most asked first."""
-    return _page(request, unanswered.topics(request.user), TopicSerializer)
+
+    serializer_class = TopicSerializer
+
+    def get_queryset(self):
+        return unanswered.topics(self.request.user)

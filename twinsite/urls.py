@@ -38,9 +38,9 @@ api_v1 = [
     path("search/", search, name="search"),
     path("chat/", chat, name="chat"),
     path("messages/<int:message_id>/revise/", revise_answer, name="message-revise"),
-    path("audience/members/", audience_api.members, name="audience-members"),
-    path("audience/revisions/", audience_api.revisions, name="audience-revisions"),
-    path("audience/unanswered/", audience_api.unanswered_topics, name="audience-unanswered"),
+    path("audience/members/", audience_api.MemberList.as_view(), name="audience-members"),
+    path("audience/revisions/", audience_api.RevisionList.as_view(), name="audience-revisions"),
+    path("audience/unanswered/", audience_api.UnansweredList.as_view(), name="audience-unanswered"),
     # Training's job on one of features' datasets: before the router, whose routes it extends.
     path("datasets/<int:id>/preference/", dataset_preference, name="dataset-preference"),
     *router.urls,

@@ -133,6 +133,10 @@ PAGES = [
     Route("post", "/drafts/{draft}/regenerate/", OBJECT),
     Route("get", "/drafts/{draft}/export.md", OBJECT),
     Route("post", "/drafts/{draft}/delete/", OBJECT),
+    Route("get", "/audience/", MINE),
+    Route("get", "/audience/conversations/{audience_conversation}/", OBJECT),
+    Route("post", "/audience/answers/{audience_answer}/revise/", OBJECT, {"text": "My own answer."}),
+    Route("get", "/audience/unanswered/", MINE),
 ]
 
 API = [
@@ -189,6 +193,12 @@ API = [
     Route("post", "/api/v1/drafts/{draft}/regenerate/", OBJECT),
     Route("get", "/api/v1/drafts/{draft}/export/", OBJECT),
     Route("delete", "/api/v1/drafts/{draft}/", OBJECT),
+    Route("get", "/api/v1/audience/members/", MINE),
+    Route("get", "/api/v1/audience/conversations/", MINE),
+    Route("get", "/api/v1/audience/conversations/{audience_conversation}/", OBJECT),
+    Route("get", "/api/v1/audience/revisions/", MINE),
+    Route("post", "/api/v1/audience/revisions/", OBJECT, {"answer": "{audience_answer}", "text": "My own answer."}),
+    Route("get", "/api/v1/audience/unanswered/", MINE),
 ]
 
 

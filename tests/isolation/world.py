@@ -19,6 +19,7 @@ from django.db import models
 from accounts.actions import do_issue_api_token
 from chat.actions import do_answer, do_edit_draft, do_write
 from features.models import DatasetVersion
+from tests.audience import NO_NOTES, exchange
 from tests.conftest import add_markdown_source
 from training.actions import do_queue_preference_run, do_start_training_run
 from training.experiments import do_start_experiment
@@ -78,6 +79,20 @@ class World:
         draft.refresh_from_db()
         return do_edit_draft(draft, "The owner's own version.")  # a correction too
 
+    @property
+    def audience_question(self) -> str:
+        return f"A visitor asks the twin of {self.user.username} about something the notes lack"
+
+    @cached_property
+    def audience_answer(self):
+        """A visitor's question to this user's twin and its "no notes" answer (the widget makes these)."""
+        visitor = f"visitor-of-{self.user.username}"
+        return exchange(self.user, self.audience_question, visitor=visitor, grounding=NO_NOTES)
+
+    @cached_property
+    def audience_conversation(self):
+        return self.audience_answer.conversation
+
     @cached_property
     def token(self):
         return do_issue_api_token(self.user, f"{self.user.username}'s laptop")[0]
@@ -94,6 +109,8 @@ class World:
             "answer",
             "conversation",
             "draft",
+            "audience_answer",
+            "audience_conversation",
             "token",
         ):
             getattr(self, name)
