@@ -4,9 +4,19 @@ and the answer's prompt trace). The sharing and widget code create these rows in
 
 from datetime import datetime
 
+from accounts.models import TwinAccess
 from chat.models import Conversation, Message, PromptTrace
+from tests.conftest import make_user
 
+VISITOR = "3f1c9a1e-visitor-browser-id"  # a widget visitor's id (kept in their browser)
 NO_NOTES = {"score": None, "sentences": [], "quote": None, "no_notes": True}
+
+
+def invited_reader(owner, username="dave"):
+    """A user the owner invited to their twin (with a twin of their own, as every user has)."""
+    user = make_user(username, first_name="Dave", last_name="Reader")
+    TwinAccess.objects.create(owner=owner, member=user)
+    return user
 
 
 def grounded(score: float) -> dict:
@@ -49,3 +59,15 @@ def exchange(
         PromptTrace.objects.filter(message=reply).update(created_at=at)
         reply.refresh_from_db()
     return reply
+
+
+def an_audience(owner, other, reader) -> Message:
+    """The owner's audience: the reader (invited) asked two questions in two conversations, one not in
+    the notes; a visitor asked one. The owner's own chat and another twin's visitor must never count.
+    Returns the reader's first answer."""
+    first = exchange(owner, "How much honey in July?", asker=reader, grounding=grounded(1.0))
+    exchange(owner, "What do you feed them in winter?", asker=reader, grounding=NO_NOTES)
+    exchange(owner, "Do you sell the honey?", visitor=VISITOR, grounding=grounded(0.9))
+    exchange(owner, "My own question to my twin")
+    exchange(other, "How long is your boat?", visitor="someone-elses-visitor")
+    return first

@@ -3,32 +3,17 @@
 import pytest
 
 from accounts.actions import do_issue_api_token
-from accounts.models import TwinAccess
 from chat import audience
 from features.models import Correction
-from tests.audience import NO_NOTES, exchange, grounded
-from tests.conftest import api_client_for, make_user
+from tests.audience import VISITOR, an_audience, exchange, invited_reader
+from tests.conftest import api_client_for
 
 pytestmark = pytest.mark.django_db
 
-VISITOR = "visitor-browser-id-42"
-
 
 @pytest.fixture
-def reader(owner):
-    user = make_user("dave", first_name="Dave", last_name="Reader")
-    TwinAccess.objects.create(owner=owner, member=user)
-    return user
-
-
-@pytest.fixture
-def talks(owner, other, reader):
-    first = exchange(owner, "How much honey in July?", asker=reader, grounding=grounded(1.0))
-    exchange(owner, "What do you feed them in winter?", asker=reader, grounding=NO_NOTES)
-    exchange(owner, "Do you sell the honey?", visitor=VISITOR, grounding=grounded(0.3))
-    exchange(owner, "My own question")
-    exchange(other, "How long is your boat?", visitor="theirs")
-    return first
+def talks(owner, other):
+    return an_audience(owner, other, invited_reader(owner))
 
 
 def rows(response):
@@ -36,39 +21,42 @@ def rows(response):
     return response.json()["results"]
 
 
-def test_members(owner_api, reader, talks):
+def test_members(owner_api, talks):
     members = {m["name"]: m for m in rows(owner_api.get("/api/v1/audience/members/"))}
 
     tag = audience.visitor_tag(VISITOR)
     assert set(members) == {"Dave Reader", f"Visitor #{tag[:6]}"}
     dave = members["Dave Reader"]
+    reader = talks.conversation.asker
     assert dave["key"] == f"user-{reader.pk}" and dave["kind"] == "invited" and dave["user_id"] == reader.pk
     assert (dave["conversations"], dave["questions"], dave["answers"], dave["grounded"]) == (2, 2, 2, 1)
     assert dave["grounded_share"] == 0.5 and dave["access"] == "active"
     visitor = members[f"Visitor #{tag[:6]}"]
-    assert visitor["key"] == f"visitor-{tag}" and visitor["user_id"] is None and visitor["grounded_share"] == 0.0
+    assert visitor["key"] == f"visitor-{tag}" and visitor["user_id"] is None and visitor["grounded_share"] == 1.0
     assert VISITOR not in str(members)
 
 
-def test_conversations_list_and_detail(owner_api, reader, talks):
+def test_conversations_list_and_detail(owner_api, talks):
     listed = rows(owner_api.get("/api/v1/audience/conversations/"))
 
-    assert len(listed) == 3 and "How long is your boat?" not in str(listed) and "My own question" not in str(listed)
+    assert len(listed) == 3 and "boat" not in str(listed) and "My own question" not in str(listed)
     row = next(c for c in listed if c["id"] == talks.conversation_id)
-    assert row["asker"] == "Dave Reader" and row["member"] == f"user-{reader.pk}" and row["questions"] == 1
+    assert row["asker"] == "Dave Reader" and row["member"] == f"user-{talks.conversation.asker_id}"
+    assert row["questions"] == 1
     assert (row["answers"], row["grounded"]) == (1, 1) and "messages" not in row
     detail = owner_api.get(f"/api/v1/audience/conversations/{talks.conversation_id}/").json()
     assert [m["role"] for m in detail["messages"]] == ["user", "assistant"]
     assert detail["messages"][1]["id"] == talks.pk and detail["messages"][1]["grounding"]["score"] == 1.0
 
 
-def test_conversations_of_one_member(owner_api, reader, talks):
+def test_conversations_of_one_member(owner_api, talks):
     key = f"visitor-{audience.visitor_tag(VISITOR)}"
 
     mine = rows(owner_api.get("/api/v1/audience/conversations/", {"member": key}))
 
     assert [c["title"] for c in mine] == ["Do you sell the honey?"]
-    assert len(rows(owner_api.get("/api/v1/audience/conversations/", {"member": f"user-{reader.pk}"}))) == 2
+    dave = f"user-{talks.conversation.asker_id}"
+    assert len(rows(owner_api.get("/api/v1/audience/conversations/", {"member": dave}))) == 2
     assert rows(owner_api.get("/api/v1/audience/conversations/", {"member": "user-abc"})) == []
 
 

@@ -10,32 +10,21 @@ from accounts.models import TwinAccess
 from chat import audience
 from chat.models import Conversation, Message
 from features.models import Correction
-from tests.audience import NO_NOTES, exchange, grounded
-from tests.conftest import make_user
+from tests.audience import NO_NOTES, VISITOR, an_audience, exchange, grounded, invited_reader
 
 pytestmark = pytest.mark.django_db
-
-VISITOR = "3f1c9a1e-visitor-browser-id"
 
 
 @pytest.fixture
 def reader(owner):
-    """An invited user of the owner's twin, with a twin of their own."""
-    user = make_user("dave", first_name="Dave", last_name="Reader")
-    TwinAccess.objects.create(owner=owner, member=user)
-    return user
+    return invited_reader(owner)
 
 
 @pytest.fixture
 def talks(owner, other, reader):
-    """The owner's audience: Dave (invited) asked three questions in two conversations, a visitor
-    one; the owner's own chat and another twin's audience must not count."""
-    first = exchange(owner, "How much honey in July?", asker=reader, grounding=grounded(1.0))
+    """an_audience, and the reader's second question in their first conversation (three in all)."""
+    first = an_audience(owner, other, reader)
     exchange(owner, "And in August?", asker=reader, grounding=grounded(0.5), conversation=first.conversation)
-    exchange(owner, "What do you feed them in winter?", asker=reader, grounding=NO_NOTES)
-    exchange(owner, "Do you sell the honey?", visitor=VISITOR, grounding=grounded(0.9))
-    exchange(owner, "My own question to my twin")  # the owner's own conversation
-    exchange(other, "How long is your boat?", visitor="someone-elses-visitor")
     return first
 
 
