@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import draft_views, shared_views, views
+from . import audience_views, draft_views, shared_views, views
 
 urlpatterns = [
     path("chat/", views.chat_home, name="chat"),
@@ -15,6 +15,10 @@ urlpatterns = [
     path(
         "twins/<str:username>/chat/messages/<int:message_id>/stream/", shared_views.twin_stream, name="twin-chat-stream"
     ),
+    path("audience/", audience_views.audience_home, name="audience"),
+    path("audience/conversations/<int:conversation_id>/", audience_views.conversation, name="audience-conversation"),
+    path("audience/answers/<int:message_id>/revise/", audience_views.revise, name="audience-revise"),
+    path("audience/unanswered/", audience_views.unanswered_page, name="audience-unanswered"),
     path("write/", draft_views.write, name="write"),
     path("drafts/", draft_views.draft_list, name="drafts"),
     path("drafts/<int:draft_id>/", draft_views.draft, name="draft"),

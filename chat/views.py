@@ -141,4 +141,6 @@ def revise(request, message_id):
         do_revise_answer(answer, request.POST.get("text", ""))
     except ChatRefused as exc:
         return _refused(request, answer.conversation, str(exc), exc.status_code)
+    if answer.conversation.asker_id or answer.conversation.visitor:  # not on the owner's own chat page
+        return redirect("audience-conversation", conversation_id=answer.conversation_id)
     return redirect("conversation", conversation_id=answer.conversation_id)

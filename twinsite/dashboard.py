@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_safe
 
 from accounts.actions import do_ensure_twin
+from chat.audience import revised_answers
 from chat.models import Draft
 from chat.serving import serving_description
 from features.models import Chunk, Correction, DatasetVersion, FeatureRun
@@ -44,6 +45,7 @@ def dashboard(request):
         "corrections_waiting": Correction.objects.for_user(user).waiting().count(),
         "corrections_total": Correction.objects.for_user(user).count(),
         "draft_count": Draft.objects.for_user(user).count(),
+        "audience_revisions": revised_answers(user).count(),
         "has_production": ModelVersion.objects.for_user(user).production() is not None,
         "any_active": any(job.is_active for job in [*crawl_runs, *feature_runs, *training_runs]),
     }

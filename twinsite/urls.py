@@ -5,7 +5,7 @@ from rest_framework.routers import DefaultRouter
 
 from accounts.api import ApiTokenViewSet, delete_account, obtain_token
 from accounts.sharing_api import GroupViewSet, InvitationViewSet
-from chat import openai_api
+from chat import audience_api, openai_api
 from chat.api import ConversationViewSet, chat
 from chat.drafts_api import DraftViewSet, revise_answer
 from features.api import DatasetVersionViewSet, search
@@ -35,6 +35,7 @@ router.register("auth/tokens", ApiTokenViewSet, basename="api-token")
 router.register("sharing/invitations", InvitationViewSet, basename="sharing-invitation")
 router.register("sharing/groups", GroupViewSet, basename="sharing-group")
 router.register("sharing/sources", AudienceSourceViewSet, basename="sharing-source")
+router.register("audience/conversations", audience_api.AudienceConversationViewSet, basename="audience-conversation")
 
 api_v1 = [
     path("auth/token/", obtain_token, name="token"),
@@ -42,6 +43,9 @@ api_v1 = [
     path("search/", search, name="search"),
     path("chat/", chat, name="chat"),
     path("messages/<int:message_id>/revise/", revise_answer, name="message-revise"),
+    path("audience/members/", audience_api.MemberList.as_view(), name="audience-members"),
+    path("audience/revisions/", audience_api.RevisionList.as_view(), name="audience-revisions"),
+    path("audience/unanswered/", audience_api.UnansweredList.as_view(), name="audience-unanswered"),
     # Training's job on one of features' datasets: before the router, whose routes it extends.
     path("datasets/<int:id>/preference/", dataset_preference, name="dataset-preference"),
     *router.urls,

@@ -37,6 +37,7 @@ STAFF_OPERATIONS = {
 # The row of the World whose id each collection's {id} takes. The token is a spare one of the
 # owner's: revoking the fuzzer's own would answer 401 to every later example.
 PATH_IDS = {
+    "/api/v1/audience/conversations/": "audience_conversation",
     "/api/v1/auth/tokens/": "token",
     "/api/v1/conversations/": "conversation",
     "/api/v1/datasets/": "dataset",

@@ -50,6 +50,11 @@ ENDPOINTS = {
     "/api/v1/sharing/groups/{id}/revoke/": {"post"},
     "/api/v1/sharing/sources/": {"get"},
     "/api/v1/sharing/sources/{id}/": {"get", "patch"},
+    "/api/v1/audience/members/": {"get"},
+    "/api/v1/audience/conversations/": {"get"},
+    "/api/v1/audience/conversations/{id}/": {"get"},
+    "/api/v1/audience/revisions/": {"get", "post"},
+    "/api/v1/audience/unanswered/": {"get"},
 }
 
 
@@ -104,3 +109,13 @@ def test_the_docs_page_renders_offline(anon_client):
     assert response.status_code == 200
     assert b"swagger-ui" in response.content and b"/api/schema/" in response.content
     assert b"cdn.jsdelivr" not in response.content
+
+
+def test_the_audience_endpoints_are_described(schema):
+    paths = schema["paths"]
+    members = paths["/api/v1/audience/members/"]["get"]["responses"]["200"]["content"]["application/json"]
+    listed = paths["/api/v1/audience/conversations/"]["get"]["parameters"]
+
+    assert "member" in {p["name"] for p in listed}
+    assert members["schema"]["$ref"].endswith("PaginatedMemberList")
+    assert "201" in paths["/api/v1/audience/revisions/"]["post"]["responses"]

@@ -169,6 +169,10 @@ PAGES = [
         expect={"owner": 404},  # the owner continues no invited user's conversation
     ),
     Route("get", "/twins/{audience}/chat/messages/{audience_answer}/stream/", SHARED, expect={"owner": 404}),
+    Route("get", "/audience/", MINE),
+    Route("get", "/audience/conversations/{visitor_conversation}/", OBJECT),
+    Route("post", "/audience/answers/{visitor_answer}/revise/", OBJECT, {"text": "My own answer."}),
+    Route("get", "/audience/unanswered/", MINE),
 ]
 
 API = [
@@ -248,6 +252,12 @@ API = [
         SHARED,
         {"model": "twin:{audience}", "messages": [{"role": "user", "content": "When do your beans flower?"}]},
     ),
+    Route("get", "/api/v1/audience/members/", MINE),
+    Route("get", "/api/v1/audience/conversations/", MINE),
+    Route("get", "/api/v1/audience/conversations/{visitor_conversation}/", OBJECT),
+    Route("get", "/api/v1/audience/revisions/", MINE),
+    Route("post", "/api/v1/audience/revisions/", OBJECT, {"answer": "{visitor_answer}", "text": "My own answer."}),
+    Route("get", "/api/v1/audience/unanswered/", MINE),
 ]
 
 

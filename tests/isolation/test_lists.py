@@ -4,6 +4,7 @@ who both have objects at every pipeline stage, shows each only their own."""
 import pytest
 from django.urls import reverse
 
+from chat import audience
 from features.models import Chunk
 from tests.conftest import api_client_for
 
@@ -28,11 +29,14 @@ def strangers_markers(world: World) -> list[str]:
                 ("conversation", "conversation"),
                 ("chat-stream", "answer"),
                 ("draft", "draft"),
+                ("audience-conversation", "audience_conversation"),
+                ("audience-conversation", "visitor_conversation"),
                 ("revoke-token", "token"),
             ]
         ),
         world.source.name,
         world.question,
+        world.visitor_question,
         world.token.key_prefix,
     ]
 
@@ -53,6 +57,9 @@ def pages_of(world: World) -> list[tuple[str, str]]:
         ("/write/", href("draft", world.draft)),
         (reverse("draft", args=[world.draft.pk]), "The owner&#x27;s own version."),
         ("/search/?q=sailing+a+dinghy+and+keeping+bees", href("document-detail", world.document)),
+        ("/audience/", href("audience-conversation", world.audience_conversation)),
+        ("/audience/", href("audience-conversation", world.visitor_conversation)),
+        ("/audience/unanswered/", world.visitor_question),
     ]
 
 
@@ -95,6 +102,14 @@ def test_api_lists_never_show_another_users_objects(request, viewer):
     assert ids("/api/v1/experiments/") == [mine.experiment.pk]
     assert sorted(ids("/api/v1/conversations/")) == [mine.conversation.pk, mine.draft.message.conversation_id]
     assert ids("/api/v1/drafts/") == [mine.draft.pk]
+    assert sorted(ids("/api/v1/audience/conversations/")) == sorted(
+        [mine.audience_conversation.pk, mine.visitor_conversation.pk]
+    )
+    assert ids("/api/v1/audience/unanswered/", key="name") == [mine.visitor_question]
+    assert {m["name"] for m in client.get("/api/v1/audience/members/").json()["results"]} == {
+        f"Visitor #{audience.visitor_tag(f'visitor-of-{mine.user.username}')[:6]}",
+        audience.member_name(mine.invited, ""),
+    }
     found = set(ids("/api/v1/search/?q=sailing+a+dinghy+and+keeping+bees&k=50", key="chunk_id"))
     assert found and found <= set(Chunk.objects.for_user(mine.user).values_list("id", flat=True))
 

@@ -51,7 +51,7 @@ def hit(client, row: Route, world):
 
 def owner_markers(world) -> list[str]:
     """Text that gives the owner's data away: the source, a sentence of the document, the question, the token."""
-    return [world.filename, "linden trees in the park", world.question, world.token.key_prefix]
+    return [world.filename, "linden trees in the park", world.question, world.visitor_question, world.token.key_prefix]
 
 
 def check_outcome(response, row: Route, identity: str):

@@ -21,6 +21,7 @@ from accounts.models import Publication
 from accounts.sharing import do_create_group, do_invite
 from chat.actions import do_answer, do_edit_draft, do_write
 from features.models import DatasetVersion
+from tests.audience import NO_NOTES, exchange
 from tests.conftest import GARDEN_NOTES, add_markdown_source, make_user
 from training.actions import do_queue_preference_run, do_start_training_run
 from training.experiments import do_start_experiment
@@ -80,6 +81,20 @@ class World:
         draft.refresh_from_db()
         return do_edit_draft(draft, "The owner's own version.")  # a correction too
 
+    @property
+    def visitor_question(self) -> str:
+        return f"A visitor asks the twin of {self.user.username} about something the notes lack"
+
+    @cached_property
+    def visitor_answer(self):
+        """A visitor's question to this user's twin and its "no notes" answer (the widget makes these)."""
+        visitor = f"visitor-of-{self.user.username}"
+        return exchange(self.user, self.visitor_question, visitor=visitor, grounding=NO_NOTES)
+
+    @cached_property
+    def visitor_conversation(self):
+        return self.visitor_answer.conversation
+
     @cached_property
     def token(self):
         return do_issue_api_token(self.user, f"{self.user.username}'s laptop")[0]
@@ -137,6 +152,10 @@ class World:
             "answer",
             "conversation",
             "draft",
+            "visitor_answer",
+            "visitor_conversation",
+            "audience_answer",
+            "audience_conversation",
             "token",
             "invitation",
             "publication",
