@@ -14,6 +14,11 @@ come back in one round trip, from a statement prepared once per connection (`_fe
 The plan is chosen, not left to the planner's guess (see `_statement`): an owner with
 few rows (after filters) is answered by an exact scan of the owner's rows, a large
 one by the HNSW index with iterative scan, so the owner filter still fills the list.
+
+Counts are read, not counted: the owner's chunks and each word's chunks (the plan, the
+IDF) come from features_chunkcount and features_lexemecount, which triggers keep exact
+(LexemeCount). Counting them on every search was most of a large owner's search. A
+filtered search counts among its own chunks, as before.
 """
 
 import json

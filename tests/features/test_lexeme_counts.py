@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 
 from features.models import Chunk, ChunkCount, CleanDocument, LexemeCount
-from tests.features.conftest import store_chunks, store_texts, unit_vectors
+from tests.features.conftest import store_chunks, store_texts, unit_vectors, write_chunks
 from tests.features.test_hybrid_search import CODE, INVOICES, ROOFER
 
 pytestmark = pytest.mark.django_db
@@ -82,19 +82,8 @@ def test_a_filtered_search_still_respects_its_filter(owner):
     assert not {c.pk for c in results} & {c.pk for c in ledger}
 
 
-def write_chunks(owner, document, words: str, count: int = 4):
-    return Chunk.objects.bulk_create(
-        Chunk(
-            owner=owner,
-            clean_document=document,
-            index=i,
-            text=f"{words} part {i}",
-            token_count=3,
-            embedding=vector,
-            embedding_model="test",
-        )
-        for i, vector in enumerate(unit_vectors(count, len(words)))
-    )
+def replace_words(document, words: str):
+    write_chunks(document, [f"{words} part {i}" for i in range(4)], unit_vectors(4, len(words)))
 
 
 @pytest.mark.django_db(transaction=True)
@@ -107,8 +96,8 @@ def test_two_writers_of_one_owner_both_commit_and_the_counts_add_up(owner):
 
     documents = [store_chunks(owner, unit_vectors(1, 1), name=name)[0].clean_document for name in ("a", "b")]
     Chunk.objects.all().delete()
-    write_chunks(owner, documents[0], "red apples")
-    write_chunks(owner, documents[1], "green pears")
+    replace_words(documents[0], "red apples")
+    replace_words(documents[1], "green pears")
     started, errors = threading.Barrier(2), []
 
     def replace(document, words):
@@ -117,7 +106,7 @@ def test_two_writers_of_one_owner_both_commit_and_the_counts_add_up(owner):
             with transaction.atomic():
                 Chunk.objects.filter(clean_document=document).delete()
                 time.sleep(0.3)  # both delete before either inserts, unless one waits for the other
-                write_chunks(owner, document, words)
+                replace_words(document, words)
         except Exception as error:
             errors.append(error)
         finally:
