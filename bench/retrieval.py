@@ -49,7 +49,9 @@ HNSW_DDL = (
     "CREATE INDEX chunk_embedding_hnsw ON features_chunk "
     "USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
 )
-GIN_DDL = "CREATE INDEX chunk_owner_search_gin ON features_chunk USING gin (owner_id, search_vector)"
+GIN_DDL = (
+    "CREATE INDEX chunk_owner_lexeme_gin ON features_chunk USING gin (features_owner_lexemes(owner_id, search_vector))"
+)
 WORD = re.compile(r"[A-Za-z]{5,}")
 
 
@@ -128,7 +130,7 @@ def load(owners, vectors: list[np.ndarray], pool: list[str]) -> tuple[dict, list
     with common.raw_connection() as conn:
         register_vector(conn)
         conn.execute("DROP INDEX chunk_embedding_hnsw")
-        conn.execute("DROP INDEX chunk_owner_search_gin")
+        conn.execute("DROP INDEX chunk_owner_lexeme_gin")
         columns = "owner_id, clean_document_id, index, text, token_count, embedding, embedding_model, metadata"
         with timed() as t, conn.cursor() as cursor:
             with cursor.copy(f"COPY features_chunk ({columns}) FROM STDIN WITH (FORMAT BINARY)") as copy:
