@@ -167,10 +167,10 @@ def _statement(with_text: bool, clause: str) -> str:
                  WHERE NOT (SELECT exact FROM candidates) AND c.owner_id + 0 = %(owner)s::bigint{clause}
                  ORDER BY c.embedding <=> %(vector)s::vector LIMIT %(n)s)) s)"""  # noqa: S608 (module constants only; values are parameters)
     if with_text:
-        # Each query word weighs by its rarity among this owner's chunks (BM25's IDF, counted through
-        # the GIN index, capped): a rare word, a number or a code symbol outweighs common words,
-        # which is what vector search misses. Words in DF_CAP or more chunks say little about
-        # which passage is meant and are left to the vector side (which also bounds the scan).
+        # Each query word weighs by its rarity among this owner's chunks (BM25's IDF, capped): a
+        # rare word, a number or a code symbol outweighs common words, which is what vector search
+        # misses. Words in DF_CAP or more chunks say little about which passage is meant and are
+        # left to the vector side (which also bounds the scan).
         # The counts come from features_lexemecount (kept by triggers, see LexemeCount): a common
         # word costs one index lookup instead of a scan of DF_CAP rows. A filtered search counts
         # among the chunks it may return, so it counts them itself, one scan per word that also
