@@ -1,9 +1,11 @@
 """The logical feature store: cleaned documents, embedded chunks, versioned datasets."""
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
+from django.db.models import F, Func, TextField
 from django.utils import timezone
 from pgvector.django import HnswIndex, VectorField
 
@@ -12,7 +14,7 @@ from core.ownership import OwnedQuerySet
 from ingestion.models import Category, Document, Source
 
 from . import search as hybrid
-from .search import TEXT_SEARCH_CONFIG
+from .search import OWNER_LEXEMES, TEXT_SEARCH_CONFIG
 
 
 class CleanDocument(models.Model):
@@ -156,8 +158,14 @@ class Chunk(models.Model):
                 ef_construction=64,
                 opclasses=["vector_cosine_ops"],
             ),
-            # Owner first (btree_gin): a tenant's text matches without touching other tenants' postings.
-            GinIndex(name="chunk_owner_search_gin", fields=["owner", "search_vector"]),
+            # One key per (owner, word): a word's posting list is this owner's chunks with it, not
+            # every tenant's (which the (owner, tsvector) index it replaces intersected with the
+            # owner's, at a cost that grew with the word's use across all tenants). The function
+            # is created by migration 0010; search.py matches the same expression.
+            GinIndex(
+                Func(F("owner"), F("search_vector"), function=OWNER_LEXEMES, output_field=ArrayField(TextField())),
+                name="chunk_owner_lexeme_gin",
+            ),
         ]
 
     def __str__(self):

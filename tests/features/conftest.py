@@ -20,17 +20,22 @@ def store_chunks(owner, vectors: np.ndarray, name: str = "vectors") -> list[Chun
         owner=owner, source=source, title=name, url=f"upload://{name}", raw_text=name, content_hash=f"{owner.pk}-{name}"
     )
     clean = CleanDocument.objects.create(owner=owner, document=document, category="article", title=name, text=name)
+    return write_chunks(clean, [f"{owner.username} chunk {i}" for i in range(len(vectors))], vectors)
+
+
+def write_chunks(clean: CleanDocument, texts: list[str], vectors: np.ndarray) -> list[Chunk]:
+    """Chunks of these texts and vectors into a cleaned document, numbered from 0."""
     return Chunk.objects.bulk_create(
         Chunk(
-            owner=owner,
+            owner_id=clean.owner_id,
             clean_document=clean,
             index=i,
-            text=f"{owner.username} chunk {i}",
+            text=text,
             token_count=5,
             embedding=vector,
             embedding_model="test",
         )
-        for i, vector in enumerate(vectors)
+        for i, (text, vector) in enumerate(zip(texts, vectors, strict=True))
     )
 
 

@@ -133,3 +133,16 @@ def test_a_filter_before_or_after_for_user_narrows_the_search(owner):
 
     assert {c.pk for c in before} == {c.pk for c in after} == {c.pk for c in code}
     assert {c.pk for c in everything} == {c.pk for c in code + ledger}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_search_after_the_database_connection_was_replaced(owner):
+    """The search keeps one cursor per database connection: a new connection gets its own."""
+    from django.db import connection
+
+    store_texts(owner, INVOICES, name="ledger.md")
+    first = Chunk.objects.for_user(owner).search("late invoices", k=3)
+    connection.close()
+    again = Chunk.objects.for_user(owner).search("late invoices", k=3)
+
+    assert [c.pk for c in again] == [c.pk for c in first] and len(first) == 3

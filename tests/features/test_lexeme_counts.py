@@ -2,11 +2,14 @@
 database on every write, and the search that reads them answers as the one that counts for itself
 (a filtered search)."""
 
+import threading
+import time
+
 import pytest
 from django.db import connection
 
 from features.models import Chunk, ChunkCount, CleanDocument, LexemeCount
-from tests.features.conftest import store_texts
+from tests.features.conftest import store_chunks, store_texts, unit_vectors, write_chunks
 from tests.features.test_hybrid_search import CODE, INVOICES, ROOFER
 
 pytestmark = pytest.mark.django_db
@@ -77,3 +80,45 @@ def test_a_filtered_search_still_respects_its_filter(owner):
     assert {c.pk for c in results} == {c.pk for c in code}
     assert results[0].pk == code[1].pk and results[0].match.text_rank == 1
     assert not {c.pk for c in results} & {c.pk for c in ledger}
+
+
+def replace_words(document, words: str):
+    write_chunks(document, [f"{words} part {i}" for i in range(4)], unit_vectors(4, len(words)))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_writers_of_one_owner_both_commit_and_the_counts_add_up(owner):
+    """Feature runs replacing two documents of one owner at once (delete the old chunks, insert the
+    new, in one transaction each, as do_build_features does), each new document with the words of
+    the other's old one: without the owner's lock each would hold the counts the other needs next
+    (a deadlock); with it the second waits for the first, and nothing is lost."""
+    from django.db import connections, transaction
+
+    documents = [store_chunks(owner, unit_vectors(1, 1), name=name)[0].clean_document for name in ("a", "b")]
+    Chunk.objects.all().delete()
+    replace_words(documents[0], "red apples")
+    replace_words(documents[1], "green pears")
+    started, errors = threading.Barrier(2), []
+
+    def replace(document, words):
+        try:
+            started.wait(timeout=10)
+            with transaction.atomic():
+                Chunk.objects.filter(clean_document=document).delete()
+                time.sleep(0.3)  # both delete before either inserts, unless one waits for the other
+                replace_words(document, words)
+        except Exception as error:
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    swapped = zip(documents, ("green pears", "red apples"), strict=True)
+    writers = [threading.Thread(target=replace, args=pair) for pair in swapped]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=30)
+
+    assert errors == []
+    assert stored(owner) == counted(owner)
+    assert stored(owner)["appl"] == stored(owner)["pear"] == 4 and stored(owner)[""] == 8
