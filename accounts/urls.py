@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views
+from . import publication_views, views
 
 urlpatterns = [
     path("signup/", views.signup, name="signup"),
@@ -17,4 +17,6 @@ urlpatterns = [
     path("account/delete/", views.delete_account, name="delete-account"),
     path("account/tokens/", views.tokens, name="tokens"),
     path("account/tokens/<int:token_id>/revoke/", views.revoke_token, name="revoke-token"),
+    path("sharing/publication/", publication_views.publication, name="publication"),
+    path("sharing/publication/rotate-key/", publication_views.rotate_key, name="publication-rotate-key"),
 ]

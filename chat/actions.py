@@ -26,7 +26,13 @@ from .writing import writing_request
 
 
 def do_ask(
-    owner, question: str, conversation: Conversation | None = None, history: list[dict] = (), mode: str = "auto"
+    owner,
+    question: str,
+    conversation: Conversation | None = None,
+    history: list[dict] = (),
+    mode: str = "auto",
+    *,
+    visitor: str = "",
 ) -> Message:
     """Store the question and a pending answer; generation happens in chat/serving.py.
 
@@ -34,14 +40,18 @@ def do_ask(
     the new conversation before the question so the answer sees them as any chat would.
     mode: "ask", "write", or "auto" (a request to write something is written, anything else answered).
     A write-mode answer comes with a Draft.
+    visitor: an anonymous visitor of the published twin (chat/visitors.py) asking in a conversation
+    of their own; always answered from the notes (writing stays the owner's).
     """
     question = (question or "").strip()
     if not question:
         raise ChatRefused("Type a question first.")
     if len(question) > settings.TWIN_MAX_QUESTION_CHARS:
         raise ChatRefused(f"Questions are limited to {settings.TWIN_MAX_QUESTION_CHARS} characters.")
-    if conversation is not None and conversation.owner_id != owner.pk:
+    if conversation is not None and (conversation.owner_id != owner.pk or conversation.visitor != visitor):
         raise ChatRefused("That conversation is not yours.")
+    if visitor:
+        mode = Message.Mode.ASK
     if mode not in ("auto", Message.Mode.ASK, Message.Mode.WRITE):
         raise ChatRefused("The mode must be ask, write or auto.")
     if mode == "auto":
@@ -49,7 +59,7 @@ def do_ask(
     draft = None
     if mode == Message.Mode.WRITE:
         draft = Draft(owner=owner, brief=question, form=Draft.Form.FREE)
-    return _queue(owner, question, conversation, history, mode, draft)
+    return _queue(owner, question, conversation, history, mode, draft, visitor)
 
 
 def do_write(owner, brief: str, form: str = "paragraph", length: str = "medium", alternatives: int = 1) -> Draft:
@@ -76,15 +86,15 @@ def do_regenerate_draft(draft: Draft) -> Draft:
     return answer.draft
 
 
-def _queue(owner, question, conversation, history, mode, draft: Draft | None) -> Message:
+def _queue(owner, question, conversation, history, mode, draft: Draft | None, visitor: str = "") -> Message:
     check_can_chat(owner)
     fail_abandoned_answers()
     try:
         with transaction.atomic():
-            admit(owner)
+            admit(owner, visitor)
             if conversation is None:
                 title = f"Draft: {question}" if mode == Message.Mode.WRITE else question
-                conversation = Conversation.objects.create(owner=owner, title=title[:80])
+                conversation = Conversation.objects.create(owner=owner, title=title[:80], visitor=visitor)
             Message.objects.bulk_create(
                 Message(conversation=conversation, role=turn["role"], content=turn["content"]) for turn in history
             )

@@ -5,7 +5,7 @@ render them in their own format; no web request thread ever generates. Waits are
 answer the serving worker has not started in time, or whose worker died, ends with an error.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -18,11 +18,13 @@ from .models import Message
 FOLLOW_POLL_MS = 1000
 
 
-def follow_answer(answer: Message) -> Iterator[Event]:
+def follow_answer(answer: Message, allowed: Callable[[], str] | None = None) -> Iterator[Event]:
     """The events of an answer as the serving worker publishes them; a finished one replayed.
 
     Never waits unbounded: when nothing arrives, the answer is checked, and one that the
     serving worker did not start in time, or whose worker died, ends here with an error.
+    allowed: asked after every read (at least once a second) while the answer is followed live;
+    a non-empty reason (access revoked, the twin unpublished) ends the stream with a "revoked" event.
     """
     answer.refresh_from_db()
     if answer.status not in Message.IN_FLIGHT:
@@ -31,6 +33,9 @@ def follow_answer(answer: Message) -> Iterator[Event]:
     after, finished_seen = "0", False
     while True:
         entries = streams.read(answer.pk, after, FOLLOW_POLL_MS)
+        if allowed and (reason := allowed()):
+            yield Event("revoked", reason)
+            return
         for entry_id, kind, data in entries:
             after = entry_id
             if kind in ("grounding", "done"):
@@ -58,13 +63,13 @@ def follow_answer(answer: Message) -> Iterator[Event]:
 class StreamSlot:
     """One of the owner's open answer streams (each holds a web thread while it lasts)."""
 
-    user_id: int
+    user_id: int | str
     slot: str
 
-    def follow(self, answer: Message) -> Iterator[Event]:
+    def follow(self, answer: Message, allowed: Callable[[], str] | None = None) -> Iterator[Event]:
         """follow_answer, the slot given back when it ends or the client goes away (the server closes it)."""
         try:
-            yield from follow_answer(answer)
+            yield from follow_answer(answer, allowed)
         finally:
             self.release()
 

@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from accounts import publication_api
 from accounts.api import ApiTokenViewSet, delete_account, obtain_token
 from chat import openai_api
 from chat.api import ConversationViewSet, chat
@@ -37,6 +38,8 @@ api_v1 = [
     path("search/", search, name="search"),
     path("chat/", chat, name="chat"),
     path("messages/<int:message_id>/revise/", revise_answer, name="message-revise"),
+    path("sharing/publication/", publication_api.publication, name="publication"),
+    path("sharing/publication/rotate-key/", publication_api.rotate_key, name="publication-rotate-key"),
     # Training's job on one of features' datasets: before the router, whose routes it extends.
     path("datasets/<int:id>/preference/", dataset_preference, name="dataset-preference"),
     *router.urls,
