@@ -54,11 +54,11 @@ class PublicationSerializer(serializers.ModelSerializer):
 
 
 @extend_schema(request=PublicationSerializer, responses={200: PublicationSerializer})
-@api_view(["GET", "PUT", "PATCH"])
+@api_view(["GET", "HEAD", "PUT", "PATCH"])
 def publication(request):
     """Your twin's public page and widget: publish or unpublish, its address, allowed sites, monthly quota."""
     publication = do_ensure_publication(request.user)
-    if request.method != "GET":
+    if request.method in ("PUT", "PATCH"):
         body = PublicationSerializer(publication, data=request.data, partial=request.method == "PATCH")
         body.is_valid(raise_exception=True)
         try:

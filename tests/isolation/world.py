@@ -17,7 +17,10 @@ from django.contrib.auth import get_user_model
 from django.db import models
 
 from accounts.actions import do_issue_api_token
+from accounts.publication import do_ensure_publication, do_update_publication
 from chat.actions import do_answer, do_edit_draft, do_write
+from chat.following import wait_for_answer
+from chat.visitors import do_visitor_ask
 from features.models import DatasetVersion
 from tests.conftest import add_markdown_source
 from training.actions import do_queue_preference_run, do_start_training_run
@@ -25,6 +28,7 @@ from training.experiments import do_start_experiment
 from training.models import ModelVersion
 
 FIRST_PARTY_APPS = ("accounts", "ingestion", "features", "training", "chat")
+VISITOR_ID = "isolation-visitor-of-the-twin"  # the anonymous visitor of the owner's published twin
 
 
 class World:
@@ -79,6 +83,24 @@ class World:
         return do_edit_draft(draft, "The owner's own version.")  # a correction too
 
     @cached_property
+    def publication(self):
+        return do_update_publication(do_ensure_publication(self.user), enabled=True)
+
+    @cached_property
+    def widget_key(self):  # as the routes' placeholders read an object: its "pk"
+        return SimpleNamespace(pk=self.publication.widget_key)
+
+    @cached_property
+    def slug(self):
+        return SimpleNamespace(pk=self.publication.slug)
+
+    @cached_property
+    def visitor_answer(self):
+        """A visitor's answer (a question the notes do not cover: no owner's text in it, whatever the sources)."""
+        self.source  # noqa: B018
+        return wait_for_answer(do_visitor_ask(self.publication, VISITOR_ID, "What is your favourite opera?"))
+
+    @cached_property
     def token(self):
         return do_issue_api_token(self.user, f"{self.user.username}'s laptop")[0]
 
@@ -94,6 +116,7 @@ class World:
             "answer",
             "conversation",
             "draft",
+            "visitor_answer",
             "token",
         ):
             getattr(self, name)
