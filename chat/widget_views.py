@@ -11,10 +11,9 @@ here, made before anything is done.
 """
 
 import json
-from contextlib import closing
 from functools import wraps
 
-from django.http import JsonResponse, StreamingHttpResponse
+from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.templatetags.static import static
 from django.urls import reverse
@@ -28,6 +27,7 @@ from accounts.publication import origin_allowed, site_origin
 
 from .admission import ChatBusy, ChatRefused
 from .models import Message
+from .views import sse_response
 from .visitors import (
     UNPUBLISHED,
     do_visitor_ask,
@@ -174,14 +174,4 @@ def stream(request, publication, message_id):
         slot = reserve_visitor_stream(visitor)
     except ChatBusy as exc:
         return _json({"detail": str(exc)}, exc.status_code, exc.retry_after)
-    followed = slot.follow(answer, still_published(publication))
-
-    def events():
-        with closing(followed):  # the slot goes back even when the visitor leaves mid-answer
-            for event in followed:
-                yield _sse_of(event)
-
-    response = StreamingHttpResponse(events(), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
-    return response
+    return sse_response(slot.follow(answer, still_published(publication)), _sse_of)

@@ -215,9 +215,10 @@ TWIN_MAX_STREAMS_PER_USER = envint("TWIN_MAX_STREAMS_PER_USER", 3)
 TWIN_STREAM_SLOT_SECONDS = envint("TWIN_STREAM_SLOT_SECONDS", TWIN_ANSWER_WAIT_SECONDS + TWIN_ANSWER_TIME_LIMIT + 30)
 # Visitors of a published twin (the public page and the widget, chat/visitors.py): their answers
 # in flight, per visitor, per twin and for all visitors together (a share of the site's: the owners'
-# own questions always find room), and their streams (per visitor id).
+# own questions always find room), and their streams (per visitor id). One per twin: with answers
+# made one at a time (one serve worker), a flooded twin's owner waits behind at most one visitor answer.
 TWIN_MAX_PENDING_ANSWERS_PER_VISITOR = envint("TWIN_MAX_PENDING_ANSWERS_PER_VISITOR", 1)  # beyond it: 429
-TWIN_MAX_VISITOR_ANSWERS_PER_TWIN = envint("TWIN_MAX_VISITOR_ANSWERS_PER_TWIN", 2)  # beyond it: 503
+TWIN_MAX_VISITOR_ANSWERS_PER_TWIN = envint("TWIN_MAX_VISITOR_ANSWERS_PER_TWIN", 1)  # beyond it: 503
 TWIN_MAX_VISITOR_ANSWERS_IN_FLIGHT = envint("TWIN_MAX_VISITOR_ANSWERS_IN_FLIGHT", TWIN_MAX_ANSWERS_IN_FLIGHT // 2)
 TWIN_MAX_STREAMS_PER_VISITOR = envint("TWIN_MAX_STREAMS_PER_VISITOR", 2)
 

@@ -257,9 +257,10 @@ def test_one_visitor_has_one_answer_in_flight_and_all_visitors_a_share_of_the_si
     assert again.status_code == 429 and "earlier question" in again.json()["detail"]
 
     settings.TWIN_MAX_VISITOR_ANSWERS_IN_FLIGHT = 2
+    settings.TWIN_MAX_VISITOR_ANSWERS_PER_TWIN = 2  # the site's share binds, not the twin's
     add_markdown_source(other, "sailing.md", "# Sailing\n\nI sail a small dinghy on the lake every Sunday.")
     other_publication = do_update_publication(do_ensure_publication(other), enabled=True)
     elsewhere = Conversation.objects.create(owner=other, visitor=new_visitor(), title="Waiting")
     Message.objects.create(conversation=elsewhere, role="assistant", status="pending")
     site_share_full = ask(Client(), other_publication, new_visitor(), origin=SITE)
-    assert site_share_full.status_code == 503
+    assert site_share_full.status_code == 503 and "busy answering other questions" in site_share_full.json()["detail"]
