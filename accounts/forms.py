@@ -54,3 +54,24 @@ class DeleteAccountForm(forms.Form):
         if not password_checks_out(self.request, self.user, password):
             raise forms.ValidationError("That is not your password; nothing was deleted.")
         return password
+
+
+class PublicationForm(forms.Form):
+    """The owner's publication settings; accounts.publication checks and normalizes them."""
+
+    enabled = forms.BooleanField(
+        required=False, label="Published", help_text="Anyone with the address may ask your twin."
+    )
+    slug = forms.SlugField(max_length=60, label="Address", help_text="Your public page is /t/<address>/.")
+    allowed_origins = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="Sites that may embed the widget",
+        help_text="One per line, e.g. https://blog.example. Your public page here always may.",
+    )
+    monthly_quota = forms.IntegerField(
+        min_value=0, max_value=1_000_000, label="Monthly quota", help_text="Visitor answers per calendar month."
+    )
+
+    def clean_allowed_origins(self):
+        return self.cleaned_data["allowed_origins"].split()

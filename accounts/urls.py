@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import sharing_views, views
+from . import publication_views, sharing_views, views
 
 urlpatterns = [
     path("signup/", views.signup, name="signup"),
@@ -24,4 +24,6 @@ urlpatterns = [
     path("sharing/groups/<int:group_id>/rename/", sharing_views.rename_group, name="sharing-rename-group"),
     path("sharing/groups/<int:group_id>/revoke/", sharing_views.revoke_group, name="sharing-revoke-group"),
     path("sharing/groups/<int:group_id>/delete/", sharing_views.delete_group, name="sharing-delete-group"),
+    path("sharing/publication/", publication_views.publication, name="publication"),
+    path("sharing/publication/rotate-key/", publication_views.rotate_key, name="publication-rotate-key"),
 ]

@@ -3,10 +3,15 @@ runs it (gunicorn `web` and the `serve` worker, started from the Procfile's own 
 production settings), on loopback, for a bounded time. Locust drives the users
 (bench/locustfile.py).
 
-Two phases on the same seeded site, in the same run:
+Three phases on the same seeded site, in the same run:
 - baseline: browsing users only (no answer is being generated);
 - load: the same browsing users while chatting users keep the serving worker busy, each
-  asking again 2-5 s after its answer ends (web chat with SSE, and the OpenAI endpoint).
+  asking again 2-5 s after its answer ends (web chat with SSE, and the OpenAI endpoint);
+- flood (issue 21): the same again while visitors flood the first chatter's published twin
+  through its widget, never waiting: they must get 429 (throttles, the monthly quota) or 503
+  (the visitors' share of the answers in flight), the twin's quota must hold, and its owner
+  and the other chatters must still be answered, none refused, their time to first token
+  compared with the load phase's.
 
 Rows: p95 of every page or API call under load against its p95 in the baseline phase
 (the cost of answers being generated at the same time), p50 and p95 of the chat streams,
@@ -35,6 +40,8 @@ from . import common
 from .common import info_row, log, row
 
 BROWSERS, CHATTERS = 16, 3  # chatters stay under the site's answers in flight: no "busy" by design
+FLOODERS, FLOOD_QUOTA = 4, 25  # visitors flooding the first chatter's twin, and its monthly quota
+FLOOD_ORIGIN = "https://blog.example"  # the site that embeds its widget
 ACCOUNTS = 6  # the chatters each have their own; browsing users share the others
 PASSWORD = "load-test passphrase"  # noqa: S105 (scratch accounts on a scratch database)
 PAGE_TARGET_MS = 200
@@ -99,9 +106,24 @@ def seed(count: int) -> list[dict]:
             _, token = do_issue_api_token(user, "load test")
             documents = list(Document.objects.for_user(user).values_list("pk", flat=True))
             accounts.append({"username": user.username, "password": PASSWORD, "token": token, "documents": documents})
+        accounts[0].update(publish(accounts[0]["username"]))
     finally:
         celery_app.conf.task_always_eager = False
     return accounts
+
+
+def publish(username: str) -> dict:
+    """The twin that visitors flood: published, its sources shared with the audience, a small quota."""
+    from accounts.models import User
+    from accounts.publication import do_ensure_publication, do_update_publication
+    from ingestion.models import Source
+
+    user = User.objects.get(username=username)
+    Source.objects.for_user(user).update(audience=True)
+    publication = do_update_publication(
+        do_ensure_publication(user), enabled=True, allowed_origins=[FLOOD_ORIGIN], monthly_quota=FLOOD_QUOTA
+    )
+    return {"widget_key": publication.widget_key, "widget_origin": FLOOD_ORIGIN}
 
 
 def wait_until_serving(base: str, account: dict, logs: list[Path]):
@@ -123,9 +145,11 @@ def wait_until_serving(base: str, account: dict, logs: list[Path]):
     raise RuntimeError(f"the site did not start serving answers:\n{tails}")
 
 
-def run_locust(base: str, accounts_file: Path, out: Path, seconds: int, chatters: int) -> dict[str, dict]:
+def run_locust(
+    base: str, accounts_file: Path, out: Path, seconds: int, chatters: int, flooders: int = 0
+) -> dict[str, dict]:
     """One headless locust run; its per-endpoint stats by name."""
-    users = ["BrowsingUser"] + (["ChattingUser"] if chatters else [])
+    users = ["BrowsingUser"] + (["ChattingUser"] if chatters else []) + (["FloodingVisitor"] if flooders else [])
     command = [
         str(Path(sys.executable).with_name("locust")),
         "-f",
@@ -134,9 +158,9 @@ def run_locust(base: str, accounts_file: Path, out: Path, seconds: int, chatters
         "--host",
         base,
         "--users",
-        str(BROWSERS + chatters),
+        str(BROWSERS + chatters + flooders),
         "--spawn-rate",
-        str(BROWSERS + chatters),
+        str(BROWSERS + chatters + flooders),
         "--run-time",
         f"{seconds}s",
         "--stop-timeout",
@@ -148,7 +172,12 @@ def run_locust(base: str, accounts_file: Path, out: Path, seconds: int, chatters
         "WARNING",
         *users,
     ]
-    env = {**os.environ, "TWIN_LOAD_ACCOUNTS": str(accounts_file), "TWIN_LOAD_CHATTERS": str(chatters)}
+    env = {
+        **os.environ,
+        "TWIN_LOAD_ACCOUNTS": str(accounts_file),
+        "TWIN_LOAD_CHATTERS": str(chatters),
+        "TWIN_LOAD_FLOODERS": str(flooders),
+    }
     subprocess.run(command, env=env, check=False, timeout=seconds + 180, stdout=subprocess.DEVNULL)
     with open(f"{out}_stats.csv") as stats:
         return {r["Name"]: r for r in csv.DictReader(stats) if r["Name"] != "Aggregated"}
@@ -203,11 +232,64 @@ def run(quick: bool, seconds: int | None = None) -> dict:
             loaded = run_locust(base, accounts_file, work / "load", load_seconds, chatters=CHATTERS)
             answered = {"done": answers.filter(status="done").count() - done_before}
             answered["not done"] = answers.exclude(status="done").count()
+            flood_seconds = max(30, load_seconds // 2)
+            log(f"the same, and {FLOODERS} visitors flooding {accounts[0]['username']}'s widget, {flood_seconds} s ...")
+            flooded = run_locust(
+                base, accounts_file, work / "flood", flood_seconds, chatters=CHATTERS, flooders=FLOODERS
+            )
+            visitor_answers = answers.exclude(conversation__visitor="")
+            answered["visitors"] = visitor_answers.exclude(status="failed").count()
         finally:
             for process in processes:
                 stop(process)
     errors = failures(work / "baseline") + failures(work / "load")
-    return report(idle, loaded, errors, answered, load_seconds, baseline_seconds, work, settings)
+    result = report(idle, loaded, errors, answered, load_seconds, baseline_seconds, work, settings)
+    return flood_report(result, loaded, flooded, failures(work / "flood"), answered, flood_seconds)
+
+
+def flood_report(result: dict, loaded: dict, flooded: dict, errors: list[dict], answered: dict, seconds: int) -> dict:
+    """The flood phase's rows: what the visitors got, the quota, and the chatters' answers against the load phase."""
+    statuses = {
+        name.rsplit(" ", 1)[1]: int(s["Request Count"]) for name, s in flooded.items() if "visitor ask ->" in name
+    }
+    rows = [
+        info_row(f"flood: visitor asks answered {status}", n, float("nan"), "requests")
+        for status, n in sorted(statuses.items())
+    ]
+    for name in ("web chat: first token", "openai chat: first token"):
+        if name in flooded and name in loaded:
+            for pct in ("50%", "95%"):
+                rows.append(
+                    row(
+                        f"flood: {name} p{pct[:-1]}",
+                        float(flooded[name][pct]),
+                        float(loaded[name][pct]),
+                        "ms",
+                        note=f"{flooded[name]['Request Count']} answers; baseline: the load phase",
+                    )
+                )
+    rows.append(info_row("flood: visitor answers (quota)", answered["visitors"], FLOOD_QUOTA, "answers"))
+    rows.append(info_row("flood: errors", len(errors), 0, "requests", note="owners refused or failed; target 0"))
+    throttled = statuses.get("429", 0) > 0
+    quota_held = answered["visitors"] <= FLOOD_QUOTA
+    notes = [
+        f"Flood ({seconds} s): {FLOODERS} visitors asked the widget of one published twin every 0.25 s, ignoring "
+        f"Retry-After; answered {statuses}. 429 seen: {'yes' if throttled else 'NO'}; visitor answers "
+        f"{answered['visitors']} of a quota of {FLOOD_QUOTA}: {'held' if quota_held else 'BROKEN'}; errors "
+        f"(chatters refused or failed, a 429/503 without Retry-After): {len(errors)}"
+        + (
+            ": " + "; ".join(f"{e['Method']} {e['Name']}: {e['Error']} x{e['Occurrences']}" for e in errors[:5])
+            if errors
+            else "."
+        )
+    ]
+    log(notes[0])
+    result["rows"] += rows
+    result["notes"] += notes
+    result["targets_met"] = result["targets_met"] and throttled and quota_held and not errors
+    result["params"].update(flooders=FLOODERS, flood_quota=FLOOD_QUOTA, flood_seconds=seconds)
+    result["samples"]["flood"] = flooded
+    return result
 
 
 def report(idle, loaded, errors, answered, load_seconds, baseline_seconds, work, settings) -> dict:

@@ -1,7 +1,8 @@
 """Locust users for bench/load.py, which runs them against a site on loopback:
 browsing users (pages, web and API search, documents) and chatting users (the web chat
 with its SSE stream, and the OpenAI-compatible streaming endpoint), each signed in to an
-account of its own that bench/load.py seeded (TWIN_LOAD_ACCOUNTS, a JSON file).
+account of its own that bench/load.py seeded (TWIN_LOAD_ACCOUNTS, a JSON file), and, in
+the flood phase, visitors flooding the first account's published twin through its widget.
 
 The site runs with production settings (DEBUG off: secure cookies, CSRF checks against
 the Referer of an HTTPS origin), as if behind a TLS proxy on the same machine: requests
@@ -15,14 +16,16 @@ import json
 import os
 import random
 import re
+import secrets
 import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from locust import HttpUser, between, task
+from locust import HttpUser, between, constant, task
 
 ACCOUNTS = json.loads(Path(os.environ["TWIN_LOAD_ACCOUNTS"]).read_text())
 CHATTERS = int(os.environ.get("TWIN_LOAD_CHATTERS", "0"))  # the first accounts belong to chatting users
+FLOODERS = int(os.environ.get("TWIN_LOAD_FLOODERS", "0"))
 _next_chatter, _next_browser = itertools.count(), itertools.count()
 
 SEARCHES = ["sourdough starter", "winter cycling", "backups", "code review", "small tools", "slow mornings"]
@@ -178,3 +181,41 @@ class ChattingUser(SiteUser):
                 return
             token, error = (lambda line: b'"content"' in line), (lambda line: line.startswith(b'data: {"error"'))
             self._timed_stream(response, started, "openai chat", token, error)
+
+
+class FloodingVisitor(HttpUser):
+    """A visitor of the first account's published twin asking its widget as fast as it can, never
+    waiting for an answer nor for Retry-After (bench/load.py's flood phase). 429 (throttled, quota)
+    and 503 (the visitors' share of the answers in flight is full) are what it should get: counted
+    per status under "visitor ask -> <status>", not as failures."""
+
+    wait_time = constant(0.25)
+    fixed_count = FLOODERS
+
+    def on_start(self):
+        self.key = ACCOUNTS[0]["widget_key"]
+        self.visitor = secrets.token_hex(16)
+
+    @task
+    def ask(self):
+        started = time.perf_counter()
+        with self.client.post(
+            f"/widget/{self.key}/ask/",
+            data=json.dumps({"visitor": self.visitor, "message": random.choice(QUESTIONS)}),
+            headers={"Content-Type": "text/plain", "Origin": ACCOUNTS[0]["widget_origin"]},
+            name="/widget/[key]/ask/",
+            catch_response=True,
+        ) as response:
+            if response.status_code in (202, 429, 503):
+                response.success()
+            else:
+                response.failure(f"answered {response.status_code}: {response.text[:200]}")
+            if response.status_code in (429, 503) and not response.headers.get("Retry-After"):
+                response.failure(f"{response.status_code} without Retry-After")
+        self.environment.events.request.fire(
+            request_type="WIDGET",
+            name=f"visitor ask -> {response.status_code}",
+            response_time=(time.perf_counter() - started) * 1000,
+            response_length=0,
+            exception=None,
+        )

@@ -33,6 +33,7 @@ def do_ask(
     mode: str = "auto",
     *,
     asker=None,
+    visitor: str = "",
 ) -> Message:
     """Store the question and a pending answer; generation happens in chat/serving.py.
 
@@ -42,6 +43,8 @@ def do_ask(
     A write-mode answer comes with a Draft.
     asker: an invited user asking `owner`'s twin (the caller checked accounts.sharing.may_chat). Their
     conversation is the owner's row naming them; it is answered in ask mode from the shared sources only.
+    visitor: an anonymous visitor of the published twin (chat/visitors.py) asking in a conversation
+    of their own; likewise answered from the shared sources only, in ask mode.
     """
     question = (question or "").strip()
     if not question:
@@ -53,9 +56,11 @@ def do_ask(
     if conversation is not None and (
         conversation.owner_id != owner.pk
         or conversation.asker_id != (asker.pk if asker else None)
-        or conversation.visitor
+        or conversation.visitor != visitor
     ):
         raise ChatRefused("That conversation is not yours.")
+    if visitor:
+        mode = Message.Mode.ASK
     if mode not in ("auto", Message.Mode.ASK, Message.Mode.WRITE):
         raise ChatRefused("The mode must be ask, write or auto.")
     if asker is not None:
@@ -67,7 +72,8 @@ def do_ask(
     draft = None
     if mode == Message.Mode.WRITE:
         draft = Draft(owner=owner, brief=question, form=Draft.Form.FREE)
-    return _queue(owner, question, conversation, history, mode, draft, asker)
+    return _queue(owner, question, conversation, history, mode, draft, asker, visitor)
+    return _queue(owner, question, conversation, history, mode, draft, visitor)
 
 
 def do_write(owner, brief: str, form: str = "paragraph", length: str = "medium", alternatives: int = 1) -> Draft:
@@ -94,15 +100,15 @@ def do_regenerate_draft(draft: Draft) -> Draft:
     return answer.draft
 
 
-def _queue(owner, question, conversation, history, mode, draft: Draft | None, asker=None) -> Message:
-    check_can_chat(owner, audience=asker is not None)
+def _queue(owner, question, conversation, history, mode, draft: Draft | None, asker=None, visitor="") -> Message:
+    check_can_chat(owner, audience=asker is not None or bool(visitor))
     fail_abandoned_answers()
     try:
         with transaction.atomic():
-            admit(owner, asker)  # an audience's answers count against the owner's limits too
+            admit(owner, asker, visitor)
             if conversation is None:
                 title = f"Draft: {question}" if mode == Message.Mode.WRITE else question
-                conversation = Conversation.objects.create(owner=owner, asker=asker, title=title[:80])
+                conversation = Conversation.objects.create(owner=owner, asker=asker, visitor=visitor, title=title[:80])
             Message.objects.bulk_create(
                 Message(conversation=conversation, role=turn["role"], content=turn["content"]) for turn in history
             )
@@ -126,7 +132,7 @@ def do_answer(
     """Ask and wait for the whole answer (the REST API's non-streaming path); an asker's wait ends
     at once when their access is revoked (AccessRevoked)."""
     answer = do_ask(owner, question, conversation, mode=mode, asker=asker)
-    return wait_for_answer(answer, still_allowed=access_check(asker, owner))
+    return wait_for_answer(answer, access_check(asker, owner))
 
 
 def do_edit_draft(draft: Draft, text: str) -> Draft:

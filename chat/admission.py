@@ -1,6 +1,8 @@
 """Who may ask now: refusals, the answers in flight, and dropping answers nothing will finish.
 
 A question beyond the user's or the site's answers in flight is refused at once (ChatBusy),
+a visitor's (the public page, the widget) beyond its own, its twin's or all visitors' share, or
+past the twin's monthly quota (chat/visitors.py),
 an answer the serving worker has not started within TWIN_ANSWER_WAIT_SECONDS is dropped as
 busy, and one whose worker died (no heartbeat) is marked interrupted, keeping what it said.
 """
@@ -12,6 +14,8 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.models import Publication
+from accounts.publication import next_month_start, visitor_answers_this_month
 from features.models import Chunk
 from ingestion.models import Source
 
@@ -49,6 +53,20 @@ class AnswerFailed(Exception):
         return settings.TWIN_CHAT_RETRY_AFTER_SECONDS
 
 
+class QuotaReached(ChatRefused):
+    """The published twin has given its monthly quota of visitor answers (429 until the month ends)."""
+
+    status_code = 429
+
+    def __init__(self, quota: int):
+        resets = next_month_start()
+        super().__init__(
+            f"This twin has answered all {quota} visitor questions its owner allows this month; "
+            f"it answers again from {resets:%B} {resets.day}."
+        )
+        self.retry_after = max(1, int((resets - timezone.now()).total_seconds()))
+
+
 def check_can_chat(owner, audience: bool = False):
     """Refuse a question the twin has nothing to answer from; for its audience, nothing shared."""
     if audience:
@@ -70,37 +88,55 @@ def why_blocked(owner) -> str:
     return ""
 
 
-def admit(owner, asker=None):
+def admit(owner, asker=None, visitor: str = ""):
     """Refuse a question beyond the user's or the site's answers in flight. The advisory lock,
     held to the end of the asking transaction, makes counting and adding one step.
 
-    The twin's answers in flight count for its owner, its audience's included (the owner pays);
-    an invited asker is also held to the per-user limit across every twin they ask."""
+    The owner's own questions count only the owner's own answers: the twin's audience never takes
+    the owner's slots. An invited asker is held to the per-user limit across every twin they ask
+    (their own questions to their own twin included). A visitor's question counts against the
+    visitor's, the twin's and all visitors' answers in flight (a share of the site's, so that
+    visitors can never take it all) and against the twin's monthly quota, checked here under the
+    same lock so that it holds."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADMISSION_LOCK])
     in_flight = Message.objects.in_flight()
-    if asker is not None:
-        theirs = in_flight.filter(Q(conversation__owner=asker) | Q(conversation__asker=asker)).count()
+    if visitor:
+        _admit_visitor(in_flight, owner, visitor)
+    elif asker is not None:
+        own_twin = Q(conversation__owner=asker, conversation__asker__isnull=True, conversation__visitor="")
+        theirs = in_flight.filter(own_twin | Q(conversation__asker=asker)).count()
         if theirs >= settings.TWIN_MAX_PENDING_ANSWERS_PER_USER:
             raise ChatBusy(
                 f"Your {theirs} earlier question{'s are' if theirs > 1 else ' is'} still being answered; "
                 "ask again once an answer has arrived.",
                 status_code=429,
             )
-    mine = in_flight.for_user(owner).count()
-    if mine >= settings.TWIN_MAX_PENDING_ANSWERS_PER_USER:
-        raise ChatBusy(
-            (
-                f"This twin is still answering {mine} earlier question{'s' if mine > 1 else ''}; "
-                "ask again in a few seconds."
+    else:
+        mine = in_flight.for_user(owner).filter(conversation__asker__isnull=True, conversation__visitor="").count()
+        if mine >= settings.TWIN_MAX_PENDING_ANSWERS_PER_USER:
+            raise ChatBusy(
+                f"Your twin is still answering your {mine} earlier question{'s' if mine > 1 else ''}; "
+                "ask again once an answer has arrived.",
+                status_code=429,
             )
-            if asker is not None
-            else f"Your twin is still answering your {mine} earlier question{'s' if mine > 1 else ''}; "
-            "ask again once an answer has arrived.",
-            status_code=429,
-        )
     if in_flight.count() >= settings.TWIN_MAX_ANSWERS_IN_FLIGHT:
         raise ChatBusy(BUSY)
+
+
+def _admit_visitor(in_flight, owner, visitor: str):
+    visitors = in_flight.exclude(conversation__visitor="")
+    if visitors.filter(conversation__owner=owner, conversation__visitor=visitor).count() >= (
+        settings.TWIN_MAX_PENDING_ANSWERS_PER_VISITOR
+    ):
+        raise ChatBusy("The twin is still answering your earlier question; ask again once it has.", status_code=429)
+    if visitors.filter(conversation__owner=owner).count() >= settings.TWIN_MAX_VISITOR_ANSWERS_PER_TWIN:
+        raise ChatBusy("This twin is answering other visitors right now; please ask again in a few seconds.")
+    if visitors.count() >= settings.TWIN_MAX_VISITOR_ANSWERS_IN_FLIGHT:
+        raise ChatBusy(BUSY)
+    quota = Publication.objects.filter(owner=owner).values_list("monthly_quota", flat=True).first() or 0
+    if visitor_answers_this_month(owner) >= quota:
+        raise QuotaReached(quota)
 
 
 def fail_unsent_answer(message_id: int, reason: str):

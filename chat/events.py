@@ -8,7 +8,7 @@ from features.grounding.generate import CUT_MARK
 
 @dataclass
 class Event:
-    kind: str  # "sources", "mode", "token", "notice", "grounding", "done", "error"
+    kind: str  # "sources", "mode", "token", "notice", "grounding", "done", "error", "revoked" (chat/following.py)
     data: object
 
 

@@ -5,7 +5,6 @@ render them in their own format; no web request thread ever generates. Waits are
 answer the serving worker has not started in time, or whose worker died, ends with an error.
 """
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -19,7 +18,6 @@ from .events import Event, final_events, replay_events
 from .models import Message
 
 FOLLOW_POLL_MS = 1000
-ACCESS_CHECK_SECONDS = 1.0  # how often a stream re-asks whether its audience still may read it
 ACCESS_REVOKED = "Your access to this twin was revoked; its owner no longer shares it with you."
 
 
@@ -29,34 +27,35 @@ class AccessRevoked(ChatRefused):
     status_code = 403
 
 
-def access_check(asker, owner) -> Callable[[], bool] | None:
-    """For an invited asker, what a follower re-asks while the answer comes (None: the owner's own)."""
-    return None if asker is None or asker.pk == owner.pk else (lambda: may_chat(asker, owner))
+def access_check(asker, owner) -> Callable[[], str] | None:
+    """For an invited asker, what a follower re-asks while the answer comes: "" while they may still
+    read it, else why not (None: the owner's own)."""
+    if asker is None or asker.pk == owner.pk:
+        return None
+    return lambda: "" if may_chat(asker, owner) else ACCESS_REVOKED
 
 
-def follow_answer(answer: Message, still_allowed: Callable[[], bool] | None = None) -> Iterator[Event]:
+def follow_answer(answer: Message, allowed: Callable[[], str] | None = None) -> Iterator[Event]:
     """The events of an answer as the serving worker publishes them; a finished one replayed.
 
     Never waits unbounded: when nothing arrives, the answer is checked, and one that the
     serving worker did not start in time, or whose worker died, ends here with an error.
-    still_allowed (an invited user's access) is re-asked every ACCESS_CHECK_SECONDS, between
-    polls too: once it says no, the stream ends with a "revoked" event and shows nothing more.
+    allowed: asked after every read (at least once a second) while the answer is followed live;
+    a non-empty reason (access revoked, the twin unpublished) ends the stream with a "revoked" event.
     """
     answer.refresh_from_db()
-    if still_allowed is not None and not still_allowed():
-        yield Event("revoked", ACCESS_REVOKED)
+    if allowed and (reason := allowed()):
+        yield Event("revoked", reason)
         return
     if answer.status not in Message.IN_FLIGHT:
         yield from replay_events(answer)
         return
-    after, finished_seen, checked = "0", False, time.monotonic()
+    after, finished_seen = "0", False
     while True:
-        if still_allowed is not None and time.monotonic() - checked >= ACCESS_CHECK_SECONDS:
-            checked = time.monotonic()
-            if not still_allowed():
-                yield Event("revoked", ACCESS_REVOKED)
-                return
         entries = streams.read(answer.pk, after, FOLLOW_POLL_MS)
+        if allowed and (reason := allowed()):
+            yield Event("revoked", reason)
+            return
         for entry_id, kind, data in entries:
             after = entry_id
             if kind in ("grounding", "done"):
@@ -84,13 +83,13 @@ def follow_answer(answer: Message, still_allowed: Callable[[], bool] | None = No
 class StreamSlot:
     """One of the owner's open answer streams (each holds a web thread while it lasts)."""
 
-    user_id: int
+    user_id: int | str
     slot: str
 
-    def follow(self, answer: Message, still_allowed: Callable[[], bool] | None = None) -> Iterator[Event]:
+    def follow(self, answer: Message, allowed: Callable[[], str] | None = None) -> Iterator[Event]:
         """follow_answer, the slot given back when it ends or the client goes away (the server closes it)."""
         try:
-            yield from follow_answer(answer, still_allowed)
+            yield from follow_answer(answer, allowed)
         finally:
             self.release()
 
@@ -109,9 +108,9 @@ def reserve_stream(owner) -> StreamSlot:
     return StreamSlot(owner.pk, slot)
 
 
-def wait_for_answer(answer: Message, still_allowed: Callable[[], bool] | None = None) -> Message:
+def wait_for_answer(answer: Message, allowed: Callable[[], str] | None = None) -> Message:
     """Follow a pending answer to its end (the non-streaming paths)."""
-    for event in follow_answer(answer, still_allowed):
+    for event in follow_answer(answer, allowed):
         if event.kind == "revoked":
             raise AccessRevoked(event.data)
         if event.kind == "error":

@@ -145,9 +145,9 @@ def chat_completions(request):
     completion_id, created = f"chatcmpl-{answer.pk}", int(time.time())
     model = request.data.get("model") if isinstance(request.data.get("model"), str) else "twinsite-twin"
 
-    still_allowed = access_check(asker, owner)  # an invited caller's access, re-asked while the answer comes
+    allowed = access_check(asker, owner)  # an invited caller's access, re-asked while the answer comes
     if slot:
-        followed = slot.follow(answer, still_allowed)
+        followed = slot.follow(answer, allowed)
 
         def events():
             yield _chunk(completion_id, created, model, {"role": "assistant"})
@@ -170,7 +170,7 @@ def chat_completions(request):
         return response
 
     try:
-        answer = wait_for_answer(answer, still_allowed)
+        answer = wait_for_answer(answer, allowed)
     except AccessRevoked as exc:
         return _error(str(exc), exc.status_code)
     except AnswerFailed as exc:

@@ -6,10 +6,8 @@ user's conversations are the twin owner's rows naming them as `asker`; they reac
 answered in ask mode from the sources the owner shares.
 """
 
-from contextlib import closing
-
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
@@ -20,7 +18,7 @@ from .admission import ChatBusy, ChatRefused
 from .following import access_check, reserve_stream
 from .models import Conversation, Message
 from .throttling import ChatThrottle
-from .views import sse_of
+from .views import sse_of, sse_response
 
 
 def _asked(request, owner):
@@ -97,13 +95,4 @@ def twin_stream(request, username, message_id):
         followed = reserve_stream(request.user).follow(answer, access_check(request.user, owner))
     except ChatBusy as exc:
         return HttpResponse(str(exc), status=exc.status_code, headers={"Retry-After": str(exc.retry_after)})
-
-    def events():
-        with closing(followed):
-            for event in followed:
-                yield sse_of(event, owner)
-
-    response = StreamingHttpResponse(events(), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
-    return response
+    return sse_response(followed, lambda event: sse_of(event, owner))

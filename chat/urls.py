@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import audience_views, draft_views, shared_views, views
+from . import audience_views, draft_views, shared_views, views, widget_views
 
 urlpatterns = [
     path("chat/", views.chat_home, name="chat"),
@@ -26,4 +26,9 @@ urlpatterns = [
     path("drafts/<int:draft_id>/regenerate/", draft_views.regenerate, name="draft-regenerate"),
     path("drafts/<int:draft_id>/export.md", draft_views.export, name="draft-export"),
     path("drafts/<int:draft_id>/delete/", draft_views.delete, name="draft-delete"),
+    # A published twin's visitors: no account, no cookie (chat/widget_views.py)
+    path("t/<slug:slug>/", widget_views.public_page, name="public-twin"),
+    path("widget/<str:widget_key>/ask/", widget_views.ask, name="widget-ask"),
+    path("widget/<str:widget_key>/conversation/", widget_views.conversation, name="widget-conversation"),
+    path("widget/<str:widget_key>/messages/<int:message_id>/stream/", widget_views.stream, name="widget-stream"),
 ]

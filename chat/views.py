@@ -121,10 +121,17 @@ def stream(request, message_id):
     except ChatBusy as exc:
         return HttpResponse(str(exc), status=exc.status_code, headers={"Retry-After": str(exc.retry_after)})
 
+    return sse_response(followed, sse_of)
+
+
+def sse_response(followed, render) -> StreamingHttpResponse:
+    """An answer's followed events as server-sent events, each rendered by `render` (the chat page's
+    HTML partials, the widget's JSON)."""
+
     def events():
-        with closing(followed):  # its slot goes back even when the client leaves mid-answer
+        with closing(followed):  # its stream slot goes back even when the client leaves mid-answer
             for event in followed:
-                yield sse_of(event)
+                yield render(event)
 
     response = StreamingHttpResponse(events(), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"

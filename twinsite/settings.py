@@ -222,6 +222,14 @@ TWIN_ANSWER_TIME_LIMIT = envint("TWIN_ANSWER_TIME_LIMIT", 150)
 # process cannot leak the count.
 TWIN_MAX_STREAMS_PER_USER = envint("TWIN_MAX_STREAMS_PER_USER", 3)
 TWIN_STREAM_SLOT_SECONDS = envint("TWIN_STREAM_SLOT_SECONDS", TWIN_ANSWER_WAIT_SECONDS + TWIN_ANSWER_TIME_LIMIT + 30)
+# Visitors of a published twin (the public page and the widget, chat/visitors.py): their answers
+# in flight, per visitor, per twin and for all visitors together (a share of the site's: the owners'
+# own questions always find room), and their streams (per visitor id). One per twin: with answers
+# made one at a time (one serve worker), a flooded twin's owner waits behind at most one visitor answer.
+TWIN_MAX_PENDING_ANSWERS_PER_VISITOR = envint("TWIN_MAX_PENDING_ANSWERS_PER_VISITOR", 1)  # beyond it: 429
+TWIN_MAX_VISITOR_ANSWERS_PER_TWIN = envint("TWIN_MAX_VISITOR_ANSWERS_PER_TWIN", 1)  # beyond it: 503
+TWIN_MAX_VISITOR_ANSWERS_IN_FLIGHT = envint("TWIN_MAX_VISITOR_ANSWERS_IN_FLIGHT", TWIN_MAX_ANSWERS_IN_FLIGHT // 2)
+TWIN_MAX_STREAMS_PER_VISITOR = envint("TWIN_MAX_STREAMS_PER_VISITOR", 2)
 
 # Training defaults: short, so a CPU run of the demo twin takes minutes.
 # Training budget: epochs over the twin's data, capped in steps. Unset, each base model's
@@ -386,6 +394,11 @@ REST_FRAMEWORK = {
         "chat": os.environ.get("API_THROTTLE_CHAT", "30/min"),
         "token": os.environ.get("API_THROTTLE_TOKEN", "10/min"),
         "signup": os.environ.get("SIGNUP_THROTTLE", "10/hour"),  # the web signup form, per address
+        # The widget's visitors (chat/visitors.py): questions per visitor id and per address (a
+        # flooder may make up visitor ids, not addresses), and reads of conversations per address.
+        "widget_visitor": os.environ.get("WIDGET_THROTTLE_VISITOR", "6/min"),
+        "widget_ip": os.environ.get("WIDGET_THROTTLE_IP", "20/min"),
+        "widget_read": os.environ.get("WIDGET_THROTTLE_READ", "120/min"),
     },
 }
 SPECTACULAR_SETTINGS = {

@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from accounts import publication_api
 from accounts.api import ApiTokenViewSet, delete_account, obtain_token
 from accounts.sharing_api import GroupViewSet, InvitationViewSet
 from chat import audience_api, openai_api
@@ -46,6 +47,8 @@ api_v1 = [
     path("audience/members/", audience_api.MemberList.as_view(), name="audience-members"),
     path("audience/revisions/", audience_api.RevisionList.as_view(), name="audience-revisions"),
     path("audience/unanswered/", audience_api.UnansweredList.as_view(), name="audience-unanswered"),
+    path("sharing/publication/", publication_api.publication, name="publication"),
+    path("sharing/publication/rotate-key/", publication_api.rotate_key, name="publication-rotate-key"),
     # Training's job on one of features' datasets: before the router, whose routes it extends.
     path("datasets/<int:id>/preference/", dataset_preference, name="dataset-preference"),
     *router.urls,

@@ -41,6 +41,8 @@ ENDPOINTS = {
     "/api/v1/drafts/{id}/regenerate/": {"post"},
     "/api/v1/drafts/{id}/export/": {"get"},
     "/api/v1/messages/{message_id}/revise/": {"post"},
+    "/api/v1/sharing/publication/": {"get", "put", "patch"},
+    "/api/v1/sharing/publication/rotate-key/": {"post"},
     "/api/v1/training-runs/refine/": {"post"},
     "/api/v1/sharing/invitations/": {"get", "post"},
     "/api/v1/sharing/invitations/{id}/": {"get", "patch"},

@@ -59,11 +59,16 @@ def test_nothing_shared_yet_is_refused_with_a_reason(owner, invited, owner_sourc
         do_ask(owner, HONEY, asker=invited)
 
 
-def test_an_invited_users_answers_count_against_the_owners_in_flight_limit(owner, invited, shared_source):
-    in_flight_answers(owner, settings.TWIN_MAX_PENDING_ANSWERS_PER_USER)
+def test_an_invited_user_has_their_own_in_flight_limit_and_takes_none_of_the_owners(owner, invited, shared_source):
+    in_flight_answers(invited, settings.TWIN_MAX_PENDING_ANSWERS_PER_USER)  # questions to their own twin count
     with pytest.raises(ChatBusy) as refused:
         do_ask(owner, "When do your tomatoes ripen?", asker=invited)
     assert refused.value.status_code == 429
+
+    Message.objects.filter(conversation__owner=invited).update(status=Message.Status.DONE)
+    for _ in range(settings.TWIN_MAX_PENDING_ANSWERS_PER_USER):
+        do_ask(owner, "When do your tomatoes ripen?", asker=invited)
+    assert do_ask(owner, HONEY).status == Message.Status.PENDING  # the owner's own question still finds room
 
 
 def test_the_invited_users_web_chat(invited_client, other_client, owner, invited, owner_source, shared_source):
@@ -106,7 +111,6 @@ def test_revocation_ends_the_web_chat_on_the_next_request(invited_client, owner,
 def test_revocation_ends_an_open_stream_with_an_error_event(invited_client, owner, invited, shared_source, monkeypatch):
     """An answer still being made: the stream shows its tokens, then the owner revokes, and the
     stream's next check ends it with the access-revoked error (it never sees the rest)."""
-    monkeypatch.setattr("chat.following.ACCESS_CHECK_SECONDS", 0)  # check at every poll (else within a second)
     conversation = Conversation.objects.create(owner=owner, asker=invited, title="Tomatoes?")
     Message.objects.create(conversation=conversation, role="user", content="Tomatoes?")
     answer = Message.objects.create(conversation=conversation, role="assistant", status=Message.Status.STREAMING)

@@ -1,9 +1,12 @@
-"""The six identities and the two worlds of the isolation tests.
+"""The identities and the two worlds of the isolation tests.
 
 Identities: the owner (a session on pages, an API token on the API), another user
 with a session, another user's API token, an anonymous caller, a staff member
 who owns nothing (a superuser: if one can't read a twin's data outside the admin,
-no lesser staff can), and a user the owner invited to chat with the twin.
+no lesser staff can), a user the owner invited to chat with the twin (a session on
+pages, their own API token on the API), and an anonymous visitor of the owner's published twin (no
+account; the visitor id of a conversation with the twin, which every other identity
+lacks: each of them asks the widget with a visitor id of its own).
 """
 
 import pytest
@@ -13,11 +16,10 @@ from rest_framework.test import APIClient
 from tests.api.conftest import SAILING_LOG, stub_evaluate, stub_train_lora
 from tests.conftest import SAMPLE_MARKDOWN, api_client_for
 
-from .world import World
+from .world import VISITOR_ID, World
 
-# The owner last: its requests may change things. "invited": a user the owner invited to chat with the twin
-# (a session on pages, their own API token on the API).
-IDENTITIES = ("other", "other_token", "anonymous", "staff", "invited", "owner")
+# The owner last: its requests may change things.
+IDENTITIES = ("other", "other_token", "anonymous", "staff", "invited", "visitor", "owner")
 
 
 @pytest.fixture(autouse=True)
@@ -55,17 +57,17 @@ def identity_client(owner, other, staff, owner_world):
     def make(identity: str, api: bool):
         client = APIClient() if api else Client()
         if identity == "owner" and api:
-            return api_client_for(owner)
-        if identity == "invited":
-            if api:
-                return api_client_for(owner_world.invited)
+            client = api_client_for(owner)
+        elif identity == "invited" and api:
+            client = api_client_for(owner_world.invited)
+        elif identity == "invited":
             client.force_login(owner_world.invited)
-            return client
-        if identity in ("owner", "other", "staff"):
+        elif identity in ("owner", "other", "staff"):
             client.force_login({"owner": owner, "other": other, "staff": staff}[identity])
         elif identity == "other_token":
             token = api_client_for(other)._credentials["HTTP_AUTHORIZATION"]
             client = APIClient(HTTP_AUTHORIZATION=token) if api else Client(HTTP_AUTHORIZATION=token)
+        client.visitor_id = VISITOR_ID if identity == "visitor" else f"{identity.replace('_', '-')}-own-visitor-id"
         return client
 
     return make

@@ -8,12 +8,15 @@ Kinds of route:
   reach it, everybody else is refused, the owner too.
 - MINE: no id; each caller acts on their own twin (lists, forms, chat): served to every
   signed-in caller, and nothing of the owner's changes or shows.
-- PUBLIC: served to anyone (home, login, signup, the schema).
+- PUBLIC: served to anyone (home, login, signup, the schema, a published twin's page).
+- WIDGET: a published twin's widget (/widget/<key>/…), cookie-less: anyone may ask (the key is
+  public), as a visitor of their own; only the visitor's own id reaches that visitor's conversation
+  (VISITOR below: each identity sends its own id, the visitor identity that of the world's visitor).
 - SHARED: the owner's twin as its audience reaches it (/twins/<username>/…, the chat APIs naming
   the twin): the owner and the invited user reach it, and the invited user's requests may add to
   the owner's rows (their conversation is the owner's); anybody else gets 404, anonymous is refused.
 
-The invited identity gets what another user gets everywhere but on SHARED rows.
+The invited identity gets what another user gets everywhere but on SHARED and WIDGET rows.
 
 Anonymous callers of anything but PUBLIC are sent to log in (pages) or refused (API);
 an API token opens no page. HEAD is a row of its own wherever GET is, with GET's rule;
@@ -22,13 +25,14 @@ OPTIONS is taken by no route (405).
 
 from dataclasses import dataclass, field, replace
 
-OBJECT, STAFF, MINE, PUBLIC, SHARED = "object", "staff", "mine", "public", "shared"
+OBJECT, STAFF, MINE, PUBLIC, SHARED, WIDGET = "object", "staff", "mine", "public", "shared", "widget"
 # What an identity gets: a status code, a set of them, or one of these words.
 OK = "ok"  # 2xx, or a redirect that is not to the login page
 SERVED = "served"  # anything but a server error or a login redirect (a caller's own 400 is fine)
 REFUSED = "refused"  # a page sends to the login page; the API answers 401 or 403
 
 IDS_IN_BODY = {"conversation": "{conversation}"}
+VISITOR = "<the caller's visitor id>"  # filled per identity (tests/isolation/conftest.py)
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,9 @@ class Route:
     kind: str
     data: dict = field(default_factory=dict)
     expect: dict = field(default_factory=dict)  # identity -> outcome, where a row differs from its kind's rule
+    # A visitor's question is stored as the owner's row (an audience conversation): the row may add
+    # to the owner's data, and must still show none of it.
+    audience_writes: bool = False
 
     @property
     def is_api(self) -> bool:
@@ -63,9 +70,11 @@ class Route:
             return self.expect[identity]
         if self.kind == PUBLIC:
             return SERVED
+        if self.kind == WIDGET:
+            return OK if identity == "visitor" else 404
         if identity == "owner":
             return 403 if self.kind == STAFF else OK
-        if identity == "anonymous" or (identity == "other_token" and not self.is_api):
+        if identity in ("anonymous", "visitor") or (identity == "other_token" and not self.is_api):
             return REFUSED  # a token opens no page
         if self.kind == SHARED:
             return OK if identity == "invited" else 404
@@ -90,6 +99,9 @@ def _placeholders(template: str) -> list[str]:
 
 STAFF_DECIDES = {"staff": {200, 400}}  # staff may be refused for a reason of the model's state, never a 404
 NOT_STAFF_403 = {"owner": 403, "other": 403, "other_token": 403}  # staff act on their own twin here
+ANYONE_OK = dict.fromkeys(
+    ("other", "other_token", "anonymous", "staff", "invited", "visitor", "owner"), OK
+)  # each their own
 
 PAGES = [
     Route("get", "/", PUBLIC),
@@ -170,9 +182,24 @@ PAGES = [
     ),
     Route("get", "/twins/{audience}/chat/messages/{audience_answer}/stream/", SHARED, expect={"owner": 404}),
     Route("get", "/audience/", MINE),
-    Route("get", "/audience/conversations/{visitor_conversation}/", OBJECT),
-    Route("post", "/audience/answers/{visitor_answer}/revise/", OBJECT, {"text": "My own answer."}),
+    Route("get", "/audience/conversations/{unanswered_conversation}/", OBJECT),
+    Route("post", "/audience/answers/{unanswered_answer}/revise/", OBJECT, {"text": "My own answer."}),
     Route("get", "/audience/unanswered/", MINE),
+    Route("get", "/sharing/publication/", MINE),
+    Route("post", "/sharing/publication/", MINE, {"slug": "", "monthly_quota": "1"}, expect={"owner": 400}),
+    Route("post", "/sharing/publication/rotate-key/", MINE),
+    Route("get", "/t/{slug}/", PUBLIC),
+    # Anyone may ask the published twin (as a visitor of their own); nobody else reads the visitor's answer.
+    Route(
+        "post",
+        "/widget/{widget_key}/ask/",
+        WIDGET,
+        {"visitor": VISITOR, "message": "Do you sing?"},
+        expect=dict.fromkeys(ANYONE_OK, 202),
+        audience_writes=True,
+    ),
+    Route("get", "/widget/{widget_key}/conversation/", WIDGET, {"visitor": VISITOR}, expect=ANYONE_OK),
+    Route("get", "/widget/{widget_key}/messages/{visitor_answer}/stream/", WIDGET, {"visitor": VISITOR}),
 ]
 
 API = [
@@ -254,10 +281,14 @@ API = [
     ),
     Route("get", "/api/v1/audience/members/", MINE),
     Route("get", "/api/v1/audience/conversations/", MINE),
-    Route("get", "/api/v1/audience/conversations/{visitor_conversation}/", OBJECT),
+    Route("get", "/api/v1/audience/conversations/{unanswered_conversation}/", OBJECT),
     Route("get", "/api/v1/audience/revisions/", MINE),
-    Route("post", "/api/v1/audience/revisions/", OBJECT, {"answer": "{visitor_answer}", "text": "My own answer."}),
+    Route("post", "/api/v1/audience/revisions/", OBJECT, {"answer": "{unanswered_answer}", "text": "My own answer."}),
     Route("get", "/api/v1/audience/unanswered/", MINE),
+    Route("get", "/api/v1/sharing/publication/", MINE),
+    Route("put", "/api/v1/sharing/publication/", MINE, {"slug": ""}, expect={"owner": 400}),
+    Route("patch", "/api/v1/sharing/publication/", MINE, {"monthly_quota": 3}),
+    Route("post", "/api/v1/sharing/publication/rotate-key/", MINE),
 ]
 
 

@@ -8,7 +8,7 @@ from chat import audience
 from features.models import Chunk
 from tests.conftest import api_client_for
 
-from .world import World
+from .world import OPERA, VISITOR_ID, World
 
 pytestmark = pytest.mark.django_db
 
@@ -30,13 +30,13 @@ def strangers_markers(world: World) -> list[str]:
                 ("chat-stream", "answer"),
                 ("draft", "draft"),
                 ("audience-conversation", "audience_conversation"),
-                ("audience-conversation", "visitor_conversation"),
+                ("audience-conversation", "unanswered_conversation"),
                 ("revoke-token", "token"),
             ]
         ),
         world.source.name,
         world.question,
-        world.visitor_question,
+        world.unanswered_question,
         world.token.key_prefix,
     ]
 
@@ -58,8 +58,8 @@ def pages_of(world: World) -> list[tuple[str, str]]:
         (reverse("draft", args=[world.draft.pk]), "The owner&#x27;s own version."),
         ("/search/?q=sailing+a+dinghy+and+keeping+bees", href("document-detail", world.document)),
         ("/audience/", href("audience-conversation", world.audience_conversation)),
-        ("/audience/", href("audience-conversation", world.visitor_conversation)),
-        ("/audience/unanswered/", world.visitor_question),
+        ("/audience/", href("audience-conversation", world.unanswered_conversation)),
+        ("/audience/unanswered/", world.unanswered_question),
     ]
 
 
@@ -103,11 +103,13 @@ def test_api_lists_never_show_another_users_objects(request, viewer):
     assert sorted(ids("/api/v1/conversations/")) == [mine.conversation.pk, mine.draft.message.conversation_id]
     assert ids("/api/v1/drafts/") == [mine.draft.pk]
     assert sorted(ids("/api/v1/audience/conversations/")) == sorted(
-        [mine.audience_conversation.pk, mine.visitor_conversation.pk]
+        [mine.audience_conversation.pk, mine.unanswered_conversation.pk, mine.visitor_answer.conversation_id]
     )
-    assert ids("/api/v1/audience/unanswered/", key="name") == [mine.visitor_question]
+    unanswered = ids("/api/v1/audience/unanswered/", key="name")  # the widget visitor's opera question too
+    assert mine.unanswered_question in unanswered and set(unanswered) <= {mine.unanswered_question, OPERA}
     assert {m["name"] for m in client.get("/api/v1/audience/members/").json()["results"]} == {
         f"Visitor #{audience.visitor_tag(f'visitor-of-{mine.user.username}')[:6]}",
+        f"Visitor #{audience.visitor_tag(VISITOR_ID)[:6]}",
         audience.member_name(mine.invited, ""),
     }
     found = set(ids("/api/v1/search/?q=sailing+a+dinghy+and+keeping+bees&k=50", key="chunk_id"))

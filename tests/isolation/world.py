@@ -17,9 +17,11 @@ from django.contrib.auth import get_user_model
 from django.db import models
 
 from accounts.actions import do_issue_api_token
-from accounts.models import Publication
+from accounts.publication import do_ensure_publication, do_update_publication
 from accounts.sharing import do_create_group, do_invite
 from chat.actions import do_answer, do_edit_draft, do_write
+from chat.following import wait_for_answer
+from chat.visitors import do_visitor_ask
 from features.models import DatasetVersion
 from tests.audience import NO_NOTES, exchange
 from tests.conftest import GARDEN_NOTES, add_markdown_source, make_user
@@ -28,6 +30,8 @@ from training.experiments import do_start_experiment
 from training.models import ModelVersion
 
 FIRST_PARTY_APPS = ("accounts", "ingestion", "features", "training", "chat")
+VISITOR_ID = "isolation-visitor-of-the-twin"  # the anonymous visitor of the owner's published twin
+OPERA = "What is your favourite opera?"  # the visitor's question: the notes do not cover it
 
 
 class World:
@@ -82,18 +86,36 @@ class World:
         return do_edit_draft(draft, "The owner's own version.")  # a correction too
 
     @property
-    def visitor_question(self) -> str:
+    def unanswered_question(self) -> str:
         return f"A visitor asks the twin of {self.user.username} about something the notes lack"
 
     @cached_property
-    def visitor_answer(self):
-        """A visitor's question to this user's twin and its "no notes" answer (the widget makes these)."""
+    def unanswered_answer(self):
+        """A visitor's question to this user's twin and its "no notes" answer (the Audience pages' rows)."""
         visitor = f"visitor-of-{self.user.username}"
-        return exchange(self.user, self.visitor_question, visitor=visitor, grounding=NO_NOTES)
+        return exchange(self.user, self.unanswered_question, visitor=visitor, grounding=NO_NOTES)
 
     @cached_property
-    def visitor_conversation(self):
-        return self.visitor_answer.conversation
+    def unanswered_conversation(self):
+        return self.unanswered_answer.conversation
+
+    @cached_property
+    def publication(self):
+        return do_update_publication(do_ensure_publication(self.user), enabled=True)
+
+    @cached_property
+    def widget_key(self):  # as the routes' placeholders read an object: its "pk"
+        return SimpleNamespace(pk=self.publication.widget_key)
+
+    @cached_property
+    def slug(self):
+        return SimpleNamespace(pk=self.publication.slug)
+
+    @cached_property
+    def visitor_answer(self):
+        """A visitor's answer (a question the notes do not cover: no owner's text in it, whatever the sources)."""
+        self.source  # noqa: B018
+        return wait_for_answer(do_visitor_ask(self.publication, VISITOR_ID, OPERA))
 
     @cached_property
     def token(self):
@@ -112,12 +134,6 @@ class World:
     @property
     def invited(self):
         return self.invitation.member
-
-    @cached_property
-    def publication(self):
-        return Publication.objects.create(
-            owner=self.user, slug=f"{self.user.username}-twin", widget_key=Publication.new_widget_key()
-        )
 
     @cached_property
     def shared_source(self):
@@ -153,7 +169,8 @@ class World:
             "conversation",
             "draft",
             "visitor_answer",
-            "visitor_conversation",
+            "unanswered_answer",
+            "unanswered_conversation",
             "audience_answer",
             "audience_conversation",
             "token",
