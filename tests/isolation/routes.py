@@ -133,6 +133,9 @@ PAGES = [
     Route("post", "/drafts/{draft}/regenerate/", OBJECT),
     Route("get", "/drafts/{draft}/export.md", OBJECT),
     Route("post", "/drafts/{draft}/delete/", OBJECT),
+    Route("get", "/ops/", STAFF),  # site-wide aggregates for staff
+    # Prometheus: staff or an allow-listed scraper (tests/ops/test_metrics.py); to anyone else no such page
+    Route("get", "/metrics", STAFF, expect=dict.fromkeys(("owner", "other", "other_token", "anonymous"), 404)),
 ]
 
 API = [
