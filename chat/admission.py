@@ -23,6 +23,7 @@ BUSY = "Twinsite is busy answering other questions right now; please ask again i
 NOT_STARTED = "Twinsite was too busy to start this answer in time; please ask again in a few seconds."
 INTERRUPTED = "The answer was interrupted (the process making it stopped); please ask again."
 REFUSALS = "chat-refusals"  # the core.counters counter of ChatBusy, by reason (the Operations page, /metrics)
+REFUSAL_REASONS = ("busy", "user_limit", "queue_down", "streams")  # those raised here; others are counted too
 
 
 class ChatRefused(Exception):

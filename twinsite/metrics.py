@@ -21,7 +21,7 @@ from prometheus_client import multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from accounts.throttling import client_ip
-from chat.admission import REFUSALS
+from chat.admission import REFUSAL_REASONS, REFUSALS
 from chat.models import Message, PromptTrace
 from core import counters
 from core.queue import queue_lengths
@@ -40,7 +40,8 @@ class TwinsiteCollector:
         refusals = CounterMetricFamily(
             "twinsite_chat_refusals", "Questions refused as busy, by reason.", labels=["reason"]
         )
-        for reason, n in sorted(counters.totals(REFUSALS).items()):
+        counted = {**dict.fromkeys(REFUSAL_REASONS, 0), **counters.totals(REFUSALS)}  # 0s: alerts see a series
+        for reason, n in sorted(counted.items()):
             refusals.add_metric([reason], n)
         yield refusals
         yield self.queues()
