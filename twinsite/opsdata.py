@@ -5,12 +5,11 @@ flight) and the refusal counter (core.counters). Site-wide aggregates, never a t
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from django.db import connection
 from django.db.models import Aggregate, Avg, Count, FloatField, Func, IntegerField, Q
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from chat.admission import REFUSALS
@@ -114,34 +113,33 @@ def refusal_series(window: Window) -> dict[str, list]:
 
 def in_flight_series(window: Window) -> list:
     """Answers waiting for or being made by the serving worker at the end of each bucket, rebuilt
-    from the rows: an answer is in flight from its question until its trace is written (a failed
-    one until it failed, which no row records: it counts where it was asked)."""
-    message, trace = Message._meta.db_table, PromptTrace._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            SELECT b, count(m.id) FROM (
-                SELECT b, least(to_timestamp((b + 1) * %(step)s), %(now)s) AS at
-                FROM generate_series(%(first)s, %(last)s) AS b
-            ) AS buckets
-            LEFT JOIN {message} m ON m.role = 'assistant'
-                AND m.created_at >= %(since)s - interval '1 hour'
-                AND m.created_at <= at
-                AND coalesce(
-                    (SELECT t.created_at FROM {trace} t WHERE t.message_id = m.id),
-                    CASE WHEN m.status IN ('pending', 'streaming') THEN 'infinity' ELSE m.created_at END
-                ) > at
-            GROUP BY b
-            """,  # noqa: S608 (table names from the models; values are parameters)
-            {
-                "first": window.first,
-                "last": window.last,
-                "step": window.step,
-                "since": window.since,
-                "now": timezone.now(),
-            },
+    from the rows as those asked by then less those finished by then: an answer is in flight from
+    its question until its trace is written (a failed one until it failed, which no row records: it
+    counts as finished where it was asked). Answers asked an hour before the window still count
+    (none waits or streams that long: the sweeper fails them)."""
+    since = window.since - timedelta(hours=1)
+    rows = (
+        Message.objects.filter(role=Message.Role.ASSISTANT, created_at__gte=since)
+        .annotate(
+            start=Bucket("created_at", seconds=window.step),
+            finish=Bucket(Coalesce("trace__created_at", "created_at"), seconds=window.step),
         )
-        return window.series(dict(cursor.fetchall()))
+        .values_list("start", "finish", "status")
+        .annotate(n=Count("pk"))
+    )
+    started: dict[int, int] = {}
+    finished: dict[int, int] = {}
+    for start, finish, status, n in rows:
+        started[start] = started.get(start, 0) + n
+        if status not in Message.IN_FLIGHT:
+            finished[finish] = finished.get(finish, 0) + n
+    first = min([window.first, *started])
+    running, series = 0, {}
+    for bucket in range(first, window.last + 1):
+        running += started.get(bucket, 0) - finished.get(bucket, 0)
+        if bucket >= window.first:
+            series[bucket] = running
+    return window.series(series)
 
 
 def current_load() -> dict:

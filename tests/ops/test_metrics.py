@@ -2,7 +2,6 @@
 
 import pytest
 from django.conf import settings
-from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
 from chat.actions import do_answer
@@ -25,13 +24,6 @@ def scrape(client, **extra) -> dict[tuple[str, tuple], float]:
         for family in text_string_to_metric_families(response.content.decode())
         for sample in family.samples
     }
-
-
-@pytest.fixture
-def staff_client(staff):
-    client = Client()
-    client.force_login(staff)
-    return client
 
 
 def test_staff_read_the_metrics_and_nobody_else_does(staff_client, owner_client, other_api, anon_client):

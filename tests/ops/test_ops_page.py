@@ -1,7 +1,6 @@
 """The staff Operations page: charts from the traces, answers and refusals; staff only."""
 
 import pytest
-from django.test import Client
 
 from chat.actions import do_answer
 from chat.models import Message
@@ -9,13 +8,6 @@ from tests.chat.test_busy import ask_api, in_flight_answers
 from twinsite import opsdata
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff_client(staff):
-    client = Client()
-    client.force_login(staff)
-    return client
 
 
 def test_the_page_charts_answers_latency_grounding_refusals_and_failures(
