@@ -8,7 +8,7 @@ MANAGE := $(PY) manage.py
 # DEBUG=0 (or unset) and a SECRET_KEY of its own.
 export DEBUG ?= 1
 
-.PHONY: run test setup services python migrate models lint audit fuzz bench worker-check clean
+.PHONY: run test setup services python migrate models lint audit fuzz bench worker-check release-file clean
 
 run: export DEBUG := 1
 # The broker keeps its queue across a restart (append-only file): scripts/persistent-redis.sh.
@@ -52,6 +52,9 @@ bench: setup ## benchmarks against same-run baselines; results in bench/results/
 
 fuzz: setup ## the REST API fuzzed from its OpenAPI schema, many examples per operation (CI runs a few)
 	TWIN_FUZZ_EXAMPLES=$${TWIN_FUZZ_EXAMPLES:-150} $(VENV)/bin/pytest -q tests/api/test_fuzz.py
+
+release-file: ## the release Sentry reports (twinsite/sentry.py): `git describe` of this build, into RELEASE
+	echo "twinsite@$$(git describe --tags --always --dirty)" > RELEASE
 
 clean: ## remove generated data (keeps the venv and the model cache)
 	rm -rf var/uploads var/datasets var/adapters var/runs staticfiles

@@ -122,7 +122,7 @@ def _queue(owner, question, conversation, history, mode, draft: Draft | None, as
             conversation.save(update_fields=["updated_at"])
             send_on_commit("chat.tasks.generate_answer", answer.pk, on_failure=partial(fail_unsent_answer, answer.pk))
     except QueueUnavailable as exc:  # the answer is stored failed with the reason; the question was fine
-        raise ChatBusy(str(exc)) from exc
+        raise ChatBusy(str(exc), reason="queue_down") from exc
     return answer
 
 

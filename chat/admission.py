@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from accounts.models import Publication
 from accounts.publication import next_month_start, visitor_answers_this_month
+from core import counters
 from features.models import Chunk
 from ingestion.models import Source
 
@@ -26,6 +27,8 @@ ADMISSION_LOCK = 7_202_611  # a PostgreSQL advisory lock key: questions are admi
 BUSY = "Twinsite is busy answering other questions right now; please ask again in a few seconds."
 NOT_STARTED = "Twinsite was too busy to start this answer in time; please ask again in a few seconds."
 INTERRUPTED = "The answer was interrupted (the process making it stopped); please ask again."
+REFUSALS = "chat-refusals"  # the core.counters counter of ChatBusy, by reason (the Operations page, /metrics)
+REFUSAL_REASONS = ("busy", "user_limit", "queue_down", "streams")  # those raised here; others are counted too
 
 
 class ChatRefused(Exception):
@@ -37,12 +40,17 @@ class ChatRefused(Exception):
 
 class ChatBusy(ChatRefused):
     """Ask again shortly: the site has as many answers in flight as it serves well (503), or
-    this user's earlier answers are still being made (429)."""
+    this user's earlier answers are still being made (429).
 
-    def __init__(self, message: str, status_code: int = 503):
+    Counted as it is made (it is only ever made to be raised), by reason: "busy" (the site's
+    limit), "user_limit" (the user's), or what the raiser names ("queue_down", "streams")."""
+
+    def __init__(self, message: str, status_code: int = 503, reason: str = ""):
         super().__init__(message)
         self.status_code = status_code
         self.retry_after = settings.TWIN_CHAT_RETRY_AFTER_SECONDS
+        self.reason = reason or ("busy" if status_code == 503 else "user_limit")
+        counters.count(REFUSALS, self.reason)
 
 
 class AnswerFailed(Exception):

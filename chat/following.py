@@ -103,7 +103,9 @@ def reserve_stream(owner) -> StreamSlot:
     slot = streams.open_slot(owner.pk, limit, settings.TWIN_STREAM_SLOT_SECONDS)
     if slot is None:
         raise ChatBusy(
-            f"You have {limit} answers streaming already; wait for one to finish (or close its tab).", status_code=429
+            f"You have {limit} answers streaming already; wait for one to finish (or close its tab).",
+            status_code=429,
+            reason="streams",
         )
     return StreamSlot(owner.pk, slot)
 

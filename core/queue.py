@@ -11,12 +11,14 @@ not the broker client's default backoff.
 
 import logging
 from collections.abc import Callable
+from functools import cache
 from importlib import import_module
 
 from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from kombu.exceptions import OperationalError as BrokerError
+from kombu.transport.redis import PRIORITY_STEPS
 
 logger = logging.getLogger(__name__)
 QUEUE_DOWN = "Twinsite's task queue cannot be reached right now, so this was not started; please try again shortly."
@@ -58,3 +60,29 @@ def send_on_commit(task_name: str, *args, on_failure: Callable[[str], object] | 
     """send_task once the current transaction commits (at once outside one). The failure
     propagates from the commit, i.e. out of the action that asked, into the request."""
     transaction.on_commit(lambda: send_task(task_name, *args, on_failure=on_failure))
+
+
+def queue_lengths() -> dict[str, int]:
+    """Messages waiting in each Celery queue of the Redis broker, read now ({} on another broker).
+
+    Kombu keeps a queue as Redis lists: the queue's name for priority 0 and `name\\x06\\x16N` for
+    the other priority steps, every key under the transport's global_keyprefix."""
+    url = settings.CELERY_BROKER_URL
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        return {}
+    prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "")
+    queues = {settings.CELERY_TASK_DEFAULT_QUEUE} | {r["queue"] for r in settings.CELERY_TASK_ROUTES.values()}
+    client = _broker_client(url)
+    pipe = client.pipeline()
+    for queue in sorted(queues):
+        for key in [queue, *(f"{queue}\x06\x16{step}" for step in PRIORITY_STEPS[1:])]:
+            pipe.llen(prefix + key)
+    counts = iter(pipe.execute())
+    return {queue: sum(next(counts) for _ in PRIORITY_STEPS) for queue in sorted(queues)}
+
+
+@cache
+def _broker_client(url: str):
+    import redis
+
+    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)

@@ -53,9 +53,11 @@ INSTALLED_APPS = [
     "features",
     "training",
     "chat",
+    "django_prometheus",  # request and database metrics for /metrics (twinsite/metrics.py)
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",  # first and (nearly) last: times the whole request
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -66,6 +68,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "core.middleware.ServiceUnavailableMiddleware",  # the database or the queue down: 503, not a traceback
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a lockout flagged during login into a 429
 ]
 
@@ -95,6 +98,9 @@ DATABASES = {
         conn_health_checks=True,  # a kept connection that died (a database restart) is replaced, not used
     )
 }
+# django-prometheus's PostgreSQL backend is Django's, counting queries and errors for /metrics.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["ENGINE"] = "django_prometheus.db.backends.postgresql"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
@@ -443,16 +449,17 @@ if not DEBUG:
         "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
     }
 
+# Sentry (twinsite/sentry.py): errors, the release, performance traces of the web and of Celery tasks.
 SENTRY_DSN = os.environ.get("SENTRY_DSN", "")
 if SENTRY_DSN:
-    import sentry_sdk
+    from twinsite.sentry import init_sentry
 
-    sentry_sdk.init(
-        dsn=SENTRY_DSN,
-        environment=os.environ.get("SENTRY_ENVIRONMENT", "development" if DEBUG else "production"),
-        traces_sample_rate=float(os.environ.get("SENTRY_TRACES_SAMPLE_RATE", "0")),
-        send_default_pii=False,
-    )
+    init_sentry(DEBUG)
+
+# Operations (twinsite/metrics.py): who may read /metrics besides staff: scrapers from these
+# addresses or networks (client_ip, so TWIN_NUM_PROXIES applies), or with this bearer token.
+TWIN_METRICS_ALLOWED_IPS = envlist("TWIN_METRICS_ALLOWED_IPS", "")
+TWIN_METRICS_TOKEN = os.environ.get("TWIN_METRICS_TOKEN", "")
 
 # Data collection (ingestion connectors): crawl limits, politeness, archives, the browser path.
 TWIN_CRAWL_ALLOWED_PORTS = [int(port) for port in envlist("TWIN_CRAWL_ALLOWED_PORTS", "")]  # besides 80 and 443

@@ -14,7 +14,7 @@ from ingestion.api import DocumentViewSet, SourceViewSet
 from ingestion.sharing_api import AudienceSourceViewSet
 from training.api import ExperimentViewSet, ModelVersionViewSet, TrainingRunViewSet, dataset_preference
 
-from . import dashboard
+from . import dashboard, metrics, ops
 
 
 # No `.json` twin of every route: JSON is the default (and `?format=` still picks a renderer),
@@ -65,6 +65,8 @@ urlpatterns = [
     path("", include("features.urls")),
     path("", include("training.urls")),
     path("", include("chat.urls")),
+    path("ops/", ops.ops, name="ops"),
+    path("metrics", metrics.metrics, name="metrics"),  # Prometheus' default path
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"))),  # namespaced: router names must not shadow page names
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
