@@ -202,7 +202,12 @@ PAGES = [
     Route("get", "/widget/{widget_key}/messages/{visitor_answer}/stream/", WIDGET, {"visitor": VISITOR}),
     Route("get", "/ops/", STAFF),  # site-wide aggregates for staff
     # Prometheus: staff or an allow-listed scraper (tests/ops/test_metrics.py); to anyone else no such page
-    Route("get", "/metrics", STAFF, expect=dict.fromkeys(("owner", "other", "other_token", "anonymous", "invited", "visitor"), 404)),
+    Route(
+        "get",
+        "/metrics",
+        STAFF,
+        expect=dict.fromkeys(("owner", "other", "other_token", "anonymous", "invited", "visitor"), 404),
+    ),
 ]
 
 API = [
