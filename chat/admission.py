@@ -134,15 +134,14 @@ def admit(owner, asker=None, visitor: str = ""):
 
 def _admit_visitor(in_flight, owner, visitor: str):
     visitors = in_flight.exclude(conversation__visitor="")
-    if visitors.filter(conversation__owner=owner, conversation__visitor=visitor).count() >= (
-        settings.TWIN_MAX_PENDING_ANSWERS_PER_VISITOR
-    ):
+    twins_visitors = visitors.for_user(owner)
+    if twins_visitors.filter(conversation__visitor=visitor).count() >= settings.TWIN_MAX_PENDING_ANSWERS_PER_VISITOR:
         raise ChatBusy("The twin is still answering your earlier question; ask again once it has.", status_code=429)
-    if visitors.filter(conversation__owner=owner).count() >= settings.TWIN_MAX_VISITOR_ANSWERS_PER_TWIN:
+    if twins_visitors.count() >= settings.TWIN_MAX_VISITOR_ANSWERS_PER_TWIN:
         raise ChatBusy("This twin is answering other visitors right now; please ask again in a few seconds.")
     if visitors.count() >= settings.TWIN_MAX_VISITOR_ANSWERS_IN_FLIGHT:
         raise ChatBusy(BUSY)
-    quota = Publication.objects.filter(owner=owner).values_list("monthly_quota", flat=True).first() or 0
+    quota = Publication.objects.for_user(owner).values_list("monthly_quota", flat=True).first() or 0
     if visitor_answers_this_month(owner) >= quota:
         raise QuotaReached(quota)
 

@@ -144,7 +144,7 @@ class ConversationViewSet(viewsets.ReadOnlyModelViewSet):
             owner = shared_twin_or_404(self.request.user, username)
             conversations = Conversation.objects.for_user(owner).asked_by(self.request.user)
         else:
-            conversations = Conversation.objects.for_user(self.request.user)
+            conversations = Conversation.objects.for_user(self.request.user).own()
         return conversations.prefetch_related("messages")
 
     def get_serializer_class(self):

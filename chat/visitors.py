@@ -71,7 +71,7 @@ def visitor_conversations(publication: Publication, visitor: str):
     """The visitor's own conversations with this twin, and nobody else's (no id: none; never the owner's own)."""
     if not isinstance(visitor, str) or not VISITOR_ID.match(visitor):
         return Conversation.objects.none()
-    return Conversation.objects.filter(owner=publication.owner, visitor=visitor)
+    return Conversation.objects.for_user(publication.owner).filter(visitor=visitor)
 
 
 def visitor_answer(publication: Publication, visitor: str, message_id) -> Message | None:

@@ -15,8 +15,11 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.publication import do_ensure_publication, do_rotate_widget_key, do_update_publication
+from chat.following import wait_for_answer
 from chat.models import Conversation, Message
+from chat.visitors import do_visitor_ask
 from tests.chat.test_busy import in_flight_answers
+from tests.conftest import GARDEN_NOTES, add_markdown_source
 
 pytestmark = pytest.mark.django_db
 
@@ -31,6 +34,7 @@ def new_visitor() -> str:
 
 @pytest.fixture
 def publication(owner, owner_source):
+    owner_source.set_audience(True)  # visitors' answers draw on the sources shared with the audience
     publication = do_ensure_publication(owner)
     return do_update_publication(publication, enabled=True, allowed_origins=[BLOG])
 
@@ -258,9 +262,25 @@ def test_one_visitor_has_one_answer_in_flight_and_all_visitors_a_share_of_the_si
 
     settings.TWIN_MAX_VISITOR_ANSWERS_IN_FLIGHT = 2
     settings.TWIN_MAX_VISITOR_ANSWERS_PER_TWIN = 2  # the site's share binds, not the twin's
-    add_markdown_source(other, "sailing.md", "# Sailing\n\nI sail a small dinghy on the lake every Sunday.")
+    add_markdown_source(
+        other, "sailing.md", "# Sailing\n\nI sail a small dinghy on the lake every Sunday."
+    ).set_audience(True)
     other_publication = do_update_publication(do_ensure_publication(other), enabled=True)
     elsewhere = Conversation.objects.create(owner=other, visitor=new_visitor(), title="Waiting")
     Message.objects.create(conversation=elsewhere, role="assistant", status="pending")
     site_share_full = ask(Client(), other_publication, new_visitor(), origin=SITE)
     assert site_share_full.status_code == 503 and "busy answering other questions" in site_share_full.json()["detail"]
+
+
+def test_a_visitors_answer_draws_only_on_shared_sources(owner, owner_source):
+    """The honey is only in the owner's private source: a visitor's answer neither cites nor uses it."""
+    add_markdown_source(owner, "garden.md", GARDEN_NOTES).set_audience(True)
+    publication = do_update_publication(do_ensure_publication(owner), enabled=True)
+
+    answer = wait_for_answer(do_visitor_ask(publication, new_visitor(), QUESTION))
+
+    assert answer.conversation.visitor and answer.conversation.owner == owner
+    assert {s["title"] for s in answer.sources} <= {"My allotment by the river"}
+    assert "twelve kilograms" not in answer.content + str(answer.sources) + str(answer.grounding)
+    tomatoes = wait_for_answer(do_visitor_ask(publication, new_visitor(), "When do your tomatoes ripen?"))
+    assert tomatoes.sources and tomatoes.sources[0]["title"] == "My allotment by the river"

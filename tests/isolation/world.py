@@ -114,7 +114,7 @@ class World:
     @cached_property
     def visitor_answer(self):
         """A visitor's answer (a question the notes do not cover: no owner's text in it, whatever the sources)."""
-        self.source  # noqa: B018
+        self.shared_source  # noqa: B018  visitors are answered from the sources shared with the audience
         return wait_for_answer(do_visitor_ask(self.publication, VISITOR_ID, OPERA))
 
     @cached_property
