@@ -200,6 +200,10 @@ TWIN_TORCH_THREADS = envint("TWIN_TORCH_THREADS", 0)  # 0: torch's default
 # request thread; the web follows them through Redis. Each answer waiting or being generated holds
 # a web thread while its page or API call follows it, so the site-wide limit stays well under the
 # web threads (Procfile: 16), and one user cannot take them all.
+# Each serve worker decodes up to TWIN_SERVE_BATCH answers as one batch (chat/llm.py): its Celery pool
+# has as many threads (Procfile), each following one answer, and a new answer joins the batch at the
+# next token.
+TWIN_SERVE_BATCH = envint("TWIN_SERVE_BATCH", 8)
 TWIN_MAX_ANSWERS_IN_FLIGHT = envint("TWIN_MAX_ANSWERS_IN_FLIGHT", 6)  # site-wide; beyond it: "busy" (503)
 TWIN_MAX_PENDING_ANSWERS_PER_USER = envint("TWIN_MAX_PENDING_ANSWERS_PER_USER", 2)  # beyond it: 429
 TWIN_ANSWER_WAIT_SECONDS = envint("TWIN_ANSWER_WAIT_SECONDS", 60)  # not started by then: dropped as busy
