@@ -8,7 +8,8 @@ from features.grounding.generate import CUT_MARK
 
 @dataclass
 class Event:
-    kind: str  # "sources", "mode", "token", "notice", "grounding", "done", "error"
+    # "queue" (the place in line: the web side only), "sources", "mode", "token", "notice", "grounding", "done", "error"
+    kind: str
     data: object
 
 

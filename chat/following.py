@@ -23,14 +23,19 @@ def follow_answer(answer: Message) -> Iterator[Event]:
 
     Never waits unbounded: when nothing arrives, the answer is checked, and one that the
     serving worker did not start in time, or whose worker died, ends here with an error.
+    An answer not started within a poll waits in line: "queue" events say its place (1: next),
+    and a "queue" event of 0, before its first event, says it has left the line.
     """
     answer.refresh_from_db()
     if answer.status not in Message.IN_FLIGHT:
         yield from replay_events(answer)
         return
-    after, finished_seen = "0", False
+    after, finished_seen, place = "0", False, 0
     while True:
         entries = streams.read(answer.pk, after, FOLLOW_POLL_MS)
+        if entries and place:
+            place = 0
+            yield Event("queue", 0)
         for entry_id, kind, data in entries:
             after = entry_id
             if kind in ("grounding", "done"):
@@ -43,8 +48,14 @@ def follow_answer(answer: Message) -> Iterator[Event]:
             continue
         fail_abandoned_answers(Message.objects.filter(pk=answer.pk))
         answer.refresh_from_db()
+        if answer.status == Message.Status.PENDING and place != (now := place_in_line(answer)):
+            place = now  # not started within a poll: the serving workers are busy, it waits in line
+            yield Event("queue", place)
         if answer.status in Message.IN_FLIGHT:
             continue
+        if place:
+            place = 0
+            yield Event("queue", 0)
         if after == "0":  # finished before any event came: dropped as busy, or its stream is gone
             yield from replay_events(answer)
             return
@@ -81,6 +92,15 @@ def reserve_stream(owner) -> StreamSlot:
             f"You have {limit} answers streaming already; wait for one to finish (or close its tab).", status_code=429
         )
     return StreamSlot(owner.pk, slot)
+
+
+def place_in_line(answer: Message) -> int:
+    """1 for the answer that a serving worker starts next, 2 for the one after it… 0 once started.
+    The line is site-wide, oldest first, as the serve queue hands answers out."""
+    waiting = Message.objects.filter(role=Message.Role.ASSISTANT, status=Message.Status.PENDING)
+    if not waiting.filter(pk=answer.pk).exists():
+        return 0
+    return waiting.filter(pk__lte=answer.pk).count()
 
 
 def wait_for_answer(answer: Message) -> Message:

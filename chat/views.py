@@ -95,6 +95,8 @@ def _sse_of(event) -> str:
         return _sse("sources", render_to_string("chat/_sources.html", {"sources": event.data}))
     if event.kind == "token":
         return _sse("token", escape(event.data))
+    if event.kind == "queue":
+        return _sse("queue", render_to_string("chat/_queue.html", {"place": event.data}))
     if event.kind == "notice":
         return _sse("notice", render_to_string("chat/_notice.html", {"notice": event.data}))
     if event.kind == "grounding":
