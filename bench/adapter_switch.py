@@ -17,7 +17,7 @@ from .common import log, median, percentile, row, timed
 
 def run(quick: bool) -> dict:
     common.setup_django()
-    from chat.llm import MAX_RESIDENT_ADAPTERS, TwinModels, _adapters_disabled
+    from chat.llm import MAX_RESIDENT_ADAPTERS, TwinModels
 
     new_adapters, switches = (4, 20) if quick else (MAX_RESIDENT_ADAPTERS + 2, 40)
     params = {"adapters_loaded": new_adapters, "switches": switches, "max_resident": MAX_RESIDENT_ADAPTERS}
@@ -62,7 +62,7 @@ def run(quick: bool) -> dict:
         with timed() as t:
             models.model.set_adapter(f"mv{target.pk}")
         set_adapter_ms.append(1000 * t.seconds)
-        with timed() as t, _adapters_disabled(models.model):
+        with timed() as t, models.model.disable_adapter():
             pass
         disable_ms.append(1000 * t.seconds)
 

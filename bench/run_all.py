@@ -20,6 +20,7 @@ BENCHMARKS = [
     "chunking",
     "retrieval",
     "chat",
+    "serving",
     "adapter_switch",
     "training",
     "grounding",

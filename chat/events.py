@@ -8,7 +8,9 @@ from features.grounding.generate import CUT_MARK
 
 @dataclass
 class Event:
-    kind: str  # "sources", "mode", "token", "notice", "grounding", "done", "error", "revoked" (chat/following.py)
+    # "queue" (the place in line: the web side only), "sources", "mode", "token", "notice", "grounding", "done",
+    # "error", "revoked" (chat/following.py)
+    kind: str
     data: object
 
 

@@ -42,6 +42,8 @@ def follow_answer(answer: Message, allowed: Callable[[], str] | None = None) -> 
     serving worker did not start in time, or whose worker died, ends here with an error.
     allowed: asked after every read (at least once a second) while the answer is followed live;
     a non-empty reason (access revoked, the twin unpublished) ends the stream with a "revoked" event.
+    An answer not started within a poll waits in line: "queue" events say its place (1: next),
+    and a "queue" event of 0, before its first event, says it has left the line.
     """
     answer.refresh_from_db()
     if allowed and (reason := allowed()):
@@ -50,12 +52,15 @@ def follow_answer(answer: Message, allowed: Callable[[], str] | None = None) -> 
     if answer.status not in Message.IN_FLIGHT:
         yield from replay_events(answer)
         return
-    after, finished_seen = "0", False
+    after, finished_seen, place = "0", False, 0
     while True:
         entries = streams.read(answer.pk, after, FOLLOW_POLL_MS)
         if allowed and (reason := allowed()):
             yield Event("revoked", reason)
             return
+        if entries and place:
+            place = 0
+            yield Event("queue", 0)
         for entry_id, kind, data in entries:
             after = entry_id
             if kind in ("grounding", "done"):
@@ -68,8 +73,14 @@ def follow_answer(answer: Message, allowed: Callable[[], str] | None = None) -> 
             continue
         fail_abandoned_answers(Message.objects.filter(pk=answer.pk))
         answer.refresh_from_db()
+        if answer.status == Message.Status.PENDING and place != (now := place_in_line(answer)):
+            place = now  # not started within a poll: the serving workers are busy, it waits in line
+            yield Event("queue", place)
         if answer.status in Message.IN_FLIGHT:
             continue
+        if place:
+            place = 0
+            yield Event("queue", 0)
         if after == "0":  # finished before any event came: dropped as busy, or its stream is gone
             yield from replay_events(answer)
             return
@@ -108,6 +119,15 @@ def reserve_stream(owner) -> StreamSlot:
             reason="streams",
         )
     return StreamSlot(owner.pk, slot)
+
+
+def place_in_line(answer: Message) -> int:
+    """1 for the answer that a serving worker starts next, 2 for the one after it… 0 once started.
+    The line is site-wide, oldest first, as the serve queue hands answers out."""
+    waiting = Message.objects.filter(role=Message.Role.ASSISTANT, status=Message.Status.PENDING)
+    if not waiting.filter(pk=answer.pk).exists():
+        return 0
+    return waiting.filter(pk__lte=answer.pk).count()
 
 
 def wait_for_answer(answer: Message, allowed: Callable[[], str] | None = None) -> Message:

@@ -6,23 +6,26 @@ One base model stays in memory per process; adapters are loaded onto it by name
 adapter is answered by the base model alone (adapters disabled).
 
 Generation runs in the serving worker (queue "serve", chat/tasks.py), never in a web
-request thread. It holds a lock: one answer at a time per process, which is what two
-CPU cores can do anyway; run more serving workers to serve more at once.
+request thread. The worker's threads each serve one answer, and all the answers in flight
+are decoded together by one `Batcher` (features/grounding/batching.py): one forward pass per
+token for up to TWIN_SERVE_BATCH rows, each row with its own twin's adapter (peft's
+mixed-adapter batches) and its own steering or copy guard. `lock` is held for each forward
+pass and for loading or removing an adapter; an adapter in use by a row is never evicted.
 
 An adapter is checked against its registered sha256 before it is loaded. When its files
 are missing or damaged, or peft cannot load them, the answer is made by the base model
 and the Generation says why (`adapter_problem`): the twin keeps answering, with a notice.
 """
 
-import contextlib
 import logging
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterator
 
 from django.conf import settings
 
 from features.grounding import generate
+from features.grounding.batching import BASE, Batcher
 from features.grounding.config import GroundingConfig
 from training import base_models
 
@@ -41,6 +44,8 @@ class TwinModels:
         self.model = None  # a PeftModel once the first adapter is loaded, else the base model
         self.tokenizer = None
         self.adapters: OrderedDict[str, str] = OrderedDict()  # adapter name -> sha256
+        self.in_use: Counter[str] = Counter()  # adapter name -> rows decoding with it
+        self.batcher: Batcher | None = None
 
     def _load_base(self, identifier: str):
         import torch
@@ -54,6 +59,13 @@ class TwinModels:
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device).eval()
         self.base_identifier = identifier
         self.adapters.clear()
+        self._new_batcher()
+
+    def _new_batcher(self):
+        """The batcher follows the model object (peft wraps the base model when the first adapter loads)."""
+        if self.batcher is None:
+            self.batcher = Batcher(self.model, max_rows=settings.TWIN_SERVE_BATCH, lock=self.lock)
+        self.batcher.model = self.model
 
     def _use_adapter(self, model_version) -> bool:
         """Make the version's adapter active; False means "base model alone"."""
@@ -67,11 +79,10 @@ class TwinModels:
             self._load_adapter(name, model_version)
             self.adapters[name] = model_version.sha256
         self.adapters.move_to_end(name)
-        while len(self.adapters) > MAX_RESIDENT_ADAPTERS:
-            evicted, _ = self.adapters.popitem(last=False)
+        idle = [other for other in self.adapters if not self.in_use[other] and other != name]
+        for evicted in idle[: max(0, len(self.adapters) - MAX_RESIDENT_ADAPTERS)]:  # oldest first
+            del self.adapters[evicted]
             self.model.delete_adapter(evicted)
-        if self.model.active_adapter != name:  # set_adapter costs 10-15 ms even when nothing changes
-            self.model.set_adapter(name)
         return True
 
     def _load_adapter(self, name: str, model_version):
@@ -86,6 +97,7 @@ class TwinModels:
                 self.model.load_adapter(str(model_version.adapter_dir), adapter_name=name)
             else:
                 self.model = PeftModel.from_pretrained(self.model, str(model_version.adapter_dir), adapter_name=name)
+                self._new_batcher()
         except AdapterDamaged as exc:
             raise AdapterUnavailable(str(exc)) from exc
         except Exception as exc:  # peft could not read what is there
@@ -99,14 +111,16 @@ class TwinModels:
         """Load what answering for this model version needs (also a warm-up)."""
         identifier = model_version.base_model.identifier if model_version else settings.TWIN_BASE_MODEL
         if self.model is None or identifier != self.base_identifier:
+            if self.in_use:  # rows of another base model are decoding: one base per process
+                raise AdapterUnavailable(f"this serving worker runs {self.base_identifier}, not {identifier}")
             self._load_base(identifier)
         return self._use_adapter(model_version)
 
     def serve(self, model_version, make_stream) -> Iterator[str]:
-        """Hold the model, make the version's adapter active (the base model alone without one, or
-        when it cannot load) and yield make_stream(model, tokenizer, adapter_problem=…)'s pieces;
-        returns its Generation. make_stream is one of features.grounding.generate's streams, the
-        functions the gate measures too."""
+        """Load the version's adapter (the base model alone without one, or when it cannot load) and
+        yield make_stream(model, tokenizer, adapter_problem=…, batcher=…, adapter=…)'s pieces: the
+        answer is one row of the batch in flight. Returns its Generation. make_stream is one of
+        features.grounding.generate's streams, the functions the gate measures too."""
         with self.lock:
             adapter_problem = ""
             try:
@@ -115,8 +129,19 @@ class TwinModels:
                 # Reported (Sentry takes ERROR logs), and the base model answers instead of nothing.
                 logger.error("adapter of model version %s unavailable: %s", model_version.pk, exc, exc_info=True)
                 use_adapter, adapter_problem = False, str(exc)
-            with contextlib.nullcontext() if use_adapter else _adapters_disabled(self.model):
-                return (yield from make_stream(self.model, self.tokenizer, adapter_problem=adapter_problem))
+            adapter = f"mv{model_version.pk}" if use_adapter else BASE
+            self.in_use[adapter] += 1
+        try:
+            return (
+                yield from make_stream(
+                    self.model, self.tokenizer, adapter_problem=adapter_problem, batcher=self.batcher, adapter=adapter
+                )
+            )
+        finally:
+            with self.lock:
+                self.in_use[adapter] -= 1
+                if not self.in_use[adapter]:
+                    del self.in_use[adapter]
 
     def stream(self, messages: list[dict], model_version=None, config=None, **kwargs) -> Iterator[str]:
         """Plain generation from a message list (ask mode unless mode= says otherwise)."""
@@ -126,12 +151,6 @@ class TwinModels:
             return generate.stream_generation(model, tokenizer, messages, config, **kwargs, **more)
 
         return (yield from self.serve(model_version, make))
-
-
-def _adapters_disabled(model):
-    from peft import PeftModel
-
-    return model.disable_adapter() if isinstance(model, PeftModel) else contextlib.nullcontext()
 
 
 _models = TwinModels()

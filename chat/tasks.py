@@ -8,7 +8,7 @@ import logging
 import threading
 
 from celery import current_app, shared_task
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 
 from features.embeddings import embed_query
 
@@ -50,6 +50,15 @@ def _warm_if_serving(**kwargs):
     the loading: the signal must return within a few seconds (worker_proc_alive_timeout), and the
     first answer waits on the model's lock until the load is done instead of loading it again."""
     if SERVE_QUEUE in (current_app.amqp.queues.consume_from or {}):
+        threading.Thread(target=warm_serving_models, name="warm-serving-models", daemon=True).start()
+
+
+@worker_init.connect
+def _warm_if_serving_in_threads(sender=None, **kwargs):
+    """A serve worker with a threads pool (the Procfile's: its threads are the batch's rows) has no
+    pool processes: it loads the models in its own process as it starts."""
+    threads = "thread" in str(getattr(sender, "pool_cls", "")).lower()
+    if threads and SERVE_QUEUE in (current_app.amqp.queues.consume_from or {}):
         threading.Thread(target=warm_serving_models, name="warm-serving-models", daemon=True).start()
 
 

@@ -97,6 +97,8 @@ def sse_of(event, twin_owner=None) -> str:
         return sse("sources", render_to_string("chat/_sources.html", {"sources": event.data, "twin_owner": twin_owner}))
     if event.kind == "token":
         return sse("token", escape(event.data))
+    if event.kind == "queue":
+        return sse("queue", render_to_string("chat/_queue.html", {"place": event.data}))
     if event.kind == "notice":
         return sse("notice", render_to_string("chat/_notice.html", {"notice": event.data}))
     if event.kind == "grounding":

@@ -99,10 +99,13 @@ def _spawn(module_args: str, log: Path, env: dict) -> subprocess.Popen:
     return spawn([sys.executable, "-m", *module_args.split()], log, env)
 
 
-def start_worker(queue: str, log: Path, env: dict) -> subprocess.Popen:
-    """One worker per queue, as the Procfile runs them: a task on the wrong queue is never picked up."""
+def start_worker(queue: str, log: Path, env: dict, name: str = "") -> subprocess.Popen:
+    """One worker per queue, as the Procfile runs them: a task on the wrong queue is never picked up.
+    The serve worker has a thread per row of its batch; `name` tells apart two workers of a queue."""
+    batch = env.get("TWIN_SERVE_BATCH", settings.TWIN_SERVE_BATCH)
+    pool = f"--pool threads --concurrency {batch}" if queue == "serve" else "--concurrency 1"
     return _spawn(
-        f"celery -A twinsite worker --queues {queue} --hostname {queue}@%h --concurrency 1 --loglevel INFO "
+        f"celery -A twinsite worker --queues {queue} --hostname {name or queue}@%h {pool} --loglevel INFO "
         "--without-gossip --without-mingle",
         log,
         env,

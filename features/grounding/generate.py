@@ -9,7 +9,6 @@ long n-gram of the owner's corpus. Both callers get the same Generation back, so
 reports is what a user is served.
 """
 
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -114,32 +113,32 @@ def stream_generation(
     max_new_tokens: int | None = None,
     seed: int | None = None,
     adapter_problem: str = "",
+    batcher=None,
+    adapter: str | None = None,
 ) -> Iterator[str]:
     """Yield the text piece by piece; the Generation is the generator's return value.
 
     mode "ask": steered toward `evidence` (the notes), a sentence per note. mode "write":
     sampled, `guard` (a CorpusIndex, or None) bans continuing the owner's corpus.
-    """
-    import torch
-    from transformers import StoppingCriteria, TextIteratorStreamer
 
+    Decoding is batching.Batcher's: the serving worker's shared one (`batcher`, with the twin's
+    `adapter` name), where this answer is one row among those in flight, or a private one for
+    this answer alone (the gate, the benches). Both decode the same way, token for token.
+    """
+    from transformers import TextIteratorStreamer
+
+    from .batching import Batcher, Request
     from .decoding import steered_decoding, write_decoding
 
     prompt = render_prompt(tokenizer, messages)
-    inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
-    prompt_length = inputs["input_ids"].shape[1]
-    stop = threading.Event()
-
-    class StopWhenAsked(StoppingCriteria):
-        def __call__(self, input_ids, scores, **kwargs):
-            return stop.is_set()
-
+    prompt_ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"].to(model.device)
+    prompt_length = prompt_ids.shape[1]
+    sampling = {}
     if mode == "write":
         max_new_tokens = max_new_tokens or write_budget(120)
         processors, stopping = write_decoding(tokenizer, prompt_length, config, guard)
-        sampling = {"do_sample": config.write_temperature > 0}
-        if sampling["do_sample"]:
-            sampling.update(temperature=config.write_temperature, top_p=config.write_top_p)
+        if config.write_temperature > 0:
+            sampling = {"temperature": config.write_temperature, "top_p": config.write_top_p, "seed": seed}
     else:
         max_new_tokens = max_new_tokens or answer_budget(tokenizer, list(evidence), config)
         processors, stopping = steered_decoding(
@@ -150,37 +149,13 @@ def stream_generation(
             start_bonus=config.start_bonus,
             max_sentences=config.max_sentences,
         )
-        sampling = {"do_sample": False}
-    stopping.append(StopWhenAsked())
-    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300)
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=False, skip_special_tokens=True, timeout=300)
+    request = Request(
+        prompt_ids, processors, stopping, max_new_tokens, end_token_ids(model, tokenizer), streamer, adapter, **sampling
+    )
     result = Generation(prompt=prompt, prompt_tokens=prompt_length, adapter_problem=adapter_problem)
-    failure = []
-
-    def generate():
-        try:
-            if seed is not None:
-                torch.manual_seed(seed)
-            with torch.inference_mode():
-                output = model.generate(
-                    **inputs,
-                    streamer=streamer,
-                    max_new_tokens=max_new_tokens,
-                    logits_processor=processors,
-                    stopping_criteria=stopping,
-                    pad_token_id=tokenizer.pad_token_id
-                    if tokenizer.pad_token_id is not None
-                    else tokenizer.eos_token_id,
-                    **sampling,
-                )
-            new = output[0, prompt_length:]
-            result.cut_short = len(new) >= max_new_tokens and int(new[-1]) != tokenizer.eos_token_id
-        except Exception as exc:  # surfaced to the caller below
-            failure.append(exc)
-            streamer.end()
-
     started = time.perf_counter()
-    worker = threading.Thread(target=generate, daemon=True)
-    worker.start()
+    (batcher or Batcher(model, max_rows=1)).submit(request)
     try:
         for piece in streamer:
             if not piece:
@@ -190,13 +165,23 @@ def stream_generation(
             result.text += piece
             yield piece
     finally:
-        stop.set()  # the client went away, or we are done: free the model promptly
-        worker.join()
+        request.cancelled.set()  # the client went away, or we are done: the row leaves the batch
+        request.finished.wait()
     result.generation_ms = int((time.perf_counter() - started) * 1000)
-    if failure:
-        raise failure[0]
+    if request.failure:
+        raise request.failure
+    new = request.new_tokens
+    result.cut_short = len(new) >= max_new_tokens and int(new[-1]) not in request.eos_ids
     result.tokens = len(tokenizer(result.text, add_special_tokens=False)["input_ids"])
     return result
+
+
+def end_token_ids(model, tokenizer) -> frozenset[int]:
+    """The tokens that end an answer: the model's generation config's, as model.generate reads them."""
+    ends = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if ends is None:
+        ends = tokenizer.eos_token_id
+    return frozenset([ends] if isinstance(ends, int) else (ends or []))
 
 
 def run_to_end(stream) -> Generation:

@@ -178,3 +178,36 @@ def test_the_web_chat_is_throttled_with_the_apis_budget(owner_api, owner_client,
     assert len(cache.get(f"throttle_chat_{owner.pk}")) == limit
     assert not Message.objects.exists()
     assert ask_api(other_api, "").status_code == 400  # another user's budget is their own
+
+
+def test_an_answer_beyond_the_batches_waits_in_line_and_sees_its_place(owner_client, owner, other):
+    """Before its first token, a waiting answer's page says its place in line, which moves up as
+    answers ahead of it start, and clears when its own answer starts."""
+    ahead = in_flight_answers(other, 2)
+    mine = in_flight_answers(owner, 1)[0]
+    followed = follow_answer(mine)
+    first = next(followed)
+    assert (first.kind, first.data) == ("queue", 3)  # before any token: the serve queue is busy
+    Message.objects.filter(pk=ahead[0].pk).update(status=Message.Status.STREAMING)  # a worker started it
+    with streams.beating(ahead[0].pk):
+        moved = next(followed)
+    assert (moved.kind, moved.data) == ("queue", 2)
+    Message.objects.filter(pk=mine.pk).update(status=Message.Status.STREAMING)
+    streams.publish(mine.pk, "sources", [])
+    assert [(event.kind, event.data) for event in (next(followed), next(followed))] == [("queue", 0), ("sources", [])]
+    followed.close()
+
+    from chat.events import Event
+    from chat.views import _sse_of
+
+    assert "3rd in line" in _sse_of(Event("queue", 3))
+    assert "in line" not in _sse_of(Event("queue", 0))
+
+
+def test_the_busy_limit_is_derived_from_measured_throughput():
+    """Refused only past the rows being decoded plus the line the workers clear within the wait."""
+    per_worker = (
+        settings.TWIN_SERVE_BATCH + settings.TWIN_SERVE_ANSWERS_PER_MINUTE * settings.TWIN_ANSWER_WAIT_SECONDS // 60
+    )
+    expected = min(settings.TWIN_SERVE_WORKERS * per_worker, settings.TWIN_WEB_THREADS * 3 // 4)
+    assert settings.TWIN_MAX_ANSWERS_IN_FLIGHT == expected > settings.TWIN_SERVE_BATCH
