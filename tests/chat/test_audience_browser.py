@@ -5,6 +5,7 @@ ORM, as the sharing and widget code leaves them.)"""
 import pytest
 from playwright.sync_api import expect
 
+from features.embeddings import embed
 from tests.audience import NO_NOTES, an_audience, exchange, invited_reader
 from tests.test_browser import page  # noqa: F401  (the Chromium page fixture)
 
@@ -12,6 +13,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_the_owner_reads_a_readers_conversation_and_revises_an_answer(page, owner, other):  # noqa: F811
+    embed(["a question"])  # the embedding model, loaded once for this process (the live server's too)
     first = an_audience(owner, other, invited_reader(owner))
     exchange(owner, "What flour do you use for sourdough bread?", visitor="v2", grounding=NO_NOTES)
     page.goto("/login/")
