@@ -110,7 +110,9 @@ def test_revising_an_audience_answer_makes_a_correction_shown_on_the_dashboard(o
     card = owner_client.get("/dashboard/").content.decode().split('id="corrections"')[1].split("</section>")[0]
     assert "<strong>1</strong> correction waiting" in card and "1 of them to your" in card
     page = owner_client.get(f"/audience/conversations/{talks.conversation_id}/").content.decode()
-    assert "About twelve kilos a hive." in page and "the twin had said" in page
+    assert '<div class="answer-text revised">About twelve kilos a hive.</div>' in page and "the twin had said" in page
+    revised = page.split(f'id="answer-{talks.pk}"')[1].split('class="bubble')[0]
+    assert "Twelve kilograms." not in revised  # the twin's checked sentences are not shown as the answer
 
 
 def test_an_empty_revision_is_refused_with_the_reason(owner_client, talks):
