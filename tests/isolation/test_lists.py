@@ -5,7 +5,7 @@ import pytest
 from django.urls import reverse
 
 from chat import audience
-from features.models import Chunk
+from features.models import Chunk, DatasetVersion
 from tests.conftest import api_client_for
 
 from .world import OPERA, VISITOR_ID, World
@@ -90,11 +90,14 @@ def test_api_lists_never_show_another_users_objects(request, viewer):
         assert response.status_code == 200, path
         return [row[key] for row in response.json()["results"]]
 
-    assert ids("/api/v1/sources/") == [mine.source.pk]
-    assert ids("/api/v1/documents/") == [mine.document.pk]
+    # The world's two sources: its private one and the one it shares with its audience (each with its dataset).
+    shared = mine.shared_source
+    assert sorted(ids("/api/v1/sources/")) == sorted([mine.source.pk, shared.pk])
+    assert sorted(ids("/api/v1/documents/")) == sorted([mine.document.pk, shared.documents.get().pk])
     assert ids(f"/api/v1/documents/?source={theirs.source.pk}") == []
-    assert ids("/api/v1/datasets/?kind=instruct") == [mine.dataset.pk]
-    assert set(ids("/api/v1/datasets/")) == {mine.dataset.pk, mine.preference_run.dataset_version_id}
+    instruct = set(DatasetVersion.objects.for_user(mine.user).filter(kind="instruct").values_list("pk", flat=True))
+    assert mine.dataset.pk in instruct and set(ids("/api/v1/datasets/?kind=instruct")) == instruct
+    assert set(ids("/api/v1/datasets/")) == instruct | {mine.preference_run.dataset_version_id}
     sweep = [run["id"] for run in client.get(f"/api/v1/experiments/{mine.experiment.pk}/").json()["runs"]]
     assert len(sweep) == 2
     assert sorted(ids("/api/v1/training-runs/")) == [mine.run.pk, *sweep]
