@@ -198,10 +198,10 @@ def test_an_answer_beyond_the_batches_waits_in_line_and_sees_its_place(owner_cli
     followed.close()
 
     from chat.events import Event
-    from chat.views import _sse_of
+    from chat.views import sse_of
 
-    assert "3rd in line" in _sse_of(Event("queue", 3))
-    assert "in line" not in _sse_of(Event("queue", 0))
+    assert "3rd in line" in sse_of(Event("queue", 3))
+    assert "in line" not in sse_of(Event("queue", 0))
 
 
 def test_the_busy_limit_is_derived_from_measured_throughput():
