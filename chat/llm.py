@@ -46,6 +46,7 @@ class TwinModels:
         self.adapters: OrderedDict[str, str] = OrderedDict()  # adapter name -> sha256
         self.in_use: Counter[str] = Counter()  # adapter name -> rows decoding with it
         self.batcher: Batcher | None = None
+        self.max_resident = MAX_RESIDENT_ADAPTERS  # idle adapters kept loaded (rows in use are never evicted)
 
     def _load_base(self, identifier: str):
         import torch
@@ -80,7 +81,7 @@ class TwinModels:
             self.adapters[name] = model_version.sha256
         self.adapters.move_to_end(name)
         idle = [other for other in self.adapters if not self.in_use[other] and other != name]
-        for evicted in idle[: max(0, len(self.adapters) - MAX_RESIDENT_ADAPTERS)]:  # oldest first
+        for evicted in idle[: max(0, len(self.adapters) - self.max_resident)]:  # oldest first
             del self.adapters[evicted]
             self.model.delete_adapter(evicted)
         return True
