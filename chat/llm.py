@@ -18,14 +18,13 @@ and the Generation says why (`adapter_problem`): the twin keeps answering, with 
 """
 
 import logging
-import threading
 from collections import Counter, OrderedDict
 from collections.abc import Iterator
 
 from django.conf import settings
 
 from features.grounding import generate
-from features.grounding.batching import BASE, Batcher
+from features.grounding.batching import BASE, Batcher, FairLock
 from features.grounding.config import GroundingConfig
 from training import base_models
 
@@ -39,7 +38,7 @@ class AdapterUnavailable(Exception):
 
 class TwinModels:
     def __init__(self):
-        self.lock = threading.Lock()
+        self.lock = FairLock()  # taken in turn: the decoding loop takes it for every step
         self.base_identifier = None
         self.model = None  # a PeftModel once the first adapter is loaded, else the base model
         self.tokenizer = None

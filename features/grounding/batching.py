@@ -101,6 +101,36 @@ def _as_bool(value) -> bool:
     return bool(value.all()) if isinstance(value, torch.Tensor) else bool(value)
 
 
+class FairLock:
+    """A lock granted in the order it was asked for. The decoding loop takes the model's lock for every
+    step and asks again at once: with threading.Lock it won almost every time, and a new question,
+    which takes the lock to check its adapter (chat/llm.py), waited many steps for its first token."""
+
+    def __init__(self):
+        self._turns = threading.Condition(threading.Lock())
+        self._next = self._serving = 0
+
+    def acquire(self):
+        with self._turns:
+            ticket, self._next = self._next, self._next + 1
+            self._turns.wait_for(lambda: self._serving == ticket)
+
+    def release(self):
+        with self._turns:
+            self._serving += 1
+            self._turns.notify_all()
+
+    def locked(self) -> bool:
+        return self._next != self._serving
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
 class Batcher:
     """The decoding loop of one model. submit() from any thread; the loop runs in its own thread
     while there is work. `lock` is held for each forward pass: whoever changes the model's adapters
@@ -109,7 +139,7 @@ class Batcher:
     def __init__(self, model, *, max_rows: int = 16, lock=None):
         self.model = model
         self.max_rows = max_rows
-        self.lock = lock or threading.Lock()
+        self.lock = lock or FairLock()
         self.waiting: queue.Queue[Request] = queue.Queue()
         self.rows: list[Request] = []
         self.cache = None  # rows.RowCache: the rows' KV cache, row k in slot k

@@ -12,7 +12,7 @@ from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from features.grounding import generate, rows
-from features.grounding.batching import BASE, Batcher
+from features.grounding.batching import BASE, Batcher, FairLock
 from features.grounding.config import GroundingConfig
 from features.prompts import build_messages, build_write_messages
 from training import base_models
@@ -173,3 +173,26 @@ def test_greedy_answers_are_the_same_batched_and_alone_on_smollm2():
     alone, batched, _ = alone_and_batched(model, tokenizer, config, ["a0", "a1", BASE, "a2"])
     assert batched == alone
     assert all(text.strip() for text in alone)
+
+
+def test_the_model_lock_is_granted_in_turn():
+    """The decoding loop takes the lock for every step and asks again at once: a question asking for it
+    in between (chat/llm.py checks its adapter under it) gets it next, not when the loop happens to lose."""
+    lock, steps, stop = FairLock(), [], threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            with lock:
+                steps.append(1)
+                time.sleep(0.002)
+
+    thread = threading.Thread(target=loop)
+    thread.start()
+    time.sleep(0.05)
+    asked = len(steps)
+    with lock:
+        waited = len(steps) - asked
+    stop.set()
+    thread.join()
+    assert waited <= 1
+    assert not lock.locked()
