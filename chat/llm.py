@@ -18,14 +18,13 @@ and the Generation says why (`adapter_problem`): the twin keeps answering, with 
 """
 
 import logging
-import threading
 from collections import Counter, OrderedDict
 from collections.abc import Iterator
 
 from django.conf import settings
 
 from features.grounding import generate
-from features.grounding.batching import BASE, Batcher
+from features.grounding.batching import BASE, Batcher, FairLock
 from features.grounding.config import GroundingConfig
 from training import base_models
 
@@ -39,13 +38,14 @@ class AdapterUnavailable(Exception):
 
 class TwinModels:
     def __init__(self):
-        self.lock = threading.Lock()
+        self.lock = FairLock()  # taken in turn: the decoding loop takes it for every step
         self.base_identifier = None
         self.model = None  # a PeftModel once the first adapter is loaded, else the base model
         self.tokenizer = None
         self.adapters: OrderedDict[str, str] = OrderedDict()  # adapter name -> sha256
         self.in_use: Counter[str] = Counter()  # adapter name -> rows decoding with it
         self.batcher: Batcher | None = None
+        self.max_resident = MAX_RESIDENT_ADAPTERS  # idle adapters kept loaded (rows in use are never evicted)
 
     def _load_base(self, identifier: str):
         import torch
@@ -80,7 +80,7 @@ class TwinModels:
             self.adapters[name] = model_version.sha256
         self.adapters.move_to_end(name)
         idle = [other for other in self.adapters if not self.in_use[other] and other != name]
-        for evicted in idle[: max(0, len(self.adapters) - MAX_RESIDENT_ADAPTERS)]:  # oldest first
+        for evicted in idle[: max(0, len(self.adapters) - self.max_resident)]:  # oldest first
             del self.adapters[evicted]
             self.model.delete_adapter(evicted)
         return True

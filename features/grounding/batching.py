@@ -4,17 +4,19 @@ A `Batcher` owns one base model (with its peft adapters) and a decoding thread. 
 one answer: its prompt, its own logits processors (steering, copy guard) and stopping criteria,
 its adapter ("__base__" for the base model alone) and its sampling. A request joins at a token
 boundary: it is prefilled alone (its first token comes from that pass, as it would alone), then
-its KV cache is left-padded into the batch's and it decodes with the others; a finished or
-cancelled row leaves the batch at once. Rows keep their own positions (position ids counted
-from their own first token) and an attention mask that hides the padding, so each row computes
-what it would compute alone; every row's processors see its own unpadded ids, one row at a time.
+its KV cache goes into the batch's (rows.RowCache: left-padded, each row in its own slot) and it
+decodes with the others; a finished or cancelled row leaves the batch at once. Rows keep their own
+positions (position ids counted from their own first token) and an attention mask that hides the
+padding, so each row computes what it would compute alone; every row's processors see its own
+unpadded ids, one row at a time.
 
 Greedy rows give the same tokens as alone. Sampled rows draw from their own torch.Generator,
 seeded from the request's seed, so a seed gives the same draft batched or alone.
 
-Why left padding and one shared cache rather than a cache per row: the decode step is then one
-forward call on [rows, 1] with peft's mixed-adapter batches (`adapter_names=[...]`), which is
-where batching pays (the weights are read once per step for all rows).
+A decode step is one forward call on [rows, 1]: the weights are read once per step for all rows,
+which is where batching pays. Each row's LoRA weights sit in a slot (rows.RowLora), so that the
+adapters of all rows cost two batched matmuls a layer; peft's own mixed-adapter forward
+(`adapter_names=[...]`, a pass per adapter) serves the prefill and the adapters RowLora cannot.
 """
 
 import logging
@@ -99,6 +101,36 @@ def _as_bool(value) -> bool:
     return bool(value.all()) if isinstance(value, torch.Tensor) else bool(value)
 
 
+class FairLock:
+    """A lock granted in the order it was asked for. The decoding loop takes the model's lock for every
+    step and asks again at once: with threading.Lock it won almost every time, and a new question,
+    which takes the lock to check its adapter (chat/llm.py), waited many steps for its first token."""
+
+    def __init__(self):
+        self._turns = threading.Condition(threading.Lock())
+        self._next = self._serving = 0
+
+    def acquire(self):
+        with self._turns:
+            ticket, self._next = self._next, self._next + 1
+            self._turns.wait_for(lambda: self._serving == ticket)
+
+    def release(self):
+        with self._turns:
+            self._serving += 1
+            self._turns.notify_all()
+
+    def locked(self) -> bool:
+        return self._next != self._serving
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
 class Batcher:
     """The decoding loop of one model. submit() from any thread; the loop runs in its own thread
     while there is work. `lock` is held for each forward pass: whoever changes the model's adapters
@@ -107,11 +139,11 @@ class Batcher:
     def __init__(self, model, *, max_rows: int = 16, lock=None):
         self.model = model
         self.max_rows = max_rows
-        self.lock = lock or threading.Lock()
+        self.lock = lock or FairLock()
         self.waiting: queue.Queue[Request] = queue.Queue()
         self.rows: list[Request] = []
-        self.cache = None
-        self.mask = None  # [rows, cached length + 1]: 1 for a real token, 0 for padding
+        self.cache = None  # rows.RowCache: the rows' KV cache, row k in slot k
+        self.lora = None  # rows.RowLora: the rows' LoRA weights, row k in slot k (None: peft's forward)
         self.thread: threading.Thread | None = None
         self.state = threading.Lock()  # starting and stopping the thread
         self.steps = 0
@@ -142,7 +174,7 @@ class Batcher:
                 logger.exception("batched decoding failed")
                 for row in self.rows:
                     row.finish(exc)
-                self.rows, self.cache, self.mask = [], None, None
+                self.rows, self.cache, self.lora = [], None, None
 
     def _forward(self, input_ids, mask, positions, adapters, cache):
         from peft import PeftModel
@@ -177,70 +209,94 @@ class Batcher:
 
                 out = self._forward(ids, mask, positions, [request.adapter], DynamicCache(config=self.model.config))
                 done = request.choose(out.logits[:, -1].to(dtype=torch.float32, copy=True))
+                if not done:
+                    self._join(request, out.cache)
             except Exception as exc:
                 logger.exception("prefill failed")
                 request.finish(exc)
                 continue
             if done:
                 request.finish()
-            else:
-                self._join(request, out.past_key_values, mask)
 
-    def _join(self, request: Request, cache, mask):
+    def _join(self, request: Request, cache):
+        from .rows import RowCache
+
+        request.lora_name = self._lora_name(request.adapter)
         if self.cache is None:
-            self.rows, self.cache, self.mask = [request], cache, mask
-            return
-        have, new = self.mask.shape[1], mask.shape[1]
-        width = max(have, new)
-        for mine, theirs in zip(self.cache.layers, cache.layers, strict=True):
-            mine.keys = torch.cat([_left_pad(mine.keys, width), _left_pad(theirs.keys, width)])
-            mine.values = torch.cat([_left_pad(mine.values, width), _left_pad(theirs.values, width)])
-        self.mask = torch.cat([_left_pad(self.mask, width, dim=1), _left_pad(mask, width, dim=1)])
+            self.cache = RowCache(len(cache.layers))
+        self._fit_lora(request)
+        if self.lora is not None:
+            self.lora.put(len(self.rows), request.lora_name)
+        self.cache.join(cache)
         self.rows.append(request)
+
+    def _lora_name(self, adapter: str | None) -> str | None:
+        """The row's adapter by name; None: the model has no adapters, or several are active. A request's
+        None means "the model as it is": its active adapter, or none while the caller disabled them."""
+        from peft import PeftModel
+
+        from .rows import lora_layers
+
+        if not isinstance(self.model, PeftModel) or adapter is not None:
+            return adapter
+        layers = lora_layers(self.model)
+        if not layers or layers[0].disable_adapters:
+            return BASE
+        active = self.model.active_adapters
+        return active[0] if len(active) == 1 else None
+
+    def _fit_lora(self, joining: Request):
+        """The rows' LoRA weights in slots (rows.RowLora), or None: peft's own mixed-adapter forward
+        when a row's adapter is not plain LoRA, or the LoRA layers changed (an adapter with other
+        target modules loaded) and the slots are rebuilt for the rows in flight."""
+        from .rows import RowLora, lora_layers
+
+        names = [row.lora_name for row in [*self.rows, joining]]
+        if None in names or not all(name == BASE or RowLora.supports(self.model, name) for name in names):
+            self.lora = None
+            return
+        if self.lora is not None and self.lora.layers == lora_layers(self.model):
+            return
+        self.lora = RowLora(self.model)
+        for slot, row in enumerate(self.rows):
+            self.lora.put(slot, row.lora_name)
 
     def _step(self):
         """One token for every row; finished and cancelled rows leave."""
         rows = self.rows
         input_ids = torch.stack([row.ids[0, -1:] for row in rows])
         positions = torch.tensor([[row.ids.shape[1] - 1] for row in rows], device=input_ids.device)
-        self.mask = torch.cat([self.mask, self.mask.new_ones((len(rows), 1))], dim=1)
-        out = self._forward(input_ids, self.mask, positions, [row.adapter for row in rows], self.cache)
-        self.cache = out.past_key_values
+        mask = self.cache.step_mask()
+        if self.lora is not None:
+            with self.lora.applied(len(rows)):
+                out = self._forward(input_ids, mask, positions, [None], self.cache)
+        else:
+            out = self._forward(input_ids, mask, positions, [row.lora_name for row in rows], self.cache)
+        self.cache.advance()
         logits = out.logits[:, -1].to(dtype=torch.float32, copy=True)
-        keep = []
+        gone = []
         for index, row in enumerate(rows):
             try:
                 done = row.cancelled.is_set() or row.choose(logits[index : index + 1])
             except Exception as exc:  # this row's processors failed: it ends, the others go on
                 logger.exception("decoding a row failed")
                 row.finish(exc)
+                gone.append(index)
                 continue
             if done:
                 row.finish()
-            else:
-                keep.append(index)
+                gone.append(index)
         self.steps += 1
-        if len(keep) < len(rows):
-            self._leave(keep)
+        for index in reversed(gone):
+            self._leave(index)
 
-    def _leave(self, keep: list[int]):
-        if not keep:
-            self.rows, self.cache, self.mask = [], None, None
-            return
-        index = torch.tensor(keep, device=self.mask.device)
-        self.rows = [self.rows[k] for k in keep]
-        mask = self.mask.index_select(0, index)
-        start = int((mask.sum(0) > 0).nonzero()[0])  # columns that are padding for every row left
-        self.mask = mask[:, start:]
-        for layer in self.cache.layers:
-            layer.keys = layer.keys.index_select(0, index)[:, :, start:]
-            layer.values = layer.values.index_select(0, index)[:, :, start:]
-
-
-def _left_pad(tensor: torch.Tensor, width: int, dim: int = 2) -> torch.Tensor:
-    missing = width - tensor.shape[dim]
-    if missing <= 0:
-        return tensor
-    shape = list(tensor.shape)
-    shape[dim] = missing
-    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
+    def _leave(self, index: int):
+        """Row `index` leaves: the last row takes its slot (in the cache, the LoRA slots and the list)."""
+        last = len(self.rows) - 1
+        self.cache.leave(index)
+        if self.lora is not None and index != last:
+            self.lora.move(last, index)
+        self.rows[index] = self.rows[last]
+        self.rows.pop()
+        if not self.rows:
+            self.cache, self.lora = None, None

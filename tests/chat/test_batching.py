@@ -11,8 +11,8 @@ from django.conf import settings
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from features.grounding import generate
-from features.grounding.batching import BASE, Batcher
+from features.grounding import generate, rows
+from features.grounding.batching import BASE, Batcher, FairLock
 from features.grounding.config import GroundingConfig
 from features.prompts import build_messages, build_write_messages
 from training import base_models
@@ -90,7 +90,10 @@ def alone_and_batched(model, tokenizer, config, adapters: list[str], write=False
     return alone, batched, batcher
 
 
-def test_greedy_and_seeded_answers_are_the_same_batched_and_alone_on_the_tiny_model():
+@pytest.mark.parametrize("spare_columns", [64, 1])
+def test_greedy_and_seeded_answers_are_the_same_batched_and_alone_on_the_tiny_model(monkeypatch, spare_columns):
+    """spare_columns=1: the KV cache buffers grow at almost every join and token (rows.RowCache)."""
+    monkeypatch.setattr(rows, "SPARE_COLUMNS", spare_columns)
     path = base_models.resolve("tiny")
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = with_adapters(path, 4)
@@ -102,11 +105,38 @@ def test_greedy_and_seeded_answers_are_the_same_batched_and_alone_on_the_tiny_mo
     assert batcher.steps < sum(len(tokenizer(text)["input_ids"]) for text in alone)  # rows shared steps
 
 
-def test_one_answer_alone_is_what_model_generate_gives():
-    """The batcher's loop, one row: the same tokens as transformers' generate with the same processors."""
+def test_row_lora_computes_what_peft_computes():
+    """The batch's LoRA slots (two bmm calls a layer for all rows) give peft's mixed-adapter forward,
+    rows of different adapters, ranks and target modules and base rows together."""
+    model = with_adapters(base_models.resolve("tiny"), 2)
+    torch.manual_seed(7)
+    model.add_adapter("wide", LoraConfig(r=4, lora_alpha=4, target_modules="all-linear", init_lora_weights=False))
+    names = ["a0", "wide", BASE, "a1", "a0"]
+    ids = torch.randint(0, 200, (len(names), 9))
+    with torch.inference_mode():
+        expected = model(input_ids=ids, adapter_names=names).logits
+        lora = rows.RowLora(model)
+        for slot, name in enumerate(names):
+            lora.put(slot, name)
+        lora.move(4, 2)  # a row leaving: the last one takes its slot
+        with lora.applied(4):
+            got = model(input_ids=ids[[0, 1, 4, 3]]).logits
+        assert model(input_ids=ids, adapter_names=names).logits.allclose(expected)  # the model is as it was
+    assert got.allclose(expected[[0, 1, 4, 3]], atol=1e-5)
+    assert not got[2].allclose(expected[2], atol=1e-3)  # the adapters do change the logits
+
+
+@pytest.mark.parametrize("adapter", [None, "a1"])
+def test_one_answer_alone_is_what_model_generate_gives(adapter):
+    """The batcher's loop, one row: the same tokens as transformers' generate with the same processors
+    (with an adapter: peft's own forward)."""
     path = base_models.resolve("tiny")
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    if adapter:
+        model = with_adapters(path, 2)
+        model.set_adapter(adapter)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
     config = GroundingConfig.from_settings().but(max_new_tokens=24)
     messages = build_messages("Alice", QUESTIONS[0], NOTES[:2])
     served = "".join(generate.stream_generation(model, tokenizer, messages, config, evidence=NOTES[:2]))
@@ -143,3 +173,26 @@ def test_greedy_answers_are_the_same_batched_and_alone_on_smollm2():
     alone, batched, _ = alone_and_batched(model, tokenizer, config, ["a0", "a1", BASE, "a2"])
     assert batched == alone
     assert all(text.strip() for text in alone)
+
+
+def test_the_model_lock_is_granted_in_turn():
+    """The decoding loop takes the lock for every step and asks again at once: a question asking for it
+    in between (chat/llm.py checks its adapter under it) gets it next, not when the loop happens to lose."""
+    lock, steps, stop = FairLock(), [], threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            with lock:
+                steps.append(1)
+                time.sleep(0.002)
+
+    thread = threading.Thread(target=loop)
+    thread.start()
+    time.sleep(0.05)
+    asked = len(steps)
+    with lock:
+        waited = len(steps) - asked
+    stop.set()
+    thread.join()
+    assert waited <= 1
+    assert not lock.locked()
