@@ -105,6 +105,11 @@ class InvitationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         return Response(InvitationSerializer(access).data)
 
 
+def _name(request) -> str:
+    """The group name of a request body; a body that is not a JSON object names nothing (400, not 500)."""
+    return str(request.data.get("name", "")) if isinstance(request.data, dict) else ""
+
+
 class GroupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
     """Your audience groups. POST creates one, PATCH renames it, DELETE removes it (its people stay
     invited, in no group); `revoke/` revokes everyone in it."""
@@ -118,7 +123,7 @@ class GroupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Dest
     @extend_schema(request=GroupSerializer, responses={201: GroupSerializer})
     def create(self, request):
         try:
-            group = do_create_group(request.user, str(request.data.get("name", "")))
+            group = do_create_group(request.user, _name(request))
         except SharingRefused as exc:
             return _refused(exc)
         return Response(GroupSerializer(group).data, status=status.HTTP_201_CREATED)
@@ -127,7 +132,7 @@ class GroupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Dest
     def partial_update(self, request, pk=None):
         group = self.get_object()
         try:
-            group = do_rename_group(group, str(request.data.get("name", "")))
+            group = do_rename_group(group, _name(request))
         except SharingRefused as exc:
             return _refused(exc)
         return Response(GroupSerializer(group).data)
