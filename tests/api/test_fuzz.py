@@ -45,6 +45,9 @@ PATH_IDS = {
     "/api/v1/drafts/": "draft",
     "/api/v1/experiments/": "experiment",
     "/api/v1/models/": "model_version",
+    "/api/v1/sharing/groups/": "group",
+    "/api/v1/sharing/invitations/": "invitation",
+    "/api/v1/sharing/sources/": "shared_source",
     "/api/v1/sources/": "source",
     "/api/v1/training-runs/": "run",
 }
