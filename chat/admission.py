@@ -11,7 +11,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Publication
@@ -112,8 +111,7 @@ def admit(owner, asker=None, visitor: str = ""):
     if visitor:
         _admit_visitor(in_flight, owner, visitor)
     elif asker is not None:
-        own_twin = Q(conversation__owner=asker, conversation__asker__isnull=True, conversation__visitor="")
-        theirs = in_flight.filter(own_twin | Q(conversation__asker=asker)).count()
+        theirs = in_flight.asked_by(asker).count()
         if theirs >= settings.TWIN_MAX_PENDING_ANSWERS_PER_USER:
             raise ChatBusy(
                 f"Your {theirs} earlier question{'s are' if theirs > 1 else ' is'} still being answered; "
@@ -121,7 +119,7 @@ def admit(owner, asker=None, visitor: str = ""):
                 status_code=429,
             )
     else:
-        mine = in_flight.for_user(owner).filter(conversation__asker__isnull=True, conversation__visitor="").count()
+        mine = in_flight.for_user(owner).own().count()
         if mine >= settings.TWIN_MAX_PENDING_ANSWERS_PER_USER:
             raise ChatBusy(
                 f"Your twin is still answering your {mine} earlier question{'s' if mine > 1 else ''}; "

@@ -12,6 +12,8 @@ from rest_framework.test import APIClient
 
 from accounts.actions import do_issue_api_token, user_data_dirs
 from accounts.models import User
+from accounts.publication import do_ensure_publication
+from accounts.sharing import do_create_group, do_invite
 from chat.actions import do_answer, do_edit_draft, do_write
 from chat.models import Message
 from features.models import DatasetVersion
@@ -70,6 +72,9 @@ def build_twin(user, filename, text, question):
     draft.refresh_from_db()
     do_edit_draft(draft, "My own version of it.")  # a correction too
     do_issue_api_token(user, "laptop")
+    # Sharing rows too: a group, an invitation in it, and a publication.
+    do_invite(user, f"friend-of-{user.username}@example.com", do_create_group(user, "Friends"))
+    do_ensure_publication(user)
 
 
 def test_deleting_an_account_removes_every_owned_row_and_file_and_nothing_else(data_dir, owner, other, client):

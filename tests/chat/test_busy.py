@@ -202,6 +202,9 @@ def test_an_answer_beyond_the_batches_waits_in_line_and_sees_its_place(owner_cli
 
     assert "3rd in line" in sse_of(Event("queue", 3))
     assert "in line" not in sse_of(Event("queue", 0))
+    from chat.widget_views import _sse_of as widget_sse_of
+
+    assert widget_sse_of(Event("queue", 3)) == "event: queue\ndata: 3\n\n"  # twin-widget.js: "Waiting: 3 in line…"
 
 
 def test_the_busy_limit_is_derived_from_measured_throughput():

@@ -68,6 +68,9 @@ def identity_client(owner, other, staff, owner_world):
             token = api_client_for(other)._credentials["HTTP_AUTHORIZATION"]
             client = APIClient(HTTP_AUTHORIZATION=token) if api else Client(HTTP_AUTHORIZATION=token)
         client.visitor_id = VISITOR_ID if identity == "visitor" else f"{identity.replace('_', '-')}-own-visitor-id"
+        # Different people, different addresses: per-address limits (the login lockout counts
+        # wrong passwords per address) must not carry one identity's requests over to the next.
+        client.defaults["REMOTE_ADDR"] = f"198.51.100.{IDENTITIES.index(identity) + 1}"
         return client
 
     return make

@@ -280,7 +280,13 @@ API = [
     Route("patch", "/api/v1/sharing/sources/{source}/", OBJECT, {"audience": True}),
     Route("post", "/api/v1/chat/", SHARED, {"message": "When do your beans flower?", "twin": "{audience}"}),
     Route("get", "/api/v1/conversations/", SHARED, {"twin": "{audience}"}),
-    Route("get", "/api/v1/conversations/{audience_conversation}/", SHARED, {"twin": "{audience}"}),
+    Route(
+        "get",
+        "/api/v1/conversations/{audience_conversation}/",
+        SHARED,
+        {"twin": "{audience}"},
+        expect={"owner": 404},  # the owner's chat API has the owner's own conversations; /api/v1/audience/ the rest
+    ),
     Route(
         "post",
         "/v1/chat/completions",

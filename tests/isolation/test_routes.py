@@ -126,7 +126,7 @@ def test_each_identity_gets_what_the_matrix_says_and_changes_nothing_of_the_owne
             assert marker not in body, f"{identity} was shown the owner's {marker!r}: {row}"
 
 
-@pytest.mark.parametrize("row", [r for r in ROUTES if r.kind in (OBJECT, STAFF)], ids=str)
+@pytest.mark.parametrize("row", [r for r in ROUTES if r.kind in (OBJECT, STAFF) and "{" in r.path], ids=str)
 def test_a_malformed_id_is_refused_not_a_server_error(row, identity_client):
     identity = "staff" if row.kind == STAFF else "owner"
 

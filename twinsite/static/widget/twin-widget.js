@@ -88,6 +88,10 @@
     var text = el.querySelector(".text");
     var source = new EventSource(new URL(url, base).href); // never with credentials
     var end = function (message) { source.close(); form.querySelector("button").disabled = false; say(message); };
+    source.addEventListener("queue", function (e) {
+      var place = JSON.parse(e.data); // 0: it has left the line
+      say(place > 0 ? (place === 1 ? "Next in line…" : "Waiting: " + place + " in line…") : "");
+    });
     source.addEventListener("sources", function (e) { showSources(el, JSON.parse(e.data)); });
     source.addEventListener("token", function (e) { text.textContent += JSON.parse(e.data); });
     source.addEventListener("grounding", function (e) { text.textContent = JSON.parse(e.data).content; });
