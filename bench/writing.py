@@ -162,8 +162,11 @@ def run(quick: bool) -> dict:
         prompts = gate_prompts(records, split, count)
         passages = [Note(i, t) for i, t in enumerate(spread(split.train_texts, 200))]
         pool = NoteSentences.from_chunks(passages, embed)
-        guard = CorpusIndex(tokenizer, split.train_texts, config.grounding.copy_guard_ngram)
-        corpus_grams = training_ngrams([text for _, _, text in documents])
+        # As chat/writing.py serves: the guard indexes every document the owner has (held-out ones
+        # too; the split only decides what the adapter trains on), and copying counts against them all.
+        owned = [text for _, _, text in documents]
+        guard = CorpusIndex(tokenizer, owned, config.grounding.copy_guard_ngram)
+        corpus_grams = training_ngrams(owned)
         heldout = "\n\n".join(split.heldout_texts)
         references = [p.reference for p in prompts]
         windows = spread(text_windows(tokenizer, split.heldout_texts, 256), 48)

@@ -10,17 +10,13 @@ to measure alone) and compared with the author's held-out text: lower is closer.
 """
 
 import math
-import re
 from collections import Counter
 
-WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+from features.words import words
+
 MFW = 100  # most frequent words
 SEGMENT_WORDS = 200
 COPY_N = 8
-
-
-def words(text: str) -> list[str]:
-    return WORD.findall(text.lower())
 
 
 def _frequencies(tokens: list[str], vocabulary: list[str]) -> list[float]:

@@ -24,6 +24,8 @@ from collections import Counter, defaultdict
 import torch
 from transformers import LogitsProcessor, StoppingCriteria
 
+from features.words import LETTERS, words
+
 MAX_NGRAM = 6
 # An answer sentence that opens like a note is held to the note's first tokens, not only its first:
 # "One" (of "One came from a swarm… the one I call Dividend") went on "One of the other colonies".
@@ -204,18 +206,25 @@ def steered_decoding(tokenizer, evidence: list[str], prompt_length: int, *, copy
 
 
 class CorpusIndex:
-    """The owner's corpus as "which token may not come next": every run of n-1 tokens mapped to
-    the tokens that follow it somewhere in the corpus. Continuing one would complete an n-gram
-    of the owner's old text, which a draft must compose, not copy. Built once per owner and
-    corpus version (chat/writing.py caches it); a lookup per decoding step."""
+    """The owner's corpus as "what may not come next", twice over: every run of n-1 tokens mapped
+    to the tokens that follow it somewhere in the corpus, and every run of n-1 words (as the copy
+    measure counts words: features/words.py) mapped to the words that follow it. Continuing either
+    would complete an n-gram of the owner's old text, which a draft must compose, not copy. The
+    word table catches what the token table cannot see: the same words with other punctuation or
+    case ("Church, whose" and "church whose"). Built once per owner and corpus version
+    (chat/writing.py caches it); lookups per decoding step."""
 
     def __init__(self, tokenizer, texts: list[str], n: int):
         self.n = n
+        self.tokenizer = tokenizer
         self.banned_after: dict[tuple, set[int]] = defaultdict(set)
+        self.words_after: dict[tuple, set[str]] = defaultdict(set)
         for text in texts:
             ids = tokenizer(text, add_special_tokens=False)["input_ids"]
             for gram in ngrams(ids, n):
                 self.banned_after[gram[:-1]].add(gram[-1])
+            for gram in ngrams(words(text), n):
+                self.words_after[gram[:-1]].add(gram[-1])
 
     def __len__(self) -> int:
         return len(self.banned_after)
@@ -233,10 +242,38 @@ def copyable_token_ids(tokenizer) -> frozenset[int]:
     return frozenset(copyable)
 
 
+@functools.cache
+def word_starts(tokenizer) -> tuple[dict[str, frozenset[int]], dict[str, frozenset[int]]]:
+    """The tokens that can begin a word, by their letters (lower case): those with a boundary of
+    their own (" ecclesiastic", "(the") and those without ("the"), which begin a word only after
+    a space or punctuation."""
+    bounded, bare = defaultdict(set), defaultdict(set)
+    for token_id in range(len(tokenizer)):
+        text = tokenizer.decode([token_id]).lower()
+        found = LETTERS.match(text)
+        if found:
+            starts_bounded = not (text[0].isalpha() or text[0] == "'")  # "'s" goes on the word before
+            (bounded if starts_bounded else bare)[found.group(1)].add(token_id)
+    return {k: frozenset(v) for k, v in bounded.items()}, {k: frozenset(v) for k, v in bare.items()}
+
+
+def tokens_starting(tokenizer, banned_words: set[str], after_a_word: bool) -> set[int]:
+    """Every token that would begin one of `banned_words` (its letters a prefix of the word)."""
+    bounded, bare = word_starts(tokenizer)
+    found = set()
+    for word in banned_words:
+        for end in range(1, len(word) + 1):
+            found |= bounded.get(word[:end], frozenset())
+            if not after_a_word:
+                found |= bare.get(word[:end], frozenset())
+    return found
+
+
 class CopyGuard(LogitsProcessor):
-    """Write mode: forbid the token that would complete an n-gram of the corpus (numbers and names
-    excepted), and any 4-gram the draft itself has already said (no sentence said twice). The
-    repetition penalty looks at the draft only: the brief's own words must stay cheap."""
+    """Write mode: forbid the token that would complete an n-gram of the corpus, of tokens or of
+    words (numbers and names excepted), and any 4-gram the draft itself has already said (no
+    sentence said twice). The repetition penalty looks at the draft only: the brief's own words
+    must stay cheap."""
 
     def __init__(
         self,
@@ -263,6 +300,7 @@ class CopyGuard(LogitsProcessor):
             banned = set()
             if self.index is not None and len(generated) >= self.index.n - 1:
                 banned |= self.index.banned_after.get(tuple(generated[-(self.index.n - 1) :]), set()) - self.copyable
+                banned |= self._starting_a_copied_word(generated) - self.copyable
             size = self.no_repeat
             if size and len(generated) >= size:
                 prefix = generated[-(size - 1) :]
@@ -274,6 +312,18 @@ class CopyGuard(LogitsProcessor):
             if banned:
                 scores[row, list(banned)] = -float("inf")
         return scores
+
+    def _starting_a_copied_word(self, generated: list[int]) -> set[int]:
+        """The tokens that would begin the corpus word that follows the draft's last n-1 words."""
+        text = self.index.tokenizer.decode(generated)
+        said = words(text)[-(self.index.n - 1) :]
+        if len(said) < self.index.n - 1:
+            return set()
+        banned_words = self.index.words_after.get(tuple(said))
+        if not banned_words:
+            return set()
+        after_a_word = text[-1].isalpha() or text[-1] == "'"  # a bare token would go on that word
+        return tokens_starting(self.index.tokenizer, banned_words, after_a_word)
 
 
 def write_decoding(tokenizer, prompt_length: int, config, index: CorpusIndex | None):

@@ -43,6 +43,37 @@ def test_the_copy_guard_forbids_completing_an_8_gram_of_the_corpus(tokenizer):
     assert copy_rate([tokenizer.decode(ids[:20])], training_ngrams([CORPUS])) == 1.0
 
 
+def test_the_copy_guard_counts_words_as_the_copy_measure_does(tokenizer):
+    """The corpus's words in another case and punctuation are other tokens but the same words: a
+    decoder that wants to recite them gets no 8 of them in a row. Seen on Bierce's DATARY: the
+    token guard alone let "high ecclesiastic official of the Roman Catholic Church whose important
+    function" through, because the corpus has "Church, whose"."""
+    corpus = (
+        "DATARY, n. A high ecclesiastic official of the Roman Catholic Church, whose important function "
+        "is to brand the Pope's bulls with the words Datum Romae."
+    )
+    wanted = tokenizer(
+        " a high ecclesiastic official of the roman catholic church whose important function is to brand the "
+        "pope's bulls with the words",
+        add_special_tokens=False,
+    )["input_ids"]
+    filler = tokenizer(" and", add_special_tokens=False)["input_ids"][0]
+
+    def recite(index):
+        prompt, generated = [filler], []
+        guard = CopyGuard(index, len(prompt), copyable_token_ids(tokenizer))
+        for token in wanted:  # each step the model wants the corpus's next word, else " and"
+            scores = torch.zeros(1, len(tokenizer))
+            scores[0, filler], scores[0, token] = 5.0, 10.0
+            generated.append(int(guard(torch.tensor([prompt + generated]), scores).argmax()))
+        return tokenizer.decode(generated)
+
+    index = CorpusIndex(tokenizer, [corpus], 8)
+    assert copy_rate([recite(index)], training_ngrams([corpus])) == 0.0
+    index.words_after.clear()  # the token table alone
+    assert copy_rate([recite(index)], training_ngrams([corpus])) > 0.3
+
+
 def test_numbers_and_names_may_still_be_copied(tokenizer):
     text = "we sold 40 jars to Gerald at the market"
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
