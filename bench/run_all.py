@@ -27,6 +27,7 @@ BENCHMARKS = [
     "crawl",
     "fidelity",
     "writing",
+    "refinement",
     "load",
 ]
 

@@ -237,9 +237,19 @@ def copyable_token_ids(tokenizer) -> frozenset[int]:
     copyable = set()
     for token_id in range(len(tokenizer)):
         text = tokenizer.decode([token_id]).strip()
-        if text and (any(ch.isdigit() for ch in text) or text[0].isupper()):
+        pronoun = text == "I" or text.startswith("I'")  # "I" is no name
+        if text and (any(ch.isdigit() for ch in text) or (text[0].isupper() and not pronoun)):
             copyable.add(token_id)
     return frozenset(copyable)
+
+
+SENTENCE_END = frozenset(".!?:;\n\"“”'")
+
+
+def mid_sentence(text: str) -> bool:
+    """Whether the next word goes on a sentence (rather than beginning one, or a line)."""
+    stripped = text.rstrip(" \t")
+    return bool(stripped) and stripped[-1] not in SENTENCE_END
 
 
 @functools.cache
@@ -299,8 +309,12 @@ class CopyGuard(LogitsProcessor):
                 scores[row, seen] = penalised
             banned = set()
             if self.index is not None and len(generated) >= self.index.n - 1:
-                banned |= self.index.banned_after.get(tuple(generated[-(self.index.n - 1) :]), set()) - self.copyable
-                banned |= self._starting_a_copied_word(generated) - self.copyable
+                text = self.index.tokenizer.decode(generated)
+                # A capital after a full stop or a line break begins a sentence or a verse line, not
+                # a name: exempting it let a poem through a line at a time (Bierce's verses).
+                exempt = self.copyable if mid_sentence(text) else frozenset()
+                copying = self.index.banned_after.get(tuple(generated[-(self.index.n - 1) :]), set())
+                banned |= (copying | self._starting_a_copied_word(text)) - exempt
             size = self.no_repeat
             if size and len(generated) >= size:
                 prefix = generated[-(size - 1) :]
@@ -313,9 +327,8 @@ class CopyGuard(LogitsProcessor):
                 scores[row, list(banned)] = -float("inf")
         return scores
 
-    def _starting_a_copied_word(self, generated: list[int]) -> set[int]:
+    def _starting_a_copied_word(self, text: str) -> set[int]:
         """The tokens that would begin the corpus word that follows the draft's last n-1 words."""
-        text = self.index.tokenizer.decode(generated)
         said = words(text)[-(self.index.n - 1) :]
         if len(said) < self.index.n - 1:
             return set()

@@ -74,6 +74,28 @@ def test_the_copy_guard_counts_words_as_the_copy_measure_does(tokenizer):
     assert copy_rate([recite(index)], training_ngrams([corpus])) > 0.3
 
 
+@pytest.mark.parametrize(
+    ("corpus", "said", "capital"),
+    [
+        (
+            "Upon the hill the lonely lantern burns\nAnd all the village turns",
+            "Upon the hill the lonely lantern burns\n",
+            "And",
+        ),
+        ("We walk the dog along the quay. Then the rain comes", "We walk the dog along the quay.", " Then"),
+    ],
+)
+def test_a_capital_that_begins_a_line_or_a_sentence_is_no_name(tokenizer, corpus, said, capital):
+    """Names may be copied, but a capital after a line break or a full stop begins a line or a
+    sentence: exempting those let Bierce's verses through a line at a time."""
+    guard = CopyGuard(CorpusIndex(tokenizer, [corpus], 8), 0, copyable_token_ids(tokenizer))
+    token = tokenizer(capital, add_special_tokens=False)["input_ids"][0]
+    assert token in copyable_token_ids(tokenizer)
+    scores = torch.zeros(1, len(tokenizer))
+    guard(torch.tensor([tokenizer(said, add_special_tokens=False)["input_ids"]]), scores)
+    assert scores[0, token] == -float("inf")
+
+
 def test_numbers_and_names_may_still_be_copied(tokenizer):
     text = "we sold 40 jars to Gerald at the market"
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
