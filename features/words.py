@@ -7,7 +7,7 @@ the same words, or the guard lets through what the measure calls a copy ("Church
 import re
 
 WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
-LETTERS = re.compile(r"[^a-z']*([a-z]+)")  # the first run of letters in a token's text
+LETTERS = re.compile(r"[a-z]+")  # searched for: the first run of letters in a token's text
 
 
 def words(text: str) -> list[str]:

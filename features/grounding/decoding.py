@@ -260,10 +260,10 @@ def word_starts(tokenizer) -> tuple[dict[str, frozenset[int]], dict[str, frozens
     bounded, bare = defaultdict(set), defaultdict(set)
     for token_id in range(len(tokenizer)):
         text = tokenizer.decode([token_id]).lower()
-        found = LETTERS.match(text)
+        found = LETTERS.search(text)
         if found:
             starts_bounded = not (text[0].isalpha() or text[0] == "'")  # "'s" goes on the word before
-            (bounded if starts_bounded else bare)[found.group(1)].add(token_id)
+            (bounded if starts_bounded else bare)[found.group(0)].add(token_id)
     return {k: frozenset(v) for k, v in bounded.items()}, {k: frozenset(v) for k, v in bare.items()}
 
 

@@ -158,6 +158,7 @@ def stream_generation(
     (batcher or Batcher(model, max_rows=1)).submit(request)
     try:
         for piece in streamer:
+            piece = storable(piece)
             if not piece:
                 continue
             if not result.text:
@@ -174,6 +175,12 @@ def stream_generation(
     result.cut_short = len(new) >= max_new_tokens and int(new[-1]) not in request.eos_ids
     result.tokens = len(tokenizer(result.text, add_special_tokens=False)["input_ids"])
     return result
+
+
+def storable(piece: str) -> str:
+    """Generated text as PostgreSQL can keep it: a model may emit the NUL byte (a tiny random one
+    did, and saving its draft failed), which no text column holds."""
+    return piece.replace("\x00", "")
 
 
 def end_token_ids(model, tokenizer) -> frozenset[int]:
