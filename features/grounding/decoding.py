@@ -19,6 +19,7 @@ n-gram once), so decode speed does not change measurably.
 """
 
 import functools
+import re
 from collections import Counter, defaultdict
 
 import torch
@@ -225,9 +226,25 @@ class CorpusIndex:
                 self.banned_after[gram[:-1]].add(gram[-1])
             for gram in ngrams(words(text), n):
                 self.words_after[gram[:-1]].add(gram[-1])
+        self.names = corpus_names(texts)
 
     def __len__(self) -> int:
         return len(self.banned_after)
+
+
+NAME_OR_WORD = re.compile(r"(?<=[a-z,;] )[A-Za-z]+")  # a word inside a sentence (after a lower-case word)
+
+
+def corpus_names(texts: list[str]) -> frozenset[str]:
+    """The words the corpus writes capitalised inside sentences more often than in lower case: its
+    names ("Roman Catholic Church"), which a draft may copy. A common word in capitals ("With",
+    "That") stays banned: sampling moved to the capitalised twin of every banned word otherwise."""
+    capitalised, lower = Counter(), Counter()
+    for text in texts:
+        for found in NAME_OR_WORD.finditer(text):
+            word = found.group(0)
+            (capitalised if word[0].isupper() else lower)[word.lower()] += 1
+    return frozenset(word for word, count in capitalised.items() if count > lower[word])
 
 
 @functools.cache
@@ -314,7 +331,7 @@ class CopyGuard(LogitsProcessor):
                 # a name: exempting it let a poem through a line at a time (Bierce's verses).
                 exempt = self.copyable if mid_sentence(text) else frozenset()
                 copying = self.index.banned_after.get(tuple(generated[-(self.index.n - 1) :]), set())
-                banned |= (copying | self._starting_a_copied_word(text)) - exempt
+                banned |= (copying - exempt) | self._starting_a_copied_word(text)
             size = self.no_repeat
             if size and len(generated) >= size:
                 prefix = generated[-(size - 1) :]
@@ -336,7 +353,10 @@ class CopyGuard(LogitsProcessor):
         if not banned_words:
             return set()
         after_a_word = text[-1].isalpha() or text[-1] == "'"  # a bare token would go on that word
-        return tokens_starting(self.index.tokenizer, banned_words, after_a_word)
+        names = banned_words & self.index.names  # a name may be copied, written as a name
+        return tokens_starting(self.index.tokenizer, banned_words - names, after_a_word) | (
+            tokens_starting(self.index.tokenizer, names, after_a_word) - self.copyable
+        )
 
 
 def write_decoding(tokenizer, prompt_length: int, config, index: CorpusIndex | None):

@@ -96,6 +96,17 @@ def test_a_capital_that_begins_a_line_or_a_sentence_is_no_name(tokenizer, corpus
     assert scores[0, token] == -float("inf")
 
 
+def test_a_common_word_in_capitals_is_no_name(tokenizer):
+    """With " with" banned, sampling moved to " With" (Bierce's adapter: "the thing With deviltry did
+    so accord , That He'd"): a word the corpus writes in lower case is banned in any case."""
+    corpus = "we walk the dog along the quay with the wind behind us and with the rain"
+    guard = CopyGuard(CorpusIndex(tokenizer, [corpus], 8), 0, copyable_token_ids(tokenizer))
+    scores = torch.zeros(1, len(tokenizer))
+    guard(torch.tensor([tokenizer("we walk the dog along the quay", add_special_tokens=False)["input_ids"]]), scores)
+    for variant in (" with", " With", " WITH"):
+        assert scores[0, tokenizer(variant, add_special_tokens=False)["input_ids"][0]] == -float("inf"), variant
+
+
 def test_numbers_and_names_may_still_be_copied(tokenizer):
     text = "we sold 40 jars to Gerald at the market"
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
