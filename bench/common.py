@@ -146,6 +146,18 @@ def timed():
         timer.seconds = time.perf_counter() - start
 
 
+def finished_version(start):
+    """Run a training job to its end (Celery eager): (run, its ModelVersion, seconds); raise if it failed."""
+    from training.models import ModelVersion
+
+    with timed() as t:
+        run = start()
+    run.refresh_from_db()
+    if run.status != "succeeded":
+        raise RuntimeError(f"{run} failed: {run.error}")
+    return run, ModelVersion.objects.get(training_run=run), t.seconds
+
+
 def backend_pid() -> int:
     """The PostgreSQL backend process serving Django's connection (it runs on this machine)."""
     from django.db import connection

@@ -181,14 +181,8 @@ def relevance_rows(label: str, owner, questions, offtopic) -> list[dict]:
 
 def train_and_approve(owner, staff):
     from training.actions import do_approve_model_version, do_start_training_run
-    from training.models import ModelVersion
 
-    with common.timed() as t:
-        run = do_start_training_run(owner)
-    run.refresh_from_db()
-    if run.status != "succeeded":
-        raise RuntimeError(f"training failed: {run.error}")
-    version = ModelVersion.objects.get(training_run=run)
+    run, version, seconds = common.finished_version(lambda: do_start_training_run(owner))
     # Grounding is measured whatever the evaluation gate said; its verdict is logged, and a
     # candidate it did not pass is served through the gate's own override (a written reason).
     override = "" if version.passed_gate else "bench/grounding measures every candidate"
@@ -196,7 +190,7 @@ def train_and_approve(owner, staff):
     log(f"evaluation gate: {version.evaluation_status}, passed={version.passed_gate}")
     models = (version.eval_report or {}).get("models", {})
     perplexity = {name: metrics.get("perplexity") for name, metrics in models.items()}
-    log(f"trained and approved {version} in {t.seconds:.0f} s ({run.total_steps} steps); perplexity {perplexity}")
+    log(f"trained and approved {version} in {seconds:.0f} s ({run.total_steps} steps); perplexity {perplexity}")
     return version
 
 

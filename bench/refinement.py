@@ -49,7 +49,6 @@ def run(quick: bool = False) -> dict:
     from chat.actions import do_edit_draft, do_write
     from features.models import Correction
     from training.actions import do_start_refinement
-    from training.models import ModelVersion
     from twinsite.celery import app
 
     from .grounding import DEMO_DIR, make_twin, train_and_approve
@@ -73,13 +72,8 @@ def run(quick: bool = False) -> dict:
             do_edit_draft(draft, edit["edit"])
         pairs = [c.as_pair() for c in Correction.objects.for_user(owner).order_by("pk")]
         log(f"{len(pairs)} corrections waiting; refining {production}")
-        with common.timed() as t:
-            refinement = do_start_refinement(owner)
-        refinement.refresh_from_db()
-        if refinement.status != "succeeded":
-            raise RuntimeError(f"refinement failed: {refinement.error}")
-        candidate = ModelVersion.objects.get(training_run=refinement)
-        log(f"DPO: {refinement.total_steps} steps in {t.seconds:.0f} s; gate {candidate.evaluation_status}")
+        refinement, candidate, seconds = common.finished_version(lambda: do_start_refinement(owner))
+        log(f"DPO: {refinement.total_steps} steps in {seconds:.0f} s; gate {candidate.evaluation_status}")
         before, after = margins(production, pairs), margins(candidate, pairs)
         report = candidate.eval_report or {}
         models = report.get("models", {})
@@ -94,7 +88,7 @@ def run(quick: bool = False) -> dict:
                 note=f"candidate vs production: {mean_after - mean_before:+.2f} (DPO should raise it)",
             ),
             info_row("pairs where the owner's text gained", sum(map(float.__gt__, after, before)), len(pairs), "pairs"),
-            info_row("DPO run and its gate", round(t.seconds), refinement.total_steps, "s / steps"),
+            info_row("DPO run and its gate", round(seconds), refinement.total_steps, "s / steps"),
         ]
         for key in ("perplexity", "delta", "similarity", "copy_rate", "grounding"):
             if key in cand or key in prod:
