@@ -221,11 +221,12 @@ TWIN_AUDIENCE_CHART_DAYS = envint("TWIN_AUDIENCE_CHART_DAYS", 30)
 # that is, the rows being decoded plus a line that the workers clear within TWIN_ANSWER_WAIT_SECONDS
 # (an answer not started by then is dropped as busy, so a longer line would only fail later).
 # TWIN_SERVE_ANSWERS_PER_MINUTE is one worker's answers a minute with a full batch, as bench/serving
-# measures it on the serving machine (SmolLM2-135M, 2 cores, 8 askers: see bench/README.md).
+# measures it on the serving machine (SmolLM2-135M, 2 cores, 8 askers: 35.4, 36.1 and 36.8 in three
+# runs of 2026-12-08, see bench/README.md "serving").
 # Each answer in flight holds a web thread while its page follows it: the web has TWIN_WEB_THREADS.
 TWIN_SERVE_BATCH = envint("TWIN_SERVE_BATCH", 8)
 TWIN_SERVE_WORKERS = envint("TWIN_SERVE_WORKERS", 1)  # serve workers on the queue, all machines together
-TWIN_SERVE_ANSWERS_PER_MINUTE = envint("TWIN_SERVE_ANSWERS_PER_MINUTE", 24)
+TWIN_SERVE_ANSWERS_PER_MINUTE = envint("TWIN_SERVE_ANSWERS_PER_MINUTE", 36)
 TWIN_ANSWER_WAIT_SECONDS = envint("TWIN_ANSWER_WAIT_SECONDS", 60)  # not started by then: dropped as busy
 TWIN_WEB_THREADS = envint("TWIN_WEB_THREADS", 64)
 TWIN_MAX_ANSWERS_IN_FLIGHT = envint(  # site-wide; beyond it: "busy" (503)

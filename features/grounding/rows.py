@@ -204,6 +204,16 @@ def _row_forward(base_layer, a, b):
 
 
 def lora_layers(model) -> list:
+    """The model's LoRA layers, found once per set of loaded adapters: walking the modules of a model
+    with 8 adapters took 14 ms, and every row that joined the batch walked them several times."""
     from peft.tuners.lora.layer import LoraLayer
 
-    return [module for module in model.modules() if isinstance(module, LoraLayer)]
+    # Layers change only when adapters are loaded or removed: either changes the key (a loaded
+    # adapter's config is a new object, and its target modules decide which layers it wraps).
+    configs = getattr(model, "peft_config", {}).items()
+    key = tuple((name, id(config), repr(getattr(config, "target_modules", None))) for name, config in configs)
+    found = getattr(model, "_twin_lora_layers", None)
+    if found is None or found[0] != key:
+        found = (key, [module for module in model.modules() if isinstance(module, LoraLayer)])
+        model._twin_lora_layers = found
+    return found[1]
